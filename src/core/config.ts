@@ -1,0 +1,101 @@
+/**
+ * Configuration from a plain environment record (`process.env`, `Deno.env.toObject()`, a Worker's
+ * `env`), with the defaults of DECISIONS.md. Every value is range-checked; a bad value fails at
+ * start-up with a message naming the variable, never later at run time.
+ */
+import { parseAllowedOrigins, type OriginPolicy } from './origin.ts';
+
+export interface Config {
+  port: number;
+  host: string;
+  allowedOrigins: OriginPolicy;
+  allowNoOrigin: boolean;
+  maxMessageBytes: number;
+  maxRoomsPerConnection: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** Seconds of continuous excess after which a flooding connection is closed with 1008. */
+  rateLimitCloseAfterMs: number;
+  maxConnectionsPerIp: number;
+  sendQueueMaxBytes: number;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  trustProxy: boolean;
+  logLevel: LogLevel;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses `env` into a {@link Config}; throws {@link ConfigError} listing every bad variable. */
+export function parseConfig(env: Env): Config {
+  const problems: string[] = [];
+  const raw = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const value = raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      problems.push(`${name}=${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return Number(value);
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const value = raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (value === 'true' || value === '1' || value === 'yes') return true;
+    if (value === 'false' || value === '0' || value === 'no') return false;
+    problems.push(`${name}=${JSON.stringify(value)}: expected true or false`);
+    return fallback;
+  };
+
+  let allowedOrigins: OriginPolicy = { any: false, entries: [] };
+  try {
+    allowedOrigins = parseAllowedOrigins(raw('ALLOWED_ORIGINS') ?? 'https://www.aleatoria.chat');
+  } catch (error) {
+    problems.push(`ALLOWED_ORIGINS: ${(error as Error).message}`);
+  }
+
+  const logLevel = (raw('LOG_LEVEL')?.toLowerCase() ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
+
+  const unsupported = ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'].filter((name) => raw(name) !== undefined);
+  if (unsupported.length > 0) {
+    // Refuse rather than run open: an operator who set these expects every connection to be authenticated.
+    problems.push(`${unsupported.join(', ')}: token auth is not available in this version; unset to run without auth`);
+  }
+
+  const config: Config = {
+    port: int('PORT', 8085, 0, 65535),
+    host: raw('HOST') ?? '0.0.0.0',
+    allowedOrigins,
+    allowNoOrigin: bool('ALLOW_NO_ORIGIN', false),
+    maxMessageBytes: int('MAX_MESSAGE_BYTES', 65536, 256, 16 * 1024 * 1024),
+    maxRoomsPerConnection: int('MAX_ROOMS_PER_CONNECTION', 32, 1, 10_000),
+    rateLimitPerSecond: int('RATE_LIMIT_PER_SECOND', 50, 1, 1_000_000),
+    rateLimitBurst: int('RATE_LIMIT_BURST', 100, 1, 1_000_000),
+    rateLimitCloseAfterMs: int('RATE_LIMIT_CLOSE_AFTER_MS', 10_000, 0, 3_600_000),
+    maxConnectionsPerIp: int('MAX_CONNECTIONS_PER_IP', 0, 0, 1_000_000),
+    sendQueueMaxBytes: int('SEND_QUEUE_MAX_BYTES', 1_048_576, 1024, 1024 * 1024 * 1024),
+    pingIntervalMs: int('PING_INTERVAL_MS', 54_000, 10, 3_600_000),
+    pongTimeoutMs: int('PONG_TIMEOUT_MS', 60_000, 10, 3_600_000),
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    trustProxy: bool('TRUST_PROXY', false),
+    logLevel,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,473 @@
+/**
+ * The hub: connections by userId, rooms, direct messages, the availability pool, random matching,
+ * signaling relay and pair tracking. Pure and synchronous: it is handed the clock, the random
+ * source and two outputs (`send`, `close`) and holds connection ids, never sockets, so every
+ * runtime adapter drives the same code and tests drive it with a fake clock and an array outbox.
+ */
+import * as v from 'valibot';
+import {
+  CLIENT_MESSAGE_TYPES,
+  ClientMessage,
+  DEFAULT_ROOM,
+  RefusalCode,
+  RoomName,
+  SYSTEM_USER,
+  UserId,
+  ReconnectToken,
+  type ResponseErrorCode,
+  type ServerMessage,
+} from './protocol.ts';
+import { parseJson, MAX_JSON_DEPTH } from './json.ts';
+import { createAvailabilityPool } from './pool.ts';
+import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
+
+/** An adapter's handle for one socket; opaque to the hub. */
+export type ConnId = string;
+
+/** WebSocket close codes the hub asks for. */
+export const CloseCode = {
+  policyViolation: 1008,
+  replaced: 4000,
+  userIdTaken: 4009,
+} as const;
+
+export interface HubDeps {
+  now(): number;
+  random(): number;
+  send(conn: ConnId, text: string): void;
+  close(conn: ConnId, code: number, reason: string): void;
+  /**
+   * Called once per operation for each session whose durable state changed, so an adapter that
+   * must survive eviction (the Durable Object) can store it with the socket.
+   */
+  persist?(conn: ConnId, state: SessionState): void;
+}
+
+export interface HubOptions {
+  maxRoomsPerConnection: number;
+  rateLimit: RateLimit;
+  /** Continuous excess after which a flooding connection is closed with 1008; 0 never closes. */
+  rateLimitCloseAfterMs: number;
+}
+
+/** What the hub remembers of one user: small, and serializable as it is. */
+export const SessionState = v.object({
+  userId: UserId,
+  token: v.optional(ReconnectToken),
+  rooms: v.pipe(v.array(RoomName), v.maxLength(10_000)),
+  available: v.boolean(),
+  partner: v.optional(UserId),
+});
+export type SessionState = v.InferOutput<typeof SessionState>;
+
+export interface OpenRequest {
+  userId: string;
+  room?: string;
+  token?: string;
+}
+
+export type OpenResult =
+  | { accepted: true; replaced?: ConnId }
+  | { accepted: false; code: 'user_id_taken' };
+
+export interface HubStats {
+  connections: number;
+  rooms: number;
+  available: number;
+  pairs: number;
+}
+
+export interface Hub {
+  /** Registers a freshly upgraded socket. A refused one has already been sent `error` and closed. */
+  open(conn: ConnId, request: OpenRequest): OpenResult;
+  /** Handles one text frame. */
+  message(conn: ConnId, text: string): void;
+  /** Handles one binary frame (not part of the protocol). */
+  binary(conn: ConnId): void;
+  /** The socket is gone; a connection that was replaced or never accepted is ignored. */
+  close(conn: ConnId): void;
+  /** Re-registers a session after the adapter lost its memory (Durable Object wake); sends nothing. */
+  restore(conn: ConnId, state: unknown): boolean;
+  state(conn: ConnId): SessionState | undefined;
+  stats(): HubStats;
+}
+
+interface Session {
+  conn: ConnId;
+  readonly userId: string;
+  readonly token: string | undefined;
+  readonly rooms: Set<string>;
+  partner: string | undefined;
+  bucket: TokenBucket;
+}
+
+const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
+const MAX_DETAILS_LENGTH = 200;
+
+export function createHub(deps: HubDeps, options: HubOptions): Hub {
+  const sessions = new Map<string, Session>(); // by userId
+  const byConn = new Map<ConnId, Session>();
+  const rooms = new Map<string, Set<Session>>();
+  const pool = createAvailabilityPool();
+  const dirty = new Set<Session>();
+  let errorSeq = 0;
+
+  const timestamp = () => new Date(deps.now()).toISOString();
+  const encode = (message: ServerMessage) => JSON.stringify(message);
+
+  function stateOf(session: Session): SessionState {
+    return {
+      userId: session.userId,
+      ...(session.token === undefined ? {} : { token: session.token }),
+      rooms: [...session.rooms],
+      available: pool.has(session.userId),
+      ...(session.partner === undefined ? {} : { partner: session.partner }),
+    };
+  }
+
+  function flush() {
+    if (deps.persist) for (const session of dirty) if (byConn.get(session.conn) === session) deps.persist(session.conn, stateOf(session));
+    dirty.clear();
+  }
+
+  function respondError(conn: ConnId, userId: string, code: ResponseErrorCode, error: string, details: string) {
+    errorSeq = (errorSeq + 1) % Number.MAX_SAFE_INTEGER;
+    deps.send(conn, encode({
+      type: 'error_response',
+      toUser: userId,
+      messageId: `err-${deps.now().toString(36)}-${errorSeq.toString(36)}`,
+      payload: { error, details: details.slice(0, MAX_DETAILS_LENGTH), code },
+      createTime: timestamp(),
+    }));
+  }
+
+  function refuse(conn: ConnId, userId: string, code: RefusalCode, error: string) {
+    deps.send(conn, encode({ type: 'error', fromUser: SYSTEM_USER, toUser: userId, payload: { error, code }, createTime: timestamp() }));
+  }
+
+  function joinRoom(session: Session, room: string) {
+    let members = rooms.get(room);
+    if (!members) rooms.set(room, (members = new Set()));
+    members.add(session);
+    session.rooms.add(room);
+    dirty.add(session);
+  }
+
+  function leaveRoom(session: Session, room: string) {
+    const members = rooms.get(room);
+    members?.delete(session);
+    if (members?.size === 0) rooms.delete(room);
+    session.rooms.delete(room);
+    dirty.add(session);
+  }
+
+  /** Ends `session`'s pair; the partner is told with a server `hangup` when `reason` is given. */
+  function unpair(session: Session, reason?: string) {
+    const partner = session.partner === undefined ? undefined : sessions.get(session.partner);
+    session.partner = undefined;
+    dirty.add(session);
+    if (!partner || partner.partner !== session.userId) return;
+    partner.partner = undefined;
+    dirty.add(partner);
+    if (reason !== undefined) {
+      deps.send(partner.conn, encode({
+        type: 'hangup',
+        fromUser: session.userId,
+        toUser: partner.userId,
+        payload: { reason },
+        createTime: timestamp(),
+      }));
+    }
+  }
+
+  function setAvailable(session: Session, available: boolean) {
+    if (available) pool.add(session.userId);
+    else pool.delete(session.userId);
+    dirty.add(session);
+  }
+
+  function remove(session: Session) {
+    for (const room of session.rooms) leaveRoom(session, room);
+    setAvailable(session, false);
+    unpair(session, 'peer_disconnected');
+    sessions.delete(session.userId);
+    byConn.delete(session.conn);
+    dirty.delete(session);
+  }
+
+  function requestRandomPeer(session: Session, currentPeerId: string | undefined, messageId: string | undefined) {
+    const chosen = pool.pick(deps.random, [session.userId, currentPeerId || undefined]);
+    const partner = chosen === undefined ? undefined : sessions.get(chosen);
+    if (!partner) {
+      deps.send(session.conn, encode({
+        type: 'no_peer_available',
+        fromUser: SYSTEM_USER,
+        toUser: session.userId,
+        payload: { message: NO_PEER_MESSAGE },
+        messageId: messageId ?? undefined,
+        createTime: timestamp(),
+      }));
+      return;
+    }
+    setAvailable(session, false);
+    setAvailable(partner, false);
+    // A user is in one pair at most: whoever either side was paired with learns the call is over.
+    if (session.partner !== partner.userId) {
+      unpair(session, 'peer_left');
+      unpair(partner, 'peer_left');
+    }
+    session.partner = partner.userId;
+    partner.partner = session.userId;
+    const createTime = timestamp();
+    deps.send(session.conn, encode({
+      type: 'assign_role',
+      fromUser: SYSTEM_USER,
+      toUser: session.userId,
+      payload: { role: 'impolite', peerId: partner.userId },
+      messageId: messageId ?? undefined,
+      createTime,
+    }));
+    deps.send(partner.conn, encode({
+      type: 'assign_role',
+      fromUser: SYSTEM_USER,
+      toUser: partner.userId,
+      payload: { role: 'polite', peerId: session.userId },
+      createTime,
+    }));
+  }
+
+  function dispatch(session: Session, msg: ClientMessage) {
+    const { conn, userId } = session;
+    const messageId = msg.messageId ?? undefined;
+    switch (msg.type) {
+      case 'chat_message': {
+        const createTime = timestamp();
+        if (msg.room != null) {
+          const members = rooms.get(msg.room);
+          if (!session.rooms.has(msg.room) || !members) {
+            refuse(conn, userId, 'not_in_room', 'You are not in that room. Join the room first.');
+            return;
+          }
+          // Serialized once for every member, the sender included.
+          const text = encode({ type: 'chat_message', fromUser: userId, room: msg.room, payload: msg.payload, messageId, createTime });
+          for (const member of members) deps.send(member.conn, text);
+          return;
+        }
+        const recipient = sessions.get(msg.toUser!);
+        if (!recipient) {
+          refuse(conn, userId, 'user_not_found', 'That user is not connected.');
+          return;
+        }
+        const copy = { type: 'chat_message', fromUser: userId, toUser: recipient.userId, payload: msg.payload, messageId, createTime } as const;
+        deps.send(recipient.conn, encode({ ...copy, incoming: true }));
+        deps.send(conn, encode({ ...copy, incoming: false }));
+        return;
+      }
+      case 'join_room': {
+        if (!session.rooms.has(msg.room)) {
+          if (session.rooms.size >= options.maxRoomsPerConnection) {
+            refuse(conn, userId, 'too_many_rooms', `You are already in ${options.maxRoomsPerConnection} rooms. Leave one first.`);
+            return;
+          }
+          joinRoom(session, msg.room);
+        }
+        deps.send(conn, encode({
+          type: 'room_joined',
+          fromUser: SYSTEM_USER,
+          toUser: userId,
+          room: msg.room,
+          payload: { room: msg.room, action: 'joined' },
+          messageId,
+          createTime: timestamp(),
+        }));
+        return;
+      }
+      case 'leave_room': {
+        if (!session.rooms.has(msg.room)) {
+          refuse(conn, userId, 'not_in_room', 'You are not in that room.');
+          return;
+        }
+        leaveRoom(session, msg.room);
+        deps.send(conn, encode({
+          type: 'room_left',
+          fromUser: SYSTEM_USER,
+          toUser: userId,
+          room: msg.room,
+          payload: { room: msg.room, action: 'left' },
+          messageId,
+          createTime: timestamp(),
+        }));
+        return;
+      }
+      case 'get_rooms':
+        deps.send(conn, encode({
+          type: 'rooms_list',
+          fromUser: SYSTEM_USER,
+          toUser: userId,
+          payload: { rooms: [...session.rooms] },
+          messageId,
+          createTime: timestamp(),
+        }));
+        return;
+      case 'user_available_webrtc':
+        setAvailable(session, true);
+        return;
+      case 'user_unavailable_webrtc':
+        setAvailable(session, false);
+        return;
+      case 'request_random_peer':
+        requestRandomPeer(session, msg.payload?.currentPeerId ?? undefined, messageId);
+        return;
+      case 'webrtc_offer':
+      case 'webrtc_answer':
+      case 'webrtc_candidate':
+      case 'hangup': {
+        const recipient = sessions.get(msg.toUser);
+        if (!recipient) {
+          refuse(conn, userId, 'user_not_found', 'That user is not connected.');
+          return;
+        }
+        if (msg.type === 'hangup' && session.partner === recipient.userId) unpair(session);
+        deps.send(recipient.conn, encode({
+          type: msg.type,
+          fromUser: userId,
+          toUser: recipient.userId,
+          payload: msg.payload ?? undefined,
+          messageId,
+          createTime: timestamp(),
+        } as ServerMessage));
+        return;
+      }
+      default:
+        msg satisfies never;
+    }
+  }
+
+  function describeIssue(issue: v.BaseIssue<unknown>): string {
+    const path = v.getDotPath(issue) ?? 'message';
+    // Valibot's messages end in "but received <the input>": never echo client input back.
+    return `${path}: ${issue.message.replace(/ but received[\s\S]*$/, '')}`;
+  }
+
+  function handleText(session: Session, text: string) {
+    const { conn, userId } = session;
+    const parsed = parseJson(text);
+    if (!parsed.ok) {
+      const details = parsed.reason === 'depth' ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : 'not valid JSON';
+      respondError(conn, userId, 'invalid_json', 'Invalid message structure', details);
+      return;
+    }
+    const value = parsed.value;
+    const type = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { type?: unknown }).type : undefined;
+    if (typeof type !== 'string') {
+      respondError(conn, userId, 'invalid_message', 'Invalid message structure', 'type: expected a string naming the message type');
+      return;
+    }
+    if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(type)) {
+      respondError(conn, userId, 'unknown_type', 'Unknown message type', `type: ${JSON.stringify(type.slice(0, 64))} is not a client message type`);
+      return;
+    }
+    const result = v.safeParse(ClientMessage, value, { abortEarly: true });
+    if (!result.success) {
+      respondError(conn, userId, 'invalid_message', 'Invalid message structure', describeIssue(result.issues[0]));
+      return;
+    }
+    dispatch(session, result.output);
+  }
+
+  /** Applies the per-connection token bucket; false means the frame is dropped. */
+  function admit(session: Session): boolean {
+    const now = deps.now();
+    if (takeToken(session.bucket, options.rateLimit, now)) return true;
+    const { bucket } = session;
+    if (options.rateLimitCloseAfterMs > 0 && now - bucket.limitedSince >= options.rateLimitCloseAfterMs) {
+      deps.close(session.conn, CloseCode.policyViolation, 'rate limit exceeded');
+      remove(session);
+      return false;
+    }
+    // One error per second at most: answering every dropped frame would amplify the flood.
+    if (now - bucket.notifiedAt >= 1000) {
+      bucket.notifiedAt = now;
+      refuse(session.conn, session.userId, 'rate_limited', 'Too many messages. Slow down.');
+    }
+    return false;
+  }
+
+  function register(conn: ConnId, state: SessionState): Session {
+    const session: Session = {
+      conn,
+      userId: state.userId,
+      token: state.token,
+      rooms: new Set(),
+      partner: state.partner,
+      bucket: createTokenBucket(options.rateLimit, deps.now()),
+    };
+    sessions.set(session.userId, session);
+    byConn.set(conn, session);
+    for (const room of state.rooms) joinRoom(session, room);
+    if (state.available) pool.add(session.userId);
+    return session;
+  }
+
+  return {
+    open(conn, request) {
+      const room = request.room ?? DEFAULT_ROOM;
+      const existing = sessions.get(request.userId);
+      let result: OpenResult;
+      if (!existing) {
+        dirty.add(register(conn, { userId: request.userId, token: request.token, rooms: [room], available: false }));
+        result = { accepted: true };
+      } else if (existing.token !== undefined && existing.token === request.token) {
+        // Takeover: the same client reconnecting before its old socket timed out keeps its
+        // rooms, availability and call; the old socket is told why it is being dropped.
+        const replaced = existing.conn;
+        refuse(replaced, existing.userId, 'replaced', 'This session was taken over by a new connection.');
+        deps.close(replaced, CloseCode.replaced, 'replaced by a new connection');
+        byConn.delete(replaced);
+        existing.conn = conn;
+        byConn.set(conn, existing);
+        if (!existing.rooms.has(room) && existing.rooms.size < options.maxRoomsPerConnection) joinRoom(existing, room);
+        dirty.add(existing);
+        result = { accepted: true, replaced };
+      } else {
+        refuse(conn, request.userId, 'user_id_taken', 'That userId is already connected.');
+        deps.close(conn, CloseCode.userIdTaken, 'userId already connected');
+        result = { accepted: false, code: 'user_id_taken' };
+      }
+      flush();
+      return result;
+    },
+    message(conn, text) {
+      const session = byConn.get(conn);
+      if (!session || !admit(session)) return flush();
+      handleText(session, text);
+      flush();
+    },
+    binary(conn) {
+      const session = byConn.get(conn);
+      if (!session || !admit(session)) return flush();
+      respondError(conn, session.userId, 'binary_not_supported', 'Binary frames are not supported', 'send JSON in text frames');
+      flush();
+    },
+    close(conn) {
+      const session = byConn.get(conn);
+      if (session) remove(session);
+      flush();
+    },
+    restore(conn, state) {
+      const parsed = v.safeParse(SessionState, state);
+      if (!parsed.success || sessions.has(parsed.output.userId)) return false;
+      register(conn, parsed.output);
+      return true;
+    },
+    state(conn) {
+      const session = byConn.get(conn);
+      return session && stateOf(session);
+    },
+    stats() {
+      let paired = 0;
+      for (const session of sessions.values()) if (session.partner !== undefined) paired++;
+      return { connections: sessions.size, rooms: rooms.size, available: pool.size, pairs: paired / 2 };
+    },
+  };
+}

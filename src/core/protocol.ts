@@ -1,0 +1,249 @@
+/**
+ * The wire protocol of record (`shared/spec/aleatoria-go-server.md`), defined once as valibot
+ * schemas. Client frames are parsed with {@link ClientMessage}; everything the server sends is
+ * typed by {@link ServerMessage}. Every string is bounded here, so the hub never sees an
+ * unbounded value.
+ */
+import * as v from 'valibot';
+
+/** Longest userId / peer id (DECISIONS.md: 1-128 characters). */
+export const MAX_USER_ID_LENGTH = 128;
+/** Longest room name (DECISIONS.md: 1-64 characters). */
+export const MAX_ROOM_LENGTH = 64;
+/** Longest chat content, in Unicode code points (DECISIONS.md: 1-4096 characters). */
+export const MAX_CONTENT_CHARS = 4096;
+/** Longest client messageId, and the reconnect token. */
+export const MAX_MESSAGE_ID_LENGTH = 128;
+export const MAX_TOKEN_LENGTH = 256;
+/** SDP and ICE strings are bounded by the frame limit too; these keep each field sane on its own. */
+export const MAX_SDP_BYTES = 60_000;
+export const MAX_CANDIDATE_LENGTH = 2048;
+
+/** The room every connection joins when `?room=` is absent. */
+export const DEFAULT_ROOM = 'Lobby';
+/** `fromUser` of messages that originate from the server itself. */
+export const SYSTEM_USER = 'system';
+
+// C0 controls, DEL and C1 controls: never part of an id or a room name.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+function countCodePoints(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // A high surrogate followed by a low one is one character.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    count++;
+  }
+  return count;
+}
+
+const noControlChars = v.check<string, string>(
+  (text) => !CONTROL_CHARS.test(text),
+  'must not contain control characters',
+);
+
+/** A user id as it appears in `?userId=`, `toUser`, `currentPeerId`. */
+export const UserId = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_USER_ID_LENGTH), noControlChars);
+export type UserId = v.InferOutput<typeof UserId>;
+
+/** A room name, in `?room=` and in `room` fields. */
+export const RoomName = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ROOM_LENGTH), noControlChars);
+export type RoomName = v.InferOutput<typeof RoomName>;
+
+/** The secret a client picks at its first connect to take its own session over later. */
+export const ReconnectToken = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_TOKEN_LENGTH), noControlChars);
+
+export const ChatContent = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.check((text) => countCodePoints(text) <= MAX_CONTENT_CHARS, `at most ${MAX_CONTENT_CHARS} characters`),
+);
+
+// Go decoded a JSON null into a field's zero value, so old clients may send null for "absent".
+const optionalField = <T extends v.GenericSchema>(schema: T) => v.nullish(schema);
+
+/**
+ * Fields every client message may carry. `fromUser`, `createTime` and `incoming` are accepted
+ * (a Go client may echo them back) but never trusted: the server overwrites or drops them.
+ */
+const envelope = {
+  fromUser: optionalField(v.pipe(v.string(), v.maxLength(MAX_USER_ID_LENGTH))),
+  messageId: optionalField(v.pipe(v.string(), v.maxLength(MAX_MESSAGE_ID_LENGTH))),
+  createTime: optionalField(v.pipe(v.string(), v.maxLength(64))),
+  incoming: optionalField(v.boolean()),
+} as const;
+
+/** A payload that the server ignores: any object, or absent. */
+const IgnoredPayload = optionalField(v.looseObject({}));
+
+export const ChatMessage = v.pipe(
+  v.object({
+    type: v.literal('chat_message'),
+    ...envelope,
+    room: optionalField(RoomName),
+    toUser: optionalField(UserId),
+    // Extra payload fields are kept and relayed (DECISIONS.md: additions are backward compatible).
+    payload: v.looseObject({ content: ChatContent }),
+  }),
+  v.check((msg) => (msg.room == null) !== (msg.toUser == null), 'exactly one of room or toUser is required'),
+);
+export type ChatMessage = v.InferOutput<typeof ChatMessage>;
+
+export const JoinRoom = v.object({ type: v.literal('join_room'), ...envelope, room: RoomName, payload: IgnoredPayload });
+export type JoinRoom = v.InferOutput<typeof JoinRoom>;
+
+export const LeaveRoom = v.object({ type: v.literal('leave_room'), ...envelope, room: RoomName, payload: IgnoredPayload });
+export type LeaveRoom = v.InferOutput<typeof LeaveRoom>;
+
+export const GetRooms = v.object({ type: v.literal('get_rooms'), ...envelope, payload: IgnoredPayload });
+export type GetRooms = v.InferOutput<typeof GetRooms>;
+
+export const UserAvailable = v.object({ type: v.literal('user_available_webrtc'), ...envelope, payload: IgnoredPayload });
+export type UserAvailable = v.InferOutput<typeof UserAvailable>;
+
+export const UserUnavailable = v.object({
+  type: v.literal('user_unavailable_webrtc'),
+  ...envelope,
+  payload: IgnoredPayload,
+});
+export type UserUnavailable = v.InferOutput<typeof UserUnavailable>;
+
+export const RequestRandomPeer = v.object({
+  type: v.literal('request_random_peer'),
+  ...envelope,
+  payload: optionalField(v.looseObject({ currentPeerId: optionalField(v.union([UserId, v.literal('')])) })),
+});
+export type RequestRandomPeer = v.InferOutput<typeof RequestRandomPeer>;
+
+const SessionDescription = v.looseObject({
+  type: optionalField(v.picklist(['offer', 'answer', 'pranswer', 'rollback'])),
+  sdp: v.pipe(v.string(), v.maxBytes(MAX_SDP_BYTES)),
+});
+
+export const WebRtcOffer = v.object({ type: v.literal('webrtc_offer'), ...envelope, toUser: UserId, payload: SessionDescription });
+export type WebRtcOffer = v.InferOutput<typeof WebRtcOffer>;
+
+export const WebRtcAnswer = v.object({ type: v.literal('webrtc_answer'), ...envelope, toUser: UserId, payload: SessionDescription });
+export type WebRtcAnswer = v.InferOutput<typeof WebRtcAnswer>;
+
+const CandidateString = v.pipe(v.string(), v.maxLength(MAX_CANDIDATE_LENGTH));
+const SdpMid = optionalField(v.pipe(v.string(), v.maxLength(256)));
+const SdpMLineIndex = optionalField(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)));
+const UsernameFragment = optionalField(v.pipe(v.string(), v.maxLength(256)));
+
+/** An `RTCIceCandidateInit`, as `candidate.toJSON()` gives it. */
+const IceCandidateInit = v.looseObject({
+  candidate: optionalField(CandidateString),
+  sdpMid: SdpMid,
+  sdpMLineIndex: SdpMLineIndex,
+  usernameFragment: UsernameFragment,
+});
+
+export const WebRtcCandidate = v.object({
+  type: v.literal('webrtc_candidate'),
+  ...envelope,
+  toUser: UserId,
+  payload: v.looseObject({
+    // The spec's `interface{}`: clients send the init object, the bare string, or null at end-of-candidates.
+    candidate: v.nullable(v.union([CandidateString, IceCandidateInit])),
+    sdpMid: SdpMid,
+    sdpMLineIndex: SdpMLineIndex,
+    usernameFragment: UsernameFragment,
+  }),
+});
+export type WebRtcCandidate = v.InferOutput<typeof WebRtcCandidate>;
+
+export const Hangup = v.object({
+  type: v.literal('hangup'),
+  ...envelope,
+  toUser: UserId,
+  payload: optionalField(v.looseObject({ reason: optionalField(v.pipe(v.string(), v.maxLength(256))) })),
+});
+export type Hangup = v.InferOutput<typeof Hangup>;
+
+/** Every message a client may send, discriminated by `type`. */
+export const ClientMessage = v.variant('type', [
+  ChatMessage,
+  JoinRoom,
+  LeaveRoom,
+  GetRooms,
+  UserAvailable,
+  UserUnavailable,
+  RequestRandomPeer,
+  WebRtcOffer,
+  WebRtcAnswer,
+  WebRtcCandidate,
+  Hangup,
+]);
+export type ClientMessage = v.InferOutput<typeof ClientMessage>;
+export type ClientMessageType = ClientMessage['type'];
+
+export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ClientMessage.options.map(
+  (option) => ('pipe' in option ? option.pipe[0] : option).entries.type.literal,
+);
+
+/** Machine codes of `error_response` (the frame itself was bad). */
+export const ResponseErrorCode = v.picklist(['invalid_json', 'invalid_message', 'unknown_type', 'binary_not_supported']);
+export type ResponseErrorCode = v.InferOutput<typeof ResponseErrorCode>;
+
+/** Machine codes of `error` (a well-formed request the server refused). */
+export const RefusalCode = v.picklist([
+  'not_in_room',
+  'user_not_found',
+  'too_many_rooms',
+  'rate_limited',
+  'replaced',
+  'user_id_taken',
+]);
+export type RefusalCode = v.InferOutput<typeof RefusalCode>;
+
+const serverEnvelope = {
+  fromUser: v.optional(v.string()),
+  toUser: v.optional(v.string()),
+  room: v.optional(v.string()),
+  messageId: v.optional(v.string()),
+  createTime: v.string(),
+} as const;
+
+const RoomAction = (action: 'joined' | 'left') =>
+  v.object({ room: v.string(), action: v.literal(action) });
+
+/** Every message the server sends. Used to type the hub's output and to check it in tests. */
+export const ServerMessage = v.variant('type', [
+  v.object({
+    type: v.literal('chat_message'),
+    ...serverEnvelope,
+    payload: v.looseObject({ content: v.string() }),
+    incoming: v.optional(v.boolean()),
+  }),
+  v.object({ type: v.literal('room_joined'), ...serverEnvelope, payload: RoomAction('joined') }),
+  v.object({ type: v.literal('room_left'), ...serverEnvelope, payload: RoomAction('left') }),
+  v.object({ type: v.literal('rooms_list'), ...serverEnvelope, payload: v.object({ rooms: v.array(v.string()) }) }),
+  v.object({
+    type: v.literal('assign_role'),
+    ...serverEnvelope,
+    payload: v.object({ role: v.picklist(['polite', 'impolite']), peerId: v.string() }),
+  }),
+  v.object({ type: v.literal('no_peer_available'), ...serverEnvelope, payload: v.object({ message: v.string() }) }),
+  v.object({ type: v.literal('webrtc_offer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
+  v.object({ type: v.literal('webrtc_answer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
+  v.object({ type: v.literal('webrtc_candidate'), ...serverEnvelope, payload: v.looseObject({ candidate: v.unknown() }) }),
+  v.object({ type: v.literal('hangup'), ...serverEnvelope, payload: v.optional(v.looseObject({ reason: v.optional(v.string()) })) }),
+  v.object({
+    type: v.literal('error_response'),
+    ...serverEnvelope,
+    messageId: v.pipe(v.string(), v.startsWith('err-')),
+    payload: v.object({ error: v.string(), details: v.string(), code: ResponseErrorCode }),
+  }),
+  v.object({
+    type: v.literal('error'),
+    ...serverEnvelope,
+    fromUser: v.literal(SYSTEM_USER),
+    payload: v.object({ error: v.string(), code: RefusalCode }),
+  }),
+]);
+export type ServerMessage = v.InferOutput<typeof ServerMessage>;

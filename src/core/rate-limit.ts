@@ -1,0 +1,36 @@
+/**
+ * A token bucket per connection, kept as plain numbers so it lives inside a session's state.
+ * Pure: the caller passes the clock.
+ */
+export interface TokenBucket {
+  tokens: number;
+  /** When tokens were last refilled (ms). */
+  refilledAt: number;
+  /** Start of the current run of refusals (ms), or -1 while within the limit. */
+  limitedSince: number;
+  /** When a `rate_limited` error was last sent (ms), to send at most one per second. */
+  notifiedAt: number;
+}
+
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
+
+export function createTokenBucket(limit: RateLimit, now: number): TokenBucket {
+  return { tokens: limit.burst, refilledAt: now, limitedSince: -1, notifiedAt: -Infinity };
+}
+
+/** Takes one token if there is one. Returns false, and starts a refusal run, when there is not. */
+export function takeToken(bucket: TokenBucket, limit: RateLimit, now: number): boolean {
+  const elapsed = Math.max(0, now - bucket.refilledAt);
+  bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.perSecond) / 1000);
+  bucket.refilledAt = now;
+  if (bucket.tokens >= 1) {
+    bucket.tokens -= 1;
+    bucket.limitedSince = -1;
+    return true;
+  }
+  if (bucket.limitedSince < 0) bucket.limitedSince = now;
+  return false;
+}
