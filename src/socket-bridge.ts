@@ -10,6 +10,8 @@ import type { Logger } from './core/log.ts';
 
 /** Close code for a client that cannot keep up (RFC 6455 "try again later"). */
 export const SLOW_CONSUMER_CLOSE = 1013;
+/** How long a slow consumer gets to take its backlog and the 1013 close frame before it is cut off. */
+export const SLOW_CONSUMER_GRACE_MS = 1000;
 
 export interface SocketBridgeOptions {
   hub: HubOptions;
@@ -18,6 +20,8 @@ export interface SocketBridgeOptions {
   sendQueueMaxBytes: number;
   /** Bytes the runtime still holds for this socket; omit where the platform bounds it itself. */
   bufferedAmount?: (ws: WSContext) => number;
+  /** Drops the connection without a close handshake (for a reader that will never answer one). */
+  terminate?: (ws: WSContext) => void;
   log: Logger;
 }
 
@@ -58,6 +62,8 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
         if (bufferedAmount && bufferedAmount(ws) > sendQueueMaxBytes) {
           log.warn('slow_consumer_closed', { conn, bufferedBytes: bufferedAmount(ws) });
           drop(conn, SLOW_CONSUMER_CLOSE, 'send queue full');
+          // The close frame waits behind the backlog; a reader that resumes in time still sees 1013.
+          if (options.terminate) setTimeout(() => options.terminate!(ws), SLOW_CONSUMER_GRACE_MS);
           // The hub may be mid-broadcast: let it finish before this user is removed.
           queueMicrotask(() => hub.close(conn));
         }

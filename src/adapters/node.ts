@@ -40,6 +40,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
     },
     sendQueueMaxBytes: config.sendQueueMaxBytes,
     bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
+    terminate: (ws) => (ws.raw as WebSocket).terminate(),
     log,
   });
   const app = createApp({

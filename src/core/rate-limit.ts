@@ -8,6 +8,8 @@ export interface TokenBucket {
   refilledAt: number;
   /** Start of the current run of refusals (ms), or -1 while within the limit. */
   limitedSince: number;
+  /** Last refusal (ms): a run continues while refusals come less than a second apart. */
+  refusedAt: number;
   /** When a `rate_limited` error was last sent (ms), to send at most one per second. */
   notifiedAt: number;
 }
@@ -18,19 +20,26 @@ export interface RateLimit {
 }
 
 export function createTokenBucket(limit: RateLimit, now: number): TokenBucket {
-  return { tokens: limit.burst, refilledAt: now, limitedSince: -1, notifiedAt: -Infinity };
+  return { tokens: limit.burst, refilledAt: now, limitedSince: -1, refusedAt: -Infinity, notifiedAt: -Infinity };
 }
 
-/** Takes one token if there is one. Returns false, and starts a refusal run, when there is not. */
+/** Gap between refusals that ends a run of sustained excess. */
+export const EXCESS_RUN_GAP_MS = 1000;
+
+/**
+ * Takes one token if there is one. Returns false when there is not, extending the current run of
+ * refusals. A client flooding faster than the refill still gets a token now and then; that must
+ * not reset the run, or sustained abuse would never be recognised.
+ */
 export function takeToken(bucket: TokenBucket, limit: RateLimit, now: number): boolean {
   const elapsed = Math.max(0, now - bucket.refilledAt);
   bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.perSecond) / 1000);
   bucket.refilledAt = now;
   if (bucket.tokens >= 1) {
     bucket.tokens -= 1;
-    bucket.limitedSince = -1;
     return true;
   }
-  if (bucket.limitedSince < 0) bucket.limitedSince = now;
+  if (bucket.limitedSince < 0 || now - bucket.refusedAt > EXCESS_RUN_GAP_MS) bucket.limitedSince = now;
+  bucket.refusedAt = now;
   return false;
 }

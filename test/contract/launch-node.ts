@@ -1,0 +1,60 @@
+/** Launches the Node server as `npm start` does, as a real child process on loopback. */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LaunchedServer } from './harness.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const STARTED = /HTTP server started on :(\d+)/;
+
+/**
+ * Spawns `command` with `env` (PORT=0 picks a free port) and waits for the Go server's start-up
+ * line. Shared by every launcher whose runtime prints it (Node, Deno).
+ */
+export function launchProcess(command: string, args: string[], env: Record<string, string>, startTimeoutMs = 20_000): Promise<LaunchedServer> {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within ${startTimeoutMs} ms:\n${output}`));
+    }, startTimeoutMs);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before starting:\n${output}`));
+    });
+    const onData = () => {
+      const match = STARTED.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      resolve({
+        baseUrl: `http://127.0.0.1:${match[1]}`,
+        async kill(signal) {
+          const started = Date.now();
+          child.kill(signal);
+          const code = await exited;
+          return { code, elapsedMs: Date.now() - started };
+        },
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGKILL');
+            await exited;
+          }
+        },
+        output: () => output,
+      });
+    };
+    child.stdout.on('data', onData);
+  });
+}
+
+export const launchNode = (env: Record<string, string>) =>
+  launchProcess(process.execPath, ['--import', 'tsx', 'src/adapters/node.ts'], env);

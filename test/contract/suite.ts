@@ -1,0 +1,788 @@
+/**
+ * The black-box contract of `shared/spec/aleatoria-go-server.md` + DECISIONS.md, over real
+ * sockets. Every runtime's test file calls {@link defineContractSuite} with its own launcher;
+ * behaviours a runtime legitimately lacks are declared by capability flags and reported as such.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TestClient, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
+import { WebSocket } from 'ws';
+
+const MAIN_ENV = {
+  ALLOWED_ORIGINS: 'https://www.aleatoria.chat,https://*.example.com,http://localhost:3000',
+  RATE_LIMIT_PER_SECOND: '5000',
+  RATE_LIMIT_BURST: '5000',
+  MAX_ROOMS_PER_CONNECTION: '4',
+};
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** Opens clients for one test and closes them all after it. */
+function clientPool(server: () => LaunchedServer) {
+  const open: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((client) => client.close()));
+  });
+  return async (options: Parameters<typeof TestClient.open>[1] = {}) => {
+    const client = await TestClient.open(server().baseUrl, options);
+    open.push(client);
+    return client;
+  };
+}
+
+/** Empties the availability pool left by earlier tests, through the protocol itself. */
+async function drainPool(baseUrl: string) {
+  for (let i = 0; i < 100; i++) {
+    const probe = await TestClient.open(baseUrl, { userId: uid('drain') });
+    probe.send({ type: 'request_random_peer' });
+    const reply = await probe.next((m) => m.type === 'assign_role' || m.type === 'no_peer_available');
+    await probe.close();
+    if (reply.type === 'no_peer_available') return;
+  }
+  throw new Error('availability pool never drained');
+}
+
+/** Sends `message` and waits until the server has processed it (same-socket ordering). */
+async function settle(client: TestClient, message: unknown) {
+  client.send(message);
+  await client.roundTrip();
+}
+
+function expectNoInternals(message: Received) {
+  const text = JSON.stringify(message);
+  expect(text).not.toMatch(/\bat .+:\d+:\d+|\.ts\b|\/work\/|node_modules|Error:/);
+}
+
+export function defineContractSuite(target: ContractTarget) {
+  /**
+   * Runs `body` when the runtime has `capability`; otherwise states, as a passing test, that the
+   * behaviour belongs to the platform there, so a report never hides it as "skipped".
+   */
+  const describeIf = (capability: keyof ContractTarget['capabilities'], title: string, body: () => void) => {
+    if (target.capabilities[capability]) describe(title, body);
+    else describe(title, () => it(`is not the server's to do on ${target.name} (capability ${capability}: false)`, () => {
+      expect(target.capabilities[capability]).toBe(false);
+    }));
+  };
+
+  describe(`contract on ${target.name}`, () => {
+    let server: LaunchedServer;
+    beforeAll(async () => {
+      server = await target.launch(MAIN_ENV);
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+    const connect = clientPool(() => server);
+
+    describe('HTTP endpoints', () => {
+      it('answers GET /health with 200 {"status":"ok"}', async () => {
+        const res = await fetch(`${server.baseUrl}/health`);
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toMatch(/application\/json/);
+        expect(await res.json()).toEqual({ status: 'ok' });
+      });
+
+      it('answers a plain GET /ws (no upgrade) with 426', async () => {
+        const res = await fetch(`${server.baseUrl}/ws?userId=plain`, { headers: { origin: PROD_ORIGIN } });
+        expect(res.status).toBe(426);
+      });
+    });
+
+    describe('upgrade checks before the socket exists', () => {
+      it.each([
+        ['missing', undefined],
+        ['empty', ''],
+        ['129 characters', 'x'.repeat(129)],
+        ['a control character', 'bad\u0001id'],
+        ['a newline', 'bad\nid'],
+      ])('refuses a userId that is %s with 400', async (_label, userId) => {
+        expect(await upgradeStatus(server.baseUrl, { query: { userId } })).toBe(400);
+      });
+
+      it('accepts a userId of exactly 128 characters', async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: `${uid('max')}`.padEnd(128, 'x') })).toBe(101);
+      });
+
+      it('refuses a malformed room (65 characters, control character) with 400', async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), room: 'r'.repeat(65) })).toBe(400);
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), room: 'a\u0007b' })).toBe(400);
+      });
+
+      it('refuses a token longer than 256 characters with 400', async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), token: 't'.repeat(257) })).toBe(400);
+      });
+
+      it.each([
+        ['the allowed origin', PROD_ORIGIN, 101],
+        ['the allowed origin with its default port', 'https://www.aleatoria.chat:443', 101],
+        ['the wrong scheme', 'http://www.aleatoria.chat', 403],
+        ['an unknown origin', 'https://evil.com', 403],
+        ['a subdomain that no entry names', 'https://sub.www.aleatoria.chat', 403],
+        ['a non-default port', 'https://www.aleatoria.chat:8443', 403],
+        ['a suffix look-alike', 'https://www.aleatoria.chat.evil.com', 403],
+        ['upper-case host', 'https://WWW.Aleatoria.Chat', 101],
+        ['a subdomain of a *. entry', 'https://a.example.com', 101],
+        ['a deeper subdomain of a *. entry', 'https://a.b.example.com', 101],
+        ['the bare domain of a *. entry', 'https://example.com', 403],
+        ['an http origin with explicit port 3000', 'http://localhost:3000', 101],
+        ['the same host on another port', 'http://localhost:3001', 403],
+        ['"null" (sandboxed frame)', 'null', 403],
+        ['garbage', 'not an origin', 403],
+        ['an origin with a path', 'https://www.aleatoria.chat/app', 403],
+        ['credentials in the origin', 'https://user@www.aleatoria.chat', 403],
+        ['a non-http scheme', 'ftp://www.aleatoria.chat', 403],
+      ])('Origin %s -> %s', async (_label, origin, status) => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin })).toBe(status);
+      });
+
+      it('refuses an upgrade without an Origin header with 403', async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: null })).toBe(403);
+      });
+
+      it("accepts the server's own origin (Origin host equals Host)", async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: server.baseUrl })).toBe(101);
+      });
+    });
+
+    describe('rooms', () => {
+      it('puts a connection without ?room= in Lobby', async () => {
+        const a = await connect();
+        a.send({ type: 'get_rooms', messageId: 'm1' });
+        const list = await a.nextOfType('rooms_list');
+        expect(list.payload).toEqual({ rooms: ['Lobby'] });
+        expect(list.toUser).toBe(a.userId);
+        expect(list.messageId).toBe('m1');
+      });
+
+      it('puts a connection with ?room= in that room only', async () => {
+        const a = await connect({ room: 'my-chat-room' });
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['my-chat-room'] });
+      });
+
+      it('confirms join_room with room_joined and lists rooms in join order', async () => {
+        const a = await connect();
+        a.send({ type: 'join_room', room: 'alpha' });
+        const joined = await a.nextOfType('room_joined');
+        expect(joined.payload).toEqual({ room: 'alpha', action: 'joined' });
+        expect(joined.toUser).toBe(a.userId);
+        expect(joined.createTime).toMatch(ISO_MS);
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby', 'alpha'] });
+      });
+
+      it('answers a repeated join_room with room_joined again and no duplicate', async () => {
+        const a = await connect({ room: 'beta' });
+        a.send({ type: 'join_room', room: 'beta' });
+        expect((await a.nextOfType('room_joined')).payload).toEqual({ room: 'beta', action: 'joined' });
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['beta'] });
+      });
+
+      it('confirms leave_room with room_left, after which the room is not listed', async () => {
+        const a = await connect();
+        a.send({ type: 'join_room', room: 'gamma' });
+        await a.nextOfType('room_joined');
+        a.send({ type: 'leave_room', room: 'gamma' });
+        expect((await a.nextOfType('room_left')).payload).toEqual({ room: 'gamma', action: 'left' });
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
+      });
+
+      it('refuses leave_room for a room not joined with error not_in_room', async () => {
+        const a = await connect();
+        a.send({ type: 'leave_room', room: 'never-joined' });
+        const error = await a.nextOfType('error');
+        expect(error.fromUser).toBe('system');
+        expect(error.toUser).toBe(a.userId);
+        expect(error.payload.code).toBe('not_in_room');
+      });
+
+      it('refuses joining past MAX_ROOMS_PER_CONNECTION with error too_many_rooms', async () => {
+        const a = await connect();
+        for (const room of ['r1', 'r2', 'r3']) {
+          a.send({ type: 'join_room', room });
+          await a.nextOfType('room_joined');
+        }
+        a.send({ type: 'join_room', room: 'r4' });
+        expect((await a.nextOfType('error')).payload.code).toBe('too_many_rooms');
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby', 'r1', 'r2', 'r3'] });
+      });
+    });
+
+    describe('room chat', () => {
+      it('broadcasts to every member including the sender, with server-set fromUser and createTime', async () => {
+        const room = uid('room');
+        const [a, b, outsider] = [await connect({ room }), await connect({ room }), await connect()];
+        a.send({
+          type: 'chat_message',
+          room,
+          payload: { content: 'Hello, world!' },
+          messageId: 'client-uuid-1',
+          fromUser: 'someone-else',
+          createTime: '1999-01-01T00:00:00Z',
+        });
+        for (const member of [a, b]) {
+          const msg = await member.nextOfType('chat_message');
+          expect(msg).toMatchObject({ fromUser: a.userId, room, payload: { content: 'Hello, world!' }, messageId: 'client-uuid-1' });
+          expect(msg.createTime).toMatch(ISO_MS);
+          expect(msg.createTime).not.toBe('1999-01-01T00:00:00Z');
+          expect(Math.abs(Date.parse(msg.createTime) - Date.now())).toBeLessThan(60_000);
+          expect(msg).not.toHaveProperty('incoming');
+        }
+        await outsider.expectNothing(150, (m) => m.type === 'chat_message');
+      });
+
+      it('refuses chat to a room the sender has not joined with error not_in_room, delivering nothing', async () => {
+        const room = uid('room');
+        const member = await connect({ room });
+        const a = await connect();
+        a.send({ type: 'chat_message', room, payload: { content: 'let me in' } });
+        const error = await a.nextOfType('error');
+        expect(error.payload.code).toBe('not_in_room');
+        expect(error.payload.error).toBe('You are not in that room. Join the room first.');
+        await member.expectNothing(150, (m) => m.type === 'chat_message');
+      });
+
+      it('stops delivering room chat to a member after leave_room', async () => {
+        const room = uid('room');
+        const [a, b] = [await connect({ room }), await connect({ room })];
+        b.send({ type: 'join_room', room: 'elsewhere' });
+        await b.nextOfType('room_joined');
+        b.send({ type: 'leave_room', room });
+        await b.nextOfType('room_left');
+        a.send({ type: 'chat_message', room, payload: { content: 'anyone?' } });
+        await a.nextOfType('chat_message');
+        await b.expectNothing(150, (m) => m.type === 'chat_message');
+      });
+
+      it('keeps extra payload fields of a chat message', async () => {
+        const room = uid('room');
+        const a = await connect({ room });
+        a.send({ type: 'chat_message', room, payload: { content: 'hi', lang: 'en' } });
+        expect((await a.nextOfType('chat_message')).payload).toEqual({ content: 'hi', lang: 'en' });
+      });
+    });
+
+    describe('direct messages', () => {
+      it('delivers to the recipient with incoming:true and echoes to the sender with incoming:false', async () => {
+        const [a, b] = [await connect(), await connect()];
+        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', fromUser: b.userId });
+        const inbound = await b.nextOfType('chat_message');
+        expect(inbound).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', incoming: true });
+        const echo = await a.nextOfType('chat_message');
+        expect(echo).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', incoming: false });
+        expect(inbound.createTime).toMatch(ISO_MS);
+      });
+
+      it('refuses a DM to a user who is not connected with error user_not_found', async () => {
+        const a = await connect();
+        a.send({ type: 'chat_message', toUser: uid('ghost'), payload: { content: 'hello?' } });
+        const error = await a.nextOfType('error');
+        expect(error).toMatchObject({ fromUser: 'system', toUser: a.userId, payload: { code: 'user_not_found' } });
+        await a.expectNothing(100, (m) => m.type === 'chat_message');
+      });
+
+      it('refuses a chat message with both room and toUser, or neither, with error_response', async () => {
+        const [a, b] = [await connect(), await connect()];
+        a.send({ type: 'chat_message', room: 'Lobby', toUser: b.userId, payload: { content: 'x' } });
+        expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
+        a.send({ type: 'chat_message', payload: { content: 'x' } });
+        expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
+        await b.expectNothing(100, (m) => m.type === 'chat_message');
+      });
+
+      it('accepts content of 4096 characters (emoji count once) and refuses 4097', async () => {
+        const [a, b] = [await connect(), await connect()];
+        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: '😀'.repeat(4096) } });
+        expect((await b.nextOfType('chat_message')).payload.content).toBe('😀'.repeat(4096));
+        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: 'x'.repeat(4097) } });
+        const refused = await a.nextOfType('error_response');
+        expect(refused.payload.code).toBe('invalid_message');
+        expect(refused.payload.details).toContain('payload.content');
+        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: '' } });
+        expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
+      });
+    });
+
+    describe('matching and signaling', () => {
+      beforeEach(async () => {
+        await drainPool(server.baseUrl);
+      });
+
+      async function available(client: TestClient) {
+        await settle(client, { type: 'user_available_webrtc' });
+      }
+
+      it('answers request_random_peer with no_peer_available when nobody is available', async () => {
+        const a = await connect();
+        a.send({ type: 'request_random_peer' });
+        const reply = await a.nextOfType('no_peer_available');
+        expect(reply.toUser).toBe(a.userId);
+        expect(reply.payload).toEqual({ message: 'No peer available at the moment. Please try again later.' });
+      });
+
+      it('matches with an available peer: requester impolite, partner polite, mutual peerIds', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(a);
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        const roleA = await a.nextOfType('assign_role');
+        const roleB = await b.nextOfType('assign_role');
+        expect(roleA).toMatchObject({ toUser: a.userId, payload: { role: 'impolite', peerId: b.userId } });
+        expect(roleB).toMatchObject({ toUser: b.userId, payload: { role: 'polite', peerId: a.userId } });
+      });
+
+      it('does not require the requester to have declared availability', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        expect((await a.nextOfType('assign_role')).payload).toEqual({ role: 'impolite', peerId: b.userId });
+      });
+
+      it('takes both matched users out of the pool', async () => {
+        const [a, b, c] = [await connect(), await connect(), await connect()];
+        await available(a);
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        await a.nextOfType('assign_role');
+        c.send({ type: 'request_random_peer' });
+        await c.nextOfType('no_peer_available');
+      });
+
+      it('never matches the requester with itself', async () => {
+        const a = await connect();
+        await available(a);
+        a.send({ type: 'request_random_peer' });
+        await a.nextOfType('no_peer_available');
+      });
+
+      it('skips currentPeerId and matches someone else', async () => {
+        const [a, b, c] = [await connect(), await connect(), await connect()];
+        await available(b);
+        await available(c);
+        a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
+        expect((await a.nextOfType('assign_role')).payload.peerId).toBe(c.userId);
+        await b.expectNothing(100, (m) => m.type === 'assign_role');
+      });
+
+      it('answers no_peer_available when currentPeerId is the only one available', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
+        await a.nextOfType('no_peer_available');
+      });
+
+      it('removes a user from the pool on user_unavailable_webrtc', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        await settle(b, { type: 'user_unavailable_webrtc' });
+        a.send({ type: 'request_random_peer' });
+        await a.nextOfType('no_peer_available');
+      });
+
+      it('removes a user from the pool when it disconnects', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        await b.close();
+        // The close is processed asynchronously by the server: poll through the protocol.
+        for (;;) {
+          a.send({ type: 'request_random_peer' });
+          const reply = await a.next((m) => m.type === 'assign_role' || m.type === 'no_peer_available');
+          if (reply.type === 'no_peer_available') break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+
+      it('relays offer, answer and candidates with fromUser set and payloads intact', async () => {
+        const [a, b] = [await connect(), await connect()];
+        const offer = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' };
+        a.send({ type: 'webrtc_offer', toUser: b.userId, payload: offer, fromUser: 'spoof', messageId: 'o1' });
+        expect(await b.nextOfType('webrtc_offer')).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: offer, messageId: 'o1' });
+        const answer = { type: 'answer', sdp: 'v=0\r\n' };
+        b.send({ type: 'webrtc_answer', toUser: a.userId, payload: answer });
+        expect(await a.nextOfType('webrtc_answer')).toMatchObject({ fromUser: b.userId, payload: answer });
+        const init = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' };
+        for (const payload of [{ candidate: init, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: init.candidate, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: null }]) {
+          a.send({ type: 'webrtc_candidate', toUser: b.userId, payload });
+          const relayed = await b.nextOfType('webrtc_candidate');
+          expect(relayed.fromUser).toBe(a.userId);
+          expect(relayed.payload).toEqual(payload);
+          expect(relayed.createTime).toMatch(ISO_MS);
+        }
+      });
+
+      it('refuses signaling to a user who is not connected with error user_not_found', async () => {
+        const a = await connect();
+        for (const type of ['webrtc_offer', 'webrtc_answer', 'webrtc_candidate', 'hangup']) {
+          const payload = type === 'webrtc_candidate' ? { candidate: null } : type === 'hangup' ? {} : { type: type.slice(7), sdp: 'v=0' };
+          a.send({ type, toUser: uid('ghost'), payload });
+          expect((await a.nextOfType('error')).payload.code).toBe('user_not_found');
+        }
+      });
+
+      it('refuses signaling without toUser, or with a malformed payload, with error_response', async () => {
+        const [a, b] = [await connect(), await connect()];
+        a.send({ type: 'webrtc_offer', payload: { type: 'offer', sdp: 'v=0' } });
+        expect((await a.nextOfType('error_response')).payload.details).toContain('toUser');
+        a.send({ type: 'webrtc_offer', toUser: b.userId, payload: { type: 'offer', sdp: 42 } });
+        expect((await a.nextOfType('error_response')).payload.details).toContain('payload.sdp');
+        a.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: null, sdpMLineIndex: -1 } });
+        expect((await a.nextOfType('error_response')).payload.details).toContain('payload.sdpMLineIndex');
+        await b.expectNothing(100);
+      });
+
+      it('relays hangup to the partner, after which neither is told when the other leaves', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        await a.nextOfType('assign_role');
+        await b.nextOfType('assign_role');
+        a.send({ type: 'hangup', toUser: b.userId, payload: { reason: 'next' } });
+        expect(await b.nextOfType('hangup')).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { reason: 'next' } });
+        await a.close();
+        await b.expectNothing(200, (m) => m.type === 'hangup');
+      });
+
+      it('sends the partner hangup {reason:"peer_disconnected"} when a matched peer drops', async () => {
+        const [a, b] = [await connect(), await connect()];
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        await a.nextOfType('assign_role');
+        await b.nextOfType('assign_role');
+        a.ws.terminate();
+        const hangup = await b.nextOfType('hangup');
+        expect(hangup).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { reason: 'peer_disconnected' } });
+      });
+
+      it('tells the old partner "peer_left" when a user is matched again without hanging up', async () => {
+        const [a, b, c] = [await connect(), await connect(), await connect()];
+        await available(b);
+        a.send({ type: 'request_random_peer' });
+        await b.nextOfType('assign_role');
+        await available(c);
+        a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
+        expect((await a.nextOfType('assign_role', 3000)).payload.peerId).toBe(b.userId);
+        expect((await a.nextOfType('assign_role')).payload.peerId).toBe(c.userId);
+        expect(await b.nextOfType('hangup')).toMatchObject({ fromUser: a.userId, payload: { reason: 'peer_left' } });
+      });
+    });
+
+    describe('malformed and hostile input', () => {
+      it('answers invalid JSON with error_response invalid_json and keeps the socket open', async () => {
+        const a = await connect();
+        a.sendText('{"type": "chat_message", ');
+        const error = await a.nextOfType('error_response');
+        expect(error.toUser).toBe(a.userId);
+        expect(error.messageId).toMatch(/^err-./);
+        expect(error.payload).toMatchObject({ error: 'Invalid message structure', code: 'invalid_json' });
+        expect(typeof error.payload.details).toBe('string');
+        expectNoInternals(error);
+        await a.roundTrip();
+      });
+
+      it('gives each error_response its own err- messageId', async () => {
+        const a = await connect();
+        a.sendText('nope');
+        a.sendText('nope');
+        const [first, second] = [await a.nextOfType('error_response'), await a.nextOfType('error_response')];
+        expect(first.messageId).not.toBe(second.messageId);
+      });
+
+      it('answers an unknown type with error_response unknown_type', async () => {
+        const a = await connect();
+        a.send({ type: 'launch_missiles', payload: {} });
+        const error = await a.nextOfType('error_response');
+        expect(error.payload.code).toBe('unknown_type');
+        expectNoInternals(error);
+      });
+
+      it.each([
+        ['a JSON array', '[1,2,3]'],
+        ['a JSON string', '"chat_message"'],
+        ['null', 'null'],
+        ['no type', '{"room":"Lobby"}'],
+        ['a numeric type', '{"type":7}'],
+        ['a chat message without payload', '{"type":"chat_message","room":"Lobby"}'],
+        ['a payload of the wrong type', '{"type":"chat_message","room":"Lobby","payload":"hi"}'],
+        ['join_room without room', '{"type":"join_room"}'],
+        ['a room of 65 characters', `{"type":"join_room","room":"${'r'.repeat(65)}"}`],
+        ['a messageId that is a number', '{"type":"get_rooms","messageId":5}'],
+      ])('answers %s with error_response invalid_message', async (_label, text) => {
+        const a = await connect();
+        a.sendText(text);
+        const error = await a.nextOfType('error_response');
+        expect(error.payload.code).toBe('invalid_message');
+        expect(error.payload.details.length).toBeGreaterThan(0);
+        expectNoInternals(error);
+        await a.roundTrip();
+      });
+
+      it('never echoes the offending value in details', async () => {
+        const a = await connect();
+        a.send({ type: 'webrtc_offer', toUser: 'x', payload: { type: 'SECRET-VALUE', sdp: 'v=0' } });
+        const error = await a.nextOfType('error_response');
+        expect(error.payload.details).toContain('payload.type');
+        expect(JSON.stringify(error)).not.toContain('SECRET-VALUE');
+      });
+
+      it('answers JSON nested 50,000 deep with error_response and stays up for everyone', async () => {
+        const [a, bystander] = [await connect(), await connect()];
+        a.sendText(`{"type":"hangup","toUser":"${bystander.userId}","payload":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`);
+        expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_json');
+        await bystander.roundTrip();
+        await a.roundTrip();
+      });
+
+      it('does not let __proto__ or constructor keys change anything', async () => {
+        const [a, b] = [await connect(), await connect()];
+        a.sendText(`{"type":"chat_message","toUser":"${b.userId}","payload":{"content":"hi","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}},"__proto__":{"incoming":true}}`);
+        const msg = await b.nextOfType('chat_message');
+        expect(msg.payload).toEqual({ content: 'hi' });
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
+      });
+
+      it('answers a binary frame with error_response binary_not_supported', async () => {
+        const a = await connect();
+        a.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+        expect((await a.nextOfType('error_response')).payload.code).toBe('binary_not_supported');
+        await a.roundTrip();
+      });
+
+      it('closes a socket that sends a frame over MAX_MESSAGE_BYTES with 1009, leaving others untouched', async () => {
+        const [a, bystander, peer] = [await connect(), await connect(), await connect()];
+        a.send({ type: 'chat_message', room: 'Lobby', payload: { content: 'x'.repeat(70 * 1024) } });
+        expect((await a.closed).code).toBe(1009);
+        bystander.send({ type: 'chat_message', toUser: peer.userId, payload: { content: 'still here' } });
+        expect((await peer.nextOfType('chat_message')).payload.content).toBe('still here');
+      });
+
+      it('accepts a frame just under MAX_MESSAGE_BYTES', async () => {
+        const [a, b] = [await connect(), await connect()];
+        const sdp = 'a'.repeat(60_000);
+        a.send({ type: 'webrtc_offer', toUser: b.userId, payload: { type: 'offer', sdp } });
+        expect((await b.nextOfType('webrtc_offer')).payload.sdp).toBe(sdp);
+      });
+    });
+
+    describe('identity', () => {
+      it('refuses a second connection for a live userId with error user_id_taken and close 4009', async () => {
+        const first = await connect({ token: 'secret-1' });
+        const second = await connect({ userId: first.userId });
+        const error = await second.nextOfType('error');
+        expect(error.payload.code).toBe('user_id_taken');
+        expect((await second.closed).code).toBe(4009);
+        await first.roundTrip();
+        await first.expectNothing(100, (m) => m.type === 'error');
+      });
+
+      it('refuses a second connection that presents a different token', async () => {
+        const first = await connect({ token: 'secret-1' });
+        const second = await connect({ userId: first.userId, token: 'secret-2' });
+        expect((await second.nextOfType('error')).payload.code).toBe('user_id_taken');
+        expect((await second.closed).code).toBe(4009);
+      });
+
+      it('lets the same token take over: old socket gets error replaced and close 4000, rooms carry over', async () => {
+        const first = await connect({ token: 'tok-123' });
+        first.send({ type: 'join_room', room: 'kept' });
+        await first.nextOfType('room_joined');
+        const second = await connect({ userId: first.userId, token: 'tok-123' });
+        const error = await first.nextOfType('error');
+        expect(error.payload.code).toBe('replaced');
+        expect((await first.closed).code).toBe(4000);
+        second.send({ type: 'get_rooms' });
+        expect((await second.nextOfType('rooms_list')).payload.rooms).toEqual(['Lobby', 'kept']);
+        const friend = await connect();
+        friend.send({ type: 'chat_message', toUser: first.userId, payload: { content: 'to the new socket' } });
+        expect((await second.nextOfType('chat_message')).payload.content).toBe('to the new socket');
+      });
+
+      it('frees the userId once its connection closed', async () => {
+        const first = await connect();
+        await first.close();
+        for (let i = 0; ; i++) {
+          const again = await connect({ userId: first.userId });
+          const outcome = await Promise.race([again.closed.then(() => 'refused'), again.roundTrip().then(() => 'served')]);
+          if (outcome === 'served') break;
+          expect(i).toBeLessThan(50);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+    });
+  });
+
+  describe(`contract on ${target.name}: configuration variants`, () => {
+    describe('ALLOWED_ORIGINS=* and ALLOW_NO_ORIGIN=true', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ ALLOWED_ORIGINS: '*', ALLOW_NO_ORIGIN: 'true' });
+      });
+      afterAll(() => server?.stop());
+
+      it('accepts any origin and none', async () => {
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: 'https://anything.test' })).toBe(101);
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: null })).toBe(101);
+      });
+    });
+
+    describe('rate limit', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ RATE_LIMIT_PER_SECOND: '20', RATE_LIMIT_BURST: '10', RATE_LIMIT_CLOSE_AFTER_MS: '1000' });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      it('drops messages past the burst with error rate_limited, then closes sustained abuse with 1008', async () => {
+        const [flooder, bystander] = [await connect(), await connect()];
+        for (let i = 0; i < 40; i++) flooder.send({ type: 'get_rooms' });
+        expect((await flooder.nextOfType('error')).payload.code).toBe('rate_limited');
+        await new Promise((r) => setTimeout(r, 100));
+        const served = flooder.queue.filter((m) => m.type === 'rooms_list').length;
+        expect(served).toBeGreaterThanOrEqual(10);
+        expect(served).toBeLessThan(40);
+        await bystander.roundTrip();
+        const timer = setInterval(() => {
+          if (flooder.ws.readyState === WebSocket.OPEN) for (let i = 0; i < 20; i++) flooder.send({ type: 'get_rooms' });
+        }, 20);
+        try {
+          expect((await flooder.closed).code).toBe(1008);
+        } finally {
+          clearInterval(timer);
+        }
+        await bystander.roundTrip();
+      });
+    });
+
+    describe('MAX_CONNECTIONS_PER_IP', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ MAX_CONNECTIONS_PER_IP: '3' });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      it('answers the upgrade past the cap with 429 and admits again after a close', async () => {
+        const clients = [await connect(), await connect(), await connect()];
+        expect(await upgradeStatus(server.baseUrl, { userId: uid() })).toBe(429);
+        await clients[0]!.close();
+        for (let i = 0; ; i++) {
+          const status = await upgradeStatus(server.baseUrl, { userId: uid() });
+          if (status === 101) break;
+          expect(status).toBe(429);
+          expect(i).toBeLessThan(50);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+    });
+
+    describeIf('serverHeartbeat', 'heartbeat (capability serverHeartbeat)', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ PING_INTERVAL_MS: '100', PONG_TIMEOUT_MS: '400' });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      it('pings every PING_INTERVAL_MS and keeps a client that answers', async () => {
+        const a = await connect();
+        let pings = 0;
+        a.ws.on('ping', () => pings++);
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(pings).toBeGreaterThanOrEqual(5);
+        expect(pings).toBeLessThanOrEqual(12);
+        await a.roundTrip();
+      });
+
+      it('drops a client that stops answering pings and tells its partner', async () => {
+        const silent = await connect({ autoPong: false });
+        const partner = await connect();
+        await settle(partner, { type: 'user_available_webrtc' });
+        silent.send({ type: 'request_random_peer' });
+        await partner.nextOfType('assign_role');
+        const started = Date.now();
+        const hangup = await partner.nextOfType('hangup', 3000);
+        expect(hangup).toMatchObject({ fromUser: silent.userId, payload: { reason: 'peer_disconnected' } });
+        expect(Date.now() - started).toBeLessThan(2000);
+        await silent.closed;
+      });
+    });
+
+    describeIf('slowConsumerClose', 'slow consumers (capability slowConsumerClose)', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ SEND_QUEUE_MAX_BYTES: '65536', RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      it('drops a client that stops reading (1013) while the room keeps flowing', async () => {
+        const room = uid('busy');
+        const [sender, reader, stalled] = [await connect({ room }), await connect({ room }), await connect({ room })];
+        const tcp = (stalled.ws as unknown as { _socket: import('node:net').Socket })._socket;
+        // The stalled client never reads again: the server's buffer for it can only grow.
+        tcp.pause();
+        let received = 0;
+        reader.ws.on('message', () => received++);
+        const content = 'x'.repeat(4000);
+        let sent = 0;
+        let dropped = false;
+        while (!dropped && sent < 10_000) {
+          for (let i = 0; i < 100; i++) sender.send({ type: 'chat_message', room, payload: { content } });
+          sent += 100;
+          // The reader keeps pace: everyone but the stalled client is served as usual.
+          const deadline = Date.now() + 5000;
+          while (received < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+          expect(received).toBe(sent);
+          reader.queue.length = 0;
+          sender.queue.length = 0;
+          // Once dropped, the stalled user is gone from the hub: a DM to it is refused.
+          sender.send({ type: 'chat_message', toUser: stalled.userId, payload: { content: 'there?' } });
+          const reply = await sender.next((m) => (m.type === 'chat_message' && m.toUser === stalled.userId) || m.type === 'error');
+          dropped = reply.type === 'error' && reply.payload.code === 'user_not_found';
+        }
+        expect(dropped).toBe(true);
+        // Reading again, it finds its connection closed: with 1013, or cut (1006) if the close frame never fit.
+        tcp.resume();
+        expect([1013, 1006]).toContain((await stalled.closed).code);
+      }, 30_000);
+    });
+
+    describeIf('signalDrain', 'shutdown (capability signalDrain)', () => {
+      it.each(['SIGTERM', 'SIGINT'] as const)('on %s closes every socket with 1012 and exits 0 within SHUTDOWN_TIMEOUT_MS', async (signal) => {
+        const server = await target.launch({ SHUTDOWN_TIMEOUT_MS: '3000' });
+        try {
+          const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(server.baseUrl)));
+          const closes = clients.map((client) => client.closed);
+          const exit = server.kill(signal);
+          for (const close of await Promise.all(closes)) expect(close.code).toBe(1012);
+          const { code, elapsedMs } = await exit;
+          expect(code).toBe(0);
+          expect(elapsedMs).toBeLessThan(3000 + 1000);
+        } finally {
+          await server.stop();
+        }
+      });
+
+      it('exits at the drain deadline even if a client never answers the close', async () => {
+        const server = await target.launch({ SHUTDOWN_TIMEOUT_MS: '500' });
+        try {
+          const stuck = await TestClient.open(server.baseUrl);
+          (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+          const { code, elapsedMs } = await server.kill('SIGTERM');
+          expect(code).toBe(0);
+          expect(elapsedMs).toBeGreaterThanOrEqual(400);
+          expect(elapsedMs).toBeLessThan(500 + 1500);
+        } finally {
+          await server.stop();
+        }
+      });
+    });
+  });
+}
+
+export { wsUrl };
