@@ -358,13 +358,17 @@ export function defineContractSuite(target: ContractTarget) {
         await a.nextOfType('no_peer_available');
       });
 
-      it('skips currentPeerId and matches someone else', async () => {
-        const [a, b, c] = [await connect(), await connect(), await connect()];
-        await available(b);
-        await available(c);
-        a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
-        expect((await a.nextOfType('assign_role')).payload.peerId).toBe(c.userId);
-        await b.expectNothing(100, (m) => m.type === 'assign_role');
+      it('skips currentPeerId and matches someone else (10 rounds)', async () => {
+        for (let round = 0; round < 10; round++) {
+          const [a, b, c] = [await connect(), await connect(), await connect()];
+          await available(b);
+          await available(c);
+          a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
+          expect((await a.nextOfType('assign_role')).payload.peerId).toBe(c.userId);
+          await b.expectNothing(20, (m) => m.type === 'assign_role');
+          await Promise.all([a.close(), b.close(), c.close()]);
+          await drainPool(server.baseUrl);
+        }
       });
 
       it('answers no_peer_available when currentPeerId is the only one available', async () => {
@@ -569,8 +573,8 @@ export function defineContractSuite(target: ContractTarget) {
     });
 
     describe('identity', () => {
-      it('refuses a second connection for a live userId with error user_id_taken and close 4009', async () => {
-        const first = await connect({ token: 'secret-1' });
+      it('refuses a second connection for a live userId (neither has a token) with error user_id_taken and close 4009', async () => {
+        const first = await connect();
         const second = await connect({ userId: first.userId });
         const error = await second.nextOfType('error');
         expect(error.payload.code).toBe('user_id_taken');
@@ -579,11 +583,16 @@ export function defineContractSuite(target: ContractTarget) {
         await first.expectNothing(100, (m) => m.type === 'error');
       });
 
-      it('refuses a second connection that presents a different token', async () => {
-        const first = await connect({ token: 'secret-1' });
-        const second = await connect({ userId: first.userId, token: 'secret-2' });
+      it.each([
+        ['a different token', 'secret-1', 'secret-2'],
+        ['no token', 'secret-1', undefined],
+        ['a token the first connection never set', undefined, 'secret-2'],
+      ])('refuses a second connection that presents %s', async (_label, firstToken, secondToken) => {
+        const first = await connect({ token: firstToken });
+        const second = await connect({ userId: first.userId, token: secondToken });
         expect((await second.nextOfType('error')).payload.code).toBe('user_id_taken');
         expect((await second.closed).code).toBe(4009);
+        await first.roundTrip();
       });
 
       it('lets the same token take over: old socket gets error replaced and close 4000, rooms carry over', async () => {

@@ -1,0 +1,135 @@
+import { describe, it, expect } from 'vitest';
+import { ConfigError, parseConfig, type Config } from '../../src/core/config.ts';
+import { parseAllowedOrigins } from '../../src/core/origin.ts';
+
+/** Runs parseConfig expecting a ConfigError, and returns it. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`parseConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('parseConfig defaults', () => {
+  it("equal DECISIONS.md's table for an empty environment", () => {
+    const config = parseConfig({});
+    expect(config).toMatchObject<Partial<Config>>({
+      port: 8085,
+      host: '0.0.0.0',
+      allowNoOrigin: false,
+      maxMessageBytes: 65536,
+      maxRoomsPerConnection: 32,
+      rateLimitPerSecond: 50,
+      rateLimitBurst: 100,
+      rateLimitCloseAfterMs: 10_000,
+      maxConnectionsPerIp: 0,
+      sendQueueMaxBytes: 1_048_576,
+      pingIntervalMs: 54_000,
+      pongTimeoutMs: 60_000,
+      shutdownTimeoutMs: 10_000,
+    });
+    expect(config.allowedOrigins).toStrictEqual({
+      any: false,
+      entries: [{ scheme: 'https:', host: 'www.aleatoria.chat', port: '443', wildcard: false }],
+    });
+  });
+
+  it('treats empty and blank values as unset', () => {
+    const config = parseConfig({ PORT: '', HOST: '  ', ALLOWED_ORIGINS: '', ALLOW_NO_ORIGIN: ' ' });
+    expect(config.port).toBe(8085);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.allowNoOrigin).toBe(false);
+    expect(config.allowedOrigins).toStrictEqual(parseAllowedOrigins('https://www.aleatoria.chat'));
+  });
+});
+
+describe('parseConfig overrides', () => {
+  it('parses every variable it is given', () => {
+    const config = parseConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      ALLOWED_ORIGINS: 'https://a.example.com,http://localhost:3000',
+      ALLOW_NO_ORIGIN: 'true',
+      MAX_MESSAGE_BYTES: '1024',
+      MAX_ROOMS_PER_CONNECTION: '5',
+      RATE_LIMIT_PER_SECOND: '7',
+      RATE_LIMIT_BURST: '9',
+      MAX_CONNECTIONS_PER_IP: '3',
+      SEND_QUEUE_MAX_BYTES: '2048',
+      PING_INTERVAL_MS: '1000',
+      PONG_TIMEOUT_MS: '2000',
+      SHUTDOWN_TIMEOUT_MS: '500',
+    });
+    expect(config).toMatchObject<Partial<Config>>({
+      port: 9000,
+      host: '127.0.0.1',
+      allowNoOrigin: true,
+      maxMessageBytes: 1024,
+      maxRoomsPerConnection: 5,
+      rateLimitPerSecond: 7,
+      rateLimitBurst: 9,
+      maxConnectionsPerIp: 3,
+      sendQueueMaxBytes: 2048,
+      pingIntervalMs: 1000,
+      pongTimeoutMs: 2000,
+      shutdownTimeoutMs: 500,
+    });
+    expect(config.allowedOrigins).toStrictEqual(parseAllowedOrigins('https://a.example.com,http://localhost:3000'));
+  });
+
+  it('accepts ALLOWED_ORIGINS=* as allow-any', () => {
+    expect(parseConfig({ ALLOWED_ORIGINS: '*' }).allowedOrigins).toStrictEqual({ any: true, entries: [] });
+  });
+
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+    ['false', false],
+    ['0', false],
+    ['no', false],
+  ])('reads ALLOW_NO_ORIGIN=%s as %s', (value, expected) => {
+    expect(parseConfig({ ALLOW_NO_ORIGIN: value }).allowNoOrigin).toBe(expected);
+  });
+
+  it('trims surrounding whitespace from numbers', () => {
+    expect(parseConfig({ PORT: ' 8086 ' }).port).toBe(8086);
+  });
+});
+
+describe('parseConfig refusals', () => {
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['PORT', '1e3'],
+    ['ALLOW_NO_ORIGIN', 'maybe'],
+    ['ALLOWED_ORIGINS', 'not-a-url'],
+    ['ALLOWED_ORIGINS', 'https://ok.example.com,https://x.com/path'],
+    ['MAX_MESSAGE_BYTES', '0'],
+    ['MAX_ROOMS_PER_CONNECTION', '0'],
+    ['RATE_LIMIT_PER_SECOND', 'fast'],
+    ['LOG_LEVEL', 'chatty'],
+  ])('throws ConfigError naming %s for %j', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toContain(name);
+    expect(error.problems).toHaveLength(1);
+  });
+
+  it('names every bad variable in one error', () => {
+    const error = configError({ PORT: 'abc', ALLOW_NO_ORIGIN: 'maybe', ALLOWED_ORIGINS: 'not-a-url', PING_INTERVAL_MS: 'soon' });
+    for (const name of ['PORT', 'ALLOW_NO_ORIGIN', 'ALLOWED_ORIGINS', 'PING_INTERVAL_MS']) expect(error.message).toContain(name);
+    expect(error.problems).toHaveLength(4);
+  });
+
+  it.each([['AUTH_JWT_SECRET'], ['AUTH_JWKS_URL']])('refuses to start with %s set rather than run without auth', (name) => {
+    const error = configError({ [name]: 'something' });
+    expect(error.message).toContain(name);
+  });
+});

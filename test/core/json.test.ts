@@ -1,0 +1,77 @@
+import { describe, it, expect } from 'vitest';
+import { exceedsJsonDepth, MAX_JSON_DEPTH, parseJson } from '../../src/core/json.ts';
+
+const nestedArrays = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+const nestedObjects = (depth: number) => '{"a":'.repeat(depth - 1) + '{}' + '}'.repeat(depth - 1);
+
+describe('exceedsJsonDepth', () => {
+  it('counts arrays and objects alike', () => {
+    expect(exceedsJsonDepth(nestedArrays(3), 3)).toBe(false);
+    expect(exceedsJsonDepth(nestedArrays(4), 3)).toBe(true);
+    expect(exceedsJsonDepth(nestedObjects(3), 3)).toBe(false);
+    expect(exceedsJsonDepth(nestedObjects(4), 3)).toBe(true);
+    expect(exceedsJsonDepth('{"a":[{"b":[1]}]}', 4)).toBe(false);
+    expect(exceedsJsonDepth('{"a":[{"b":[1]}]}', 3)).toBe(true);
+  });
+
+  it('measures the deepest point, not the number of brackets', () => {
+    const wide = `[${Array.from({ length: 100 }, () => '[[]]').join(',')}]`;
+    expect(exceedsJsonDepth(wide, 3)).toBe(false);
+  });
+
+  it('ignores brackets inside strings', () => {
+    expect(exceedsJsonDepth(`{"a":"${'['.repeat(100)}${'{'.repeat(100)}"}`, 1)).toBe(false);
+  });
+
+  it('does not end a string at an escaped quote', () => {
+    // The \" keeps the string open, so the brackets after it are still string content.
+    expect(exceedsJsonDepth(`{"a":"x\\"${'['.repeat(40)}"}`, 1)).toBe(false);
+  });
+
+  it('ends a string after an escaped backslash, so brackets after it count', () => {
+    // "\\\\" is one escaped backslash: the next quote closes the string.
+    expect(exceedsJsonDepth(`["\\\\",${nestedArrays(2)}]`, 3)).toBe(false);
+    expect(exceedsJsonDepth(`["\\\\",${nestedArrays(3)}]`, 3)).toBe(true);
+  });
+});
+
+describe('parseJson', () => {
+  it('accepts nesting of exactly MAX_JSON_DEPTH (32)', () => {
+    expect(MAX_JSON_DEPTH).toBe(32);
+    const result = parseJson(nestedArrays(32));
+    expect(result.ok).toBe(true);
+    expect(parseJson(nestedObjects(32))).toStrictEqual({ ok: true, value: JSON.parse(nestedObjects(32)) });
+  });
+
+  it('refuses nesting of 33 with reason "depth"', () => {
+    expect(parseJson(nestedArrays(33))).toStrictEqual({ ok: false, reason: 'depth' });
+    expect(parseJson(nestedObjects(33))).toStrictEqual({ ok: false, reason: 'depth' });
+  });
+
+  it('refuses 50k-deep input quickly, without throwing', () => {
+    const started = performance.now();
+    let result: ReturnType<typeof parseJson> | undefined;
+    expect(() => {
+      result = parseJson(nestedArrays(50_000));
+    }).not.toThrow();
+    expect(result).toStrictEqual({ ok: false, reason: 'depth' });
+    expect(parseJson('['.repeat(50_000))).toStrictEqual({ ok: false, reason: 'depth' });
+    // A linear scan of 100k characters; generous so a busy machine cannot make it flaky.
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('returns the parsed value for valid JSON', () => {
+    expect(parseJson('{"type":"get_rooms","n":[1,2,{"x":null}]}')).toStrictEqual({
+      ok: true,
+      value: { type: 'get_rooms', n: [1, 2, { x: null }] },
+    });
+    expect(parseJson('"[[[["')).toStrictEqual({ ok: true, value: '[[[[' });
+  });
+
+  it.each([['{'], ['{"a":}'], ["{'a':1}"], [''], ['undefined'], ['{"a":1}}']])(
+    'reports %j as a syntax error without throwing',
+    (text) => {
+      expect(parseJson(text)).toStrictEqual({ ok: false, reason: 'syntax' });
+    },
+  );
+});
