@@ -84,6 +84,11 @@ describe('chat_message to a room', () => {
     h.setTime(Date.UTC(2030, 0, 1, 0, 0, 0, 7));
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'x' } });
     expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ createTime: '2030-01-01T00:00:00.007Z' })]);
+    h.take();
+    // RFC 3339 with milliseconds (DECISIONS.md), even on a whole second.
+    h.setTime(Date.UTC(2030, 0, 1, 12, 0, 0, 0));
+    h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'y' } });
+    expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ createTime: '2030-01-01T12:00:00.000Z' })]);
   });
 
   it('relays extra payload fields next to content', () => {
