@@ -15,7 +15,9 @@ import type { Logger } from './core/log.ts';
 export interface AppOptions {
   config: Config;
   log: Logger;
-  upgradeWebSocket: UpgradeWebSocket<any>;
+  upgradeWebSocket: UpgradeWebSocket<any, any>;
+  /** Runtime-specific options for `upgradeWebSocket` (Deno: `idleTimeout`). */
+  upgradeOptions?: unknown;
   /** Hono WebSocket events for an accepted upgrade. */
   events(request: OpenRequest): WSEvents;
   /** The peer address of the TCP connection, where the runtime exposes it. */
@@ -99,7 +101,7 @@ export function createApp(options: AppOptions): Hono {
           events.onClose?.(event, ws);
         },
       };
-    })(c, next);
+    }, options.upgradeOptions)(c, next);
   });
 
   return app;

@@ -14,7 +14,7 @@ export interface Config {
   maxRoomsPerConnection: number;
   rateLimitPerSecond: number;
   rateLimitBurst: number;
-  /** Seconds of continuous excess after which a flooding connection is closed with 1008. */
+  /** Milliseconds of continuous excess after which a flooding connection is closed with 1008. */
   rateLimitCloseAfterMs: number;
   maxConnectionsPerIp: number;
   sendQueueMaxBytes: number;

@@ -364,7 +364,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       return;
     }
     if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(type)) {
-      respondError(conn, userId, 'unknown_type', 'Unknown message type', `type: ${JSON.stringify(type.slice(0, 64))} is not a client message type`);
+      respondError(conn, userId, 'unknown_type', 'Unknown message type', 'type: not a client message type');
       return;
     }
     const result = v.safeParse(ClientMessage, value, { abortEarly: true });
@@ -465,9 +465,12 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       return session && stateOf(session);
     },
     stats() {
-      let paired = 0;
-      for (const session of sessions.values()) if (session.partner !== undefined) paired++;
-      return { connections: sessions.size, rooms: rooms.size, available: pool.size, pairs: paired / 2 };
+      let pairs = 0;
+      for (const session of sessions.values()) {
+        // Each mutual pair once; a half restored after a wake (partner not back yet) is not a pair.
+        if (session.partner !== undefined && session.userId < session.partner && sessions.get(session.partner)?.partner === session.userId) pairs++;
+      }
+      return { connections: sessions.size, rooms: rooms.size, available: pool.size, pairs };
     },
   };
 }

@@ -25,6 +25,12 @@ export interface Capabilities {
   signalDrain: boolean;
   /** Outbound buffering is visible to the server, so slow readers can be closed with 1013. */
   slowConsumerClose: boolean;
+  /**
+   * The runtime waits for the client's close frame while the client is still sending, so a
+   * flooder reads the 1008 the server sent. Deno drops the TCP connection right after its close
+   * frame; with the flood's data unread the kernel resets the connection and the client sees 1006.
+   */
+  closeHandshakeUnderFlood: boolean;
 }
 
 export interface ContractTarget {

@@ -1,4 +1,4 @@
-/** Launches the Node server as `npm start` does, as a real child process on loopback. */
+/** Launches each runtime's server as its npm script does, as a real child process on loopback. */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LaunchedServer } from './harness.ts';
@@ -58,3 +58,7 @@ export function launchProcess(command: string, args: string[], env: Record<strin
 
 export const launchNode = (env: Record<string, string>) =>
   launchProcess(process.execPath, ['--import', 'tsx', 'src/adapters/node.ts'], env);
+
+/** Launches the Deno adapter as `npm run start:deno` does, with the npm-installed `deno`. */
+export const launchDeno = (env: Record<string, string>) =>
+  launchProcess('node_modules/.bin/deno', ['run', '--allow-net', '--allow-env', '--allow-read', 'src/adapters/deno.ts'], env, 60_000);

@@ -1,0 +1,97 @@
+/**
+ * Deno adapter (`npm run start:deno`, or `deno task start` with a native Deno): `Deno.serve` with
+ * Hono's Deno `upgradeWebSocket`, the same app and core as Node. What Deno lacks, it adds: the
+ * frame-size cap (checked on arrival, close 1009) and the SIGTERM/SIGINT drain. The heartbeat is
+ * Deno's own `idleTimeout` (its WebSocket has no ping API).
+ */
+import { upgradeWebSocket } from 'hono/deno';
+import { createApp } from '../app.ts';
+import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+
+/** Close code sent to every socket when the server restarts (RFC 6455 "service restart"). */
+export const SERVICE_RESTART = 1012;
+
+export interface DenoServer {
+  readonly port: number;
+  readonly bridge: SocketBridge;
+  /** Stops accepting, closes every socket with 1012, and resolves once all are gone or the drain window ends. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Deno pings a socket after `idleTimeout / 2` of silence and closes it after `idleTimeout`
+ * (seconds, fractions allowed). Mapped so that pings come at least every `PING_INTERVAL_MS` and a
+ * silent socket is closed at the latest `PONG_TIMEOUT_MS` after it was last heard.
+ */
+function idleTimeoutSeconds(config: Config): number {
+  return Math.min(config.pongTimeoutMs, 2 * config.pingIntervalMs) / 1000;
+}
+
+export function startDenoServer(config: Config, log: Logger): DenoServer {
+  let accepting = true;
+  const bridge = createSocketBridge({
+    hub: {
+      maxRoomsPerConnection: config.maxRoomsPerConnection,
+      rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
+      rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
+    },
+    sendQueueMaxBytes: config.sendQueueMaxBytes,
+    bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
+    maxMessageBytes: config.maxMessageBytes,
+    log,
+  });
+  const app = createApp({
+    config,
+    log,
+    upgradeWebSocket,
+    upgradeOptions: { idleTimeout: idleTimeoutSeconds(config) },
+    events: (request) => bridge.events(request),
+    remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
+    accepting: () => accepting,
+  });
+  const server = Deno.serve({ port: config.port, hostname: config.host, onListen: () => {} }, (request, info) => app.fetch(request, info));
+
+  return {
+    port: (server.addr as Deno.NetAddr).port,
+    bridge,
+    async shutdown() {
+      accepting = false;
+      bridge.closeAll(SERVICE_RESTART, 'service restart');
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      while (bridge.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    },
+  };
+}
+
+async function main() {
+  let config: Config;
+  try {
+    config = parseConfig(Deno.env.toObject());
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`aleatoria: ${error.message}`);
+    Deno.exit(1);
+  }
+  const log = createLogger(config.logLevel, (line) => console.log(line));
+  const server = startDenoServer(config, log);
+  console.log(`HTTP server started on :${server.port}`);
+  log.info('server_started', { runtime: 'deno', host: config.host, port: server.port });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutdown_started', { signal, sockets: server.bridge.size });
+    void server.shutdown().then(() => {
+      log.info('shutdown_complete', {});
+      Deno.exit(0);
+    });
+  };
+  Deno.addSignalListener('SIGTERM', () => stop('SIGTERM'));
+  Deno.addSignalListener('SIGINT', () => stop('SIGINT'));
+}
+
+if (import.meta.main) await main();
