@@ -1,10 +1,10 @@
 /**
  * The HTTP surface, the same on every runtime: `GET /health` and `GET /ws`. Everything that can
- * refuse a connection (userId, room, token, Origin, per-IP cap) is decided here, before the
- * upgrade, so a refused client never costs a socket.
+ * refuse a connection from the request alone (userId, room, token, Origin) is decided here,
+ * before the upgrade, so a refused client never costs a socket; the runtime's `upgrade` then
+ * applies the per-IP cap, which needs the count of open sockets.
  */
-import { Hono, type Context } from 'hono';
-import type { UpgradeWebSocket, WSEvents } from 'hono/ws';
+import { Hono, type Context, type Next } from 'hono';
 import * as v from 'valibot';
 import type { Config } from './core/config.ts';
 import { checkOrigin } from './core/origin.ts';
@@ -12,15 +12,17 @@ import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
 import type { OpenRequest } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
 
+/** A checked `/ws` request: who connects, and from which address (for per-IP limits). */
+export interface ConnectRequest extends OpenRequest {
+  ip?: string;
+}
+
 export interface AppOptions {
   config: Config;
   log: Logger;
-  upgradeWebSocket: UpgradeWebSocket<any, any>;
-  /** Runtime-specific options for `upgradeWebSocket` (Deno: `idleTimeout`). */
-  upgradeOptions?: unknown;
-  /** Hono WebSocket events for an accepted upgrade. */
-  events(request: OpenRequest): WSEvents;
-  /** The peer address of the TCP connection, where the runtime exposes it. */
+  /** Completes an accepted upgrade: Hono's `upgradeWebSocket` (Node, Deno) or a hand-off to the Durable Object. */
+  upgrade(c: Context, request: ConnectRequest, next: Next): Response | Promise<Response | void>;
+  /** The peer address of the connection, where the runtime exposes it. */
   remoteAddress?(c: Context): string | undefined;
   /** False while draining for shutdown: new upgrades get 503. */
   accepting?(): boolean;
@@ -32,7 +34,7 @@ const REFUSALS = {
   room: 'room query parameter must be 1-64 characters, no control characters',
   token: 'token query parameter must be 1-256 characters, no control characters',
   origin: 'origin not allowed',
-  perIp: 'too many connections from this address',
+  notUpgrade: 'expected a WebSocket upgrade',
   draining: 'server is shutting down',
 } as const;
 
@@ -41,7 +43,6 @@ const PROXY_IP_HEADERS = ['fly-client-ip', 'cf-connecting-ip'] as const;
 export function createApp(options: AppOptions): Hono {
   const { config, log } = options;
   const app = new Hono();
-  const perIp = new Map<string, number>();
 
   const clientIp = (c: Context): string | undefined => {
     if (config.trustProxy) {
@@ -58,13 +59,12 @@ export function createApp(options: AppOptions): Hono {
   app.get('/health', (c) => c.json({ status: 'ok' }));
 
   app.get('/ws', async (c, next) => {
-    const query = (name: string) => c.req.query(name);
-    const userId = v.safeParse(UserId, query('userId'));
+    const userId = v.safeParse(UserId, c.req.query('userId'));
     if (!userId.success) return c.text(REFUSALS.userId, 400);
-    const roomParam = query('room');
+    const roomParam = c.req.query('room');
     const room = roomParam === undefined || roomParam === '' ? undefined : v.safeParse(RoomName, roomParam);
     if (room && !room.success) return c.text(REFUSALS.room, 400);
-    const tokenParam = query('token');
+    const tokenParam = c.req.query('token');
     const token = tokenParam === undefined ? undefined : v.safeParse(ReconnectToken, tokenParam);
     if (token && !token.success) return c.text(REFUSALS.token, 400);
 
@@ -74,34 +74,11 @@ export function createApp(options: AppOptions): Hono {
       log.info('origin_refused', { origin, reason: verdict.reason });
       return c.text(REFUSALS.origin, 403);
     }
+    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return c.text(REFUSALS.notUpgrade, 426);
     if (options.accepting && !options.accepting()) return c.text(REFUSALS.draining, 503);
 
-    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return c.text('expected a WebSocket upgrade', 426);
-
-    // Counted from open to close, so a handshake that never completes holds no slot.
-    const ip = config.maxConnectionsPerIp > 0 ? clientIp(c) : undefined;
-    if (ip !== undefined && (perIp.get(ip) ?? 0) >= config.maxConnectionsPerIp) {
-      log.info('per_ip_refused', { ip });
-      return c.text(REFUSALS.perIp, 429);
-    }
-    const request: OpenRequest = { userId: userId.output, room: room?.output, token: token?.output };
-    return options.upgradeWebSocket(() => {
-      const events = options.events(request);
-      if (ip === undefined) return events;
-      return {
-        ...events,
-        onOpen(event, ws) {
-          perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-          events.onOpen?.(event, ws);
-        },
-        onClose(event, ws) {
-          const left = (perIp.get(ip) ?? 1) - 1;
-          if (left <= 0) perIp.delete(ip);
-          else perIp.set(ip, left);
-          events.onClose?.(event, ws);
-        },
-      };
-    }, options.upgradeOptions)(c, next);
+    const request: ConnectRequest = { userId: userId.output, room: room?.output, token: token?.output, ip: clientIp(c) };
+    return options.upgrade(c, request, next);
   });
 
   return app;

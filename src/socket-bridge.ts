@@ -4,8 +4,11 @@
  * so that nobody else ever waits for a slow reader. Used by every adapter whose sockets come
  * through Hono's `upgradeWebSocket` (Node, Deno).
  */
-import type { WSContext, WSEvents } from 'hono/ws';
-import { createHub, type ConnId, type Hub, type HubOptions, type OpenRequest } from './core/hub.ts';
+import type { Context, Next } from 'hono';
+import type { UpgradeWebSocket, WSContext, WSEvents } from 'hono/ws';
+import type { ConnectRequest } from './app.ts';
+import { createHub, type ConnId, type Hub, type HubOptions } from './core/hub.ts';
+import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
 import type { Logger } from './core/log.ts';
 
 /** Close code for a client that cannot keep up (RFC 6455 "try again later"). */
@@ -46,6 +49,7 @@ export interface SocketBridgeOptions {
   now?: () => number;
   random?: () => number;
   sendQueueMaxBytes: number;
+  maxConnectionsPerIp: number;
   /** Bytes the runtime still holds for this socket; omit where the platform bounds it itself. */
   bufferedAmount?: (ws: WSContext) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
@@ -63,7 +67,12 @@ export interface SocketBridge {
   /** Sockets opened and not yet closed, whether or not the hub still routes to them. */
   readonly size: number;
   /** Hono WebSocket events for one accepted upgrade. */
-  events(request: OpenRequest): WSEvents;
+  events(request: ConnectRequest): WSEvents;
+  /**
+   * The `upgrade` of `createApp` for runtimes whose sockets come through Hono's
+   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades.
+   */
+  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions?: unknown): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
   closeAll(code: number, reason: string): void;
 }
@@ -71,6 +80,7 @@ export interface SocketBridge {
 export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
   const sockets = new Map<ConnId, WSContext>();
   const { log, sendQueueMaxBytes, bufferedAmount } = options;
+  const perIp = createPerIpCounter(options.maxConnectionsPerIp);
   let nextConn = 0;
   let live = 0;
 
@@ -118,7 +128,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
     options.hub,
   );
 
-  return {
+  const bridge: SocketBridge = {
     hub,
     get size() {
       return live;
@@ -128,6 +138,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
       return {
         onOpen(_event, ws) {
           live++;
+          perIp.add(request.ip);
           sockets.set(conn, ws);
           const result = hub.open(conn, request);
           if (!result.accepted) log.info('connection_refused', { conn, userId: request.userId, code: result.code });
@@ -149,14 +160,25 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
         },
         onClose(event) {
           live--;
+          perIp.remove(request.ip);
           sockets.delete(conn);
           hub.close(conn);
           log.debug('connection_closed', { conn, code: event.code });
         },
       };
     },
+    upgrade(upgradeWebSocket, upgradeOptions) {
+      return async (c, request, next) => {
+        if (perIp.full(request.ip)) {
+          log.info('per_ip_refused', { ip: request.ip });
+          return c.text(PER_IP_REFUSAL, 429);
+        }
+        return upgradeWebSocket(() => bridge.events(request), upgradeOptions)(c, next);
+      };
+    },
     closeAll(code, reason) {
       for (const conn of [...sockets.keys()]) drop(conn, code, reason);
     },
   };
+  return bridge;
 }

@@ -38,6 +38,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
       rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
     },
     sendQueueMaxBytes: config.sendQueueMaxBytes,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
     bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
     maxMessageBytes: config.maxMessageBytes,
     log,
@@ -45,9 +46,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
   const app = createApp({
     config,
     log,
-    upgradeWebSocket,
-    upgradeOptions: { idleTimeout: idleTimeoutSeconds(config) },
-    events: (request) => bridge.events(request),
+    upgrade: bridge.upgrade(upgradeWebSocket, { idleTimeout: idleTimeoutSeconds(config) }),
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
   });

@@ -39,6 +39,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
       rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
     },
     sendQueueMaxBytes: config.sendQueueMaxBytes,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
     bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
     terminate: (ws) => (ws.raw as WebSocket).terminate(),
     log,
@@ -46,8 +47,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   const app = createApp({
     config,
     log,
-    upgradeWebSocket,
-    events: (request) => bridge.events(request),
+    upgrade: bridge.upgrade(upgradeWebSocket),
     remoteAddress: (c) => getConnInfo(c).remote.address,
     accepting: () => accepting,
   });
