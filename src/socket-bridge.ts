@@ -7,39 +7,10 @@
 import type { Context, Next } from 'hono';
 import type { UpgradeWebSocket, WSContext, WSEvents } from 'hono/ws';
 import type { ConnectRequest } from './app.ts';
-import { createHub, type ConnId, type Hub, type HubOptions } from './core/hub.ts';
+import { frameTooBig } from './core/frame.ts';
+import { CloseCode, createHub, type ConnId, type Hub, type HubOptions } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
 import type { Logger } from './core/log.ts';
-
-/** Close code for a client that cannot keep up (RFC 6455 "try again later"). */
-export const SLOW_CONSUMER_CLOSE = 1013;
-/** Close code for a frame over the size limit (RFC 6455 "message too big"). */
-export const MESSAGE_TOO_BIG = 1009;
-
-/** UTF-8 length of `text`, without encoding it when its UTF-16 length already decides. */
-function exceedsUtf8Bytes(text: string, limit: number): boolean {
-  if (text.length > limit) return true;
-  if (text.length * 3 <= limit) return false;
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-    if (bytes > limit) return true;
-  }
-  return false;
-}
-
-function frameTooBig(data: unknown, limit: number): boolean {
-  if (typeof data === 'string') return exceedsUtf8Bytes(data, limit);
-  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength > limit;
-  if (typeof Blob !== 'undefined' && data instanceof Blob) return data.size > limit;
-  return false;
-}
 
 /** How long a slow consumer gets to take its backlog and the 1013 close frame before it is cut off. */
 export const SLOW_CONSUMER_GRACE_MS = 1000;
@@ -102,7 +73,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
     const buffered = bufferedAmount!(ws);
     if (sockets.get(conn) !== ws || buffered <= sendQueueMaxBytes) return;
     log.warn('slow_consumer_closed', { conn, bufferedBytes: buffered });
-    drop(conn, SLOW_CONSUMER_CLOSE, 'send queue full');
+    drop(conn, CloseCode.slowConsumer, 'send queue full');
     hub.close(conn);
     // The close frame waits behind the backlog; a reader that resumes in time still sees 1013.
     if (options.terminate) setTimeout(() => options.terminate!(ws), SLOW_CONSUMER_GRACE_MS);
@@ -146,7 +117,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
         },
         onMessage(event) {
           if (options.maxMessageBytes !== undefined && frameTooBig(event.data, options.maxMessageBytes)) {
-            drop(conn, MESSAGE_TOO_BIG, 'message too big');
+            drop(conn, CloseCode.messageTooBig, 'message too big');
             hub.close(conn);
             return;
           }

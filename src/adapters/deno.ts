@@ -7,11 +7,9 @@
 import { upgradeWebSocket } from 'hono/deno';
 import { createApp } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
-
-/** Close code sent to every socket when the server restarts (RFC 6455 "service restart"). */
-export const SERVICE_RESTART = 1012;
 
 export interface DenoServer {
   readonly port: number;
@@ -57,7 +55,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
     bridge,
     async shutdown() {
       accepting = false;
-      bridge.closeAll(SERVICE_RESTART, 'service restart');
+      bridge.closeAll(CloseCode.serviceRestart, 'service restart');
       const deadline = Date.now() + config.shutdownTimeoutMs;
       while (bridge.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);

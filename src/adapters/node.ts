@@ -11,11 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
-
-/** Close code sent to every socket when the server restarts (RFC 6455 "service restart"). */
-export const SERVICE_RESTART = 1012;
 
 export interface NodeServerOptions {
   config: Config;
@@ -67,7 +65,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
       accepting = false;
       server.close();
       if ('closeIdleConnections' in server) server.closeIdleConnections();
-      for (const ws of wss.clients) ws.close(SERVICE_RESTART, 'service restart');
+      for (const ws of wss.clients) ws.close(CloseCode.serviceRestart, 'service restart');
       const deadline = Date.now() + config.shutdownTimeoutMs;
       while (wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const ws of wss.clients) ws.terminate();

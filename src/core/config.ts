@@ -28,7 +28,15 @@ export interface Config {
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
-export type Env = Readonly<Record<string, string | undefined>>;
+export type Env = Readonly<Record<string, unknown>>;
+
+/** Every variable {@link parseConfig} reads, for tools that forward them (e.g. to `wrangler dev`). */
+export const CONFIG_VARIABLES = [
+  'PORT', 'HOST', 'ALLOWED_ORIGINS', 'ALLOW_NO_ORIGIN', 'MAX_MESSAGE_BYTES', 'MAX_ROOMS_PER_CONNECTION',
+  'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
+  'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
+  'LOG_LEVEL', 'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
+] as const;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -40,11 +48,13 @@ export class ConfigError extends Error {
 /** Parses `env` into a {@link Config}; throws {@link ConfigError} listing every bad variable. */
 export function parseConfig(env: Env): Config {
   const problems: string[] = [];
-  const raw = (name: string): string | undefined => {
-    const value = env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
+  // A Worker's env also holds bindings (objects): only strings are configuration.
+  const raw = (name: (typeof CONFIG_VARIABLES)[number]): string | undefined => {
+    const value = env[name];
+    if (typeof value !== 'string') return undefined;
+    return value.trim() === '' ? undefined : value.trim();
   };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
+  const int = (name: (typeof CONFIG_VARIABLES)[number], fallback: number, min: number, max: number): number => {
     const value = raw(name);
     if (value === undefined) return fallback;
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -53,7 +63,7 @@ export function parseConfig(env: Env): Config {
     }
     return Number(value);
   };
-  const bool = (name: string, fallback: boolean): boolean => {
+  const bool = (name: (typeof CONFIG_VARIABLES)[number], fallback: boolean): boolean => {
     const value = raw(name)?.toLowerCase();
     if (value === undefined) return fallback;
     if (value === 'true' || value === '1' || value === 'yes') return true;
@@ -72,7 +82,7 @@ export function parseConfig(env: Env): Config {
   const logLevel = (raw('LOG_LEVEL')?.toLowerCase() ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
 
-  const unsupported = ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'].filter((name) => raw(name) !== undefined);
+  const unsupported = (['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'] as const).filter((name) => raw(name) !== undefined);
   if (unsupported.length > 0) {
     // Refuse rather than run open: an operator who set these expects every connection to be authenticated.
     problems.push(`${unsupported.join(', ')}: token auth is not available in this version; unset to run without auth`);

@@ -24,9 +24,12 @@ import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from '
 /** An adapter's handle for one socket; opaque to the hub. */
 export type ConnId = string;
 
-/** WebSocket close codes the hub asks for. */
+/** WebSocket close codes of the protocol (RFC 6455 section 7.4.1, and DECISIONS.md's 4000/4009). */
 export const CloseCode = {
   policyViolation: 1008,
+  messageTooBig: 1009,
+  serviceRestart: 1012,
+  slowConsumer: 1013,
   replaced: 4000,
   userIdTaken: 4009,
 } as const;

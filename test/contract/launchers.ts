@@ -1,5 +1,8 @@
 /** Launches each runtime's server as its npm script does, as a real child process on loopback. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LaunchedServer } from './harness.ts';
 
@@ -62,3 +65,13 @@ export const launchNode = (env: Record<string, string>) =>
 /** Launches the Deno adapter as `npm run start:deno` does, with the npm-installed `deno`. */
 export const launchDeno = (env: Record<string, string>) =>
   launchProcess('node_modules/.bin/deno', ['run', '--allow-net', '--allow-env', '--allow-read', 'src/adapters/deno.ts'], env, 60_000);
+
+/**
+ * Launches the Worker and its Durable Object under `wrangler dev` as `npm run start:cloudflare`
+ * does, each launch with its own state directory. Run inside `unshare -n` (see scripts/test.sh).
+ */
+export const launchCloudflare = (env: Record<string, string>) =>
+  launchProcess(process.execPath, ['--import', 'tsx', 'scripts/start-cloudflare.ts'], {
+    WRANGLER_PERSIST_TO: mkdtempSync(join(tmpdir(), 'aleatoria-wrangler-')),
+    ...env,
+  }, 90_000);

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineContractSuite } from './suite.ts';
+import { launchCloudflare } from './launchers.ts';
+import { TestClient, type LaunchedServer } from './harness.ts';
+
+const target = {
+  name: 'Cloudflare (workerd)',
+  // The platform pings, buffers and restarts: the Durable Object has no timers, no view of a
+  // socket's outbound buffer, and no signals.
+  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true },
+  launch: launchCloudflare,
+};
+
+defineContractSuite(target);
+
+describe('Cloudflare: hibernation', () => {
+  let server: LaunchedServer;
+  beforeAll(async () => {
+    server = await target.launch({ LOG_LEVEL: 'info' });
+  });
+  afterAll(() => server?.stop());
+
+  it('keeps rooms, the pool, pairs and DMs working for sockets connected before the object was evicted', async () => {
+    const base = server.baseUrl;
+    const open = (name: string) => TestClient.open(base, { userId: `hib-${name}`, room: 'before' });
+    const [a, b, c, d] = [await open('a'), await open('b'), await open('c'), await open('d')];
+    // Before: a and b in a call, c waiting in the pool, everyone in room "before", a also in "extra".
+    a.send({ type: 'join_room', room: 'extra' });
+    await a.nextOfType('room_joined');
+    b.send({ type: 'user_available_webrtc' });
+    await b.roundTrip();
+    a.send({ type: 'request_random_peer' });
+    expect((await a.nextOfType('assign_role')).payload.peerId).toBe('hib-b');
+    await b.nextOfType('assign_role');
+    c.send({ type: 'user_available_webrtc' });
+    await c.roundTrip();
+
+    const restored = () => (server.output().match(/"event":"hub_restored"/g) ?? []).length;
+    const restoredBefore = restored();
+    // Silence: workerd evicts an idle hibernatable object after about 10 s; the next frame wakes it.
+    await new Promise((r) => setTimeout(r, 13_000));
+    d.send({ type: 'get_rooms' });
+    await d.nextOfType('rooms_list');
+    for (let i = 0; restored() === restoredBefore && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(restored()).toBe(restoredBefore + 1);
+
+    // Rooms survived.
+    a.send({ type: 'get_rooms' });
+    expect((await a.nextOfType('rooms_list')).payload.rooms).toEqual(['before', 'extra']);
+    a.send({ type: 'chat_message', room: 'before', payload: { content: 'still here?' } });
+    for (const member of [a, b, c, d]) expect((await member.nextOfType('chat_message')).payload.content).toBe('still here?');
+    // DMs.
+    d.send({ type: 'chat_message', toUser: 'hib-c', payload: { content: 'dm' } });
+    expect((await c.nextOfType('chat_message')).incoming).toBe(true);
+    // The pool: c is still available, a and b (matched) are not.
+    d.send({ type: 'request_random_peer' });
+    expect((await d.nextOfType('assign_role')).payload.peerId).toBe('hib-c');
+    // The pair: b leaving still ends a's call.
+    b.ws.terminate();
+    expect(await a.nextOfType('hangup', 5000)).toMatchObject({ fromUser: 'hib-b', payload: { reason: 'peer_disconnected' } });
+    await Promise.all([a.close(), c.close(), d.close()]);
+  }, 60_000);
+});
