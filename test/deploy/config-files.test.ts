@@ -1,0 +1,68 @@
+/**
+ * The deployment files agree with the code: ports, health path, drain window, Worker entry and
+ * Durable Object class, and the versions this Node 20 machine can run.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'smol-toml';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/core/config.ts';
+
+const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+const defaults = parseConfig({});
+
+describe('fly.toml', () => {
+  const fly = parse(read('fly.toml')) as any;
+
+  it('routes to the port the server listens on by default and checks /health', () => {
+    expect(fly.http_service.internal_port).toBe(defaults.port);
+    expect(fly.env.PORT).toBe(String(defaults.port));
+    expect(fly.http_service.checks.map((check: { path: string }) => check.path)).toContain('/health');
+  });
+
+  it('stops with SIGTERM and waits longer than the drain window', () => {
+    expect(fly.kill_signal).toBe('SIGTERM');
+    const seconds = Number(/^(\d+)s$/.exec(fly.kill_timeout)?.[1]);
+    expect(seconds * 1000).toBeGreaterThan(defaults.shutdownTimeoutMs);
+  });
+
+  it('sets only variables the server understands, with valid values', () => {
+    expect(() => parseConfig(fly.env)).not.toThrow();
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = read('Dockerfile');
+  it('exposes the default port, stops with SIGTERM and runs the built Node adapter', () => {
+    expect(dockerfile).toMatch(new RegExp(`^EXPOSE ${defaults.port}$`, 'm'));
+    expect(dockerfile).toMatch(/^STOPSIGNAL SIGTERM$/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/adapters\/node\.js"\]$/m);
+  });
+});
+
+describe('wrangler.toml', () => {
+  const wrangler = parse(read('wrangler.toml')) as any;
+
+  it('points at the Cloudflare adapter, whose Durable Object class it binds and migrates', () => {
+    expect(wrangler.main).toBe('src/adapters/cloudflare.ts');
+    const adapter = read(wrangler.main);
+    const [binding] = wrangler.durable_objects.bindings;
+    expect(binding.name).toBe('HUB');
+    expect(adapter).toMatch(new RegExp(`export class ${binding.class_name} extends DurableObject`));
+    expect(wrangler.migrations.flatMap((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes ?? [])).toContain(binding.class_name);
+  });
+
+  it('keeps compatibility_date within what wrangler 4.86.0 on Node 20 supports', () => {
+    expect(String(wrangler.compatibility_date) <= '2026-05-03').toBe(true);
+  });
+
+  it('has [vars] the server accepts', () => {
+    expect(() => parseConfig(wrangler.vars)).not.toThrow();
+  });
+});
+
+describe('package.json', () => {
+  const pkg = JSON.parse(read('package.json'));
+  it('pins wrangler to 4.86.0 exactly (later releases need Node 22)', () => {
+    expect(pkg.devDependencies.wrangler).toBe('4.86.0');
+  });
+});
