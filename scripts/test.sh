@@ -22,6 +22,10 @@ step "unit tests + contract suite on Node and Deno"
 node_modules/.bin/vitest run --exclude test/contract/cloudflare.test.ts \
   --reporter=default --reporter=json --outputFile.json=test-results/vitest-main.json || status=1
 
+step "Deno-native tests (deno test)"
+node_modules/.bin/deno test --allow-net --allow-env --allow-read 2>&1 | tee test-results/deno-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 step "contract suite on Cloudflare (workerd), network namespace with loopback only"
 cloudflare_leg='ip link set lo up && exec node_modules/.bin/vitest run test/contract/cloudflare.test.ts --reporter=default --reporter=json --outputFile.json=test-results/vitest-cloudflare.json'
 if unshare -n true 2>/dev/null; then
@@ -33,5 +37,5 @@ else
   sh -c "${cloudflare_leg#ip link set lo up && }" || status=1
 fi
 
-node scripts/test-summary.mjs test-results/vitest-main.json test-results/vitest-cloudflare.json || status=1
+node scripts/test-summary.mjs test-results/vitest-main.json test-results/vitest-cloudflare.json test-results/deno-test.log || status=1
 exit $status

@@ -134,7 +134,11 @@ export class HubObject extends DurableObject<Env> {
           if (this.opening?.conn === conn) this.opening.actions.push((ws) => closeQuietly(ws, code, reason));
           else {
             const ws = this.sockets.get(conn);
-            if (ws) closeQuietly(ws, code, reason);
+            if (!ws) return;
+            // The hub has let go of this session (replaced, flooding): should the object sleep
+            // before the close completes, the socket must not bring the session back on wake.
+            this.detach(ws);
+            closeQuietly(ws, code, reason);
           }
         },
         persist: (conn, state) => this.persist(conn, state),
@@ -162,8 +166,13 @@ export class HubObject extends DurableObject<Env> {
     for (const ws of sockets) {
       const attachment = this.attachmentOf(ws);
       const state = attachment?.stored ? this.ctx.storage.kv.get(SESSION_KEY(attachment.conn)) : attachment?.state;
-      if (!attachment || !this.hub.restore(attachment.conn, state)) {
-        ws.close(1011, 'session state lost');
+      if (!attachment || state === undefined) {
+        // Detached: the hub had already let go and this socket was closing.
+        closeQuietly(ws, 1000, 'closed');
+        continue;
+      }
+      if (!this.hub.restore(attachment.conn, state)) {
+        closeQuietly(ws, 1011, 'session state lost');
         continue;
       }
       this.sockets.set(attachment.conn, ws);
@@ -191,6 +200,14 @@ export class HubObject extends DurableObject<Env> {
       this.ctx.storage.kv.put(SESSION_KEY(conn), state);
       ws.serializeAttachment({ conn, ip: attachment.ip, stored: true } satisfies Attachment);
     }
+  }
+
+  /** Keeps only the socket's identity in its attachment: a session no longer lives here. */
+  private detach(ws: WebSocket) {
+    const attachment = this.attachmentOf(ws);
+    if (!attachment) return;
+    if (attachment.stored) this.ctx.storage.kv.delete(SESSION_KEY(attachment.conn));
+    ws.serializeAttachment({ conn: attachment.conn, ip: attachment.ip } satisfies Attachment);
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -236,8 +253,9 @@ export class HubObject extends DurableObject<Env> {
     if (!attachment) return;
     // The platform accepts frames up to 32 MiB: the protocol's cap is enforced here.
     if (frameTooBig(message, this.config.maxMessageBytes)) {
-      ws.close(CloseCode.messageTooBig, 'message too big');
       this.hub.close(attachment.conn);
+      this.detach(ws);
+      closeQuietly(ws, CloseCode.messageTooBig, 'message too big');
       return;
     }
     try {
