@@ -8,7 +8,8 @@ import type { Context, Next } from 'hono';
 import type { UpgradeWebSocket, WSContext, WSEvents } from 'hono/ws';
 import type { ConnectRequest } from './app.ts';
 import { frameTooBig } from './core/frame.ts';
-import { CloseCode, createHub, type ConnId, type Hub, type HubOptions } from './core/hub.ts';
+import type { Config } from './core/config.ts';
+import { CloseCode, createHub, hubOptionsFrom, type ConnId, type Hub } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
 import type { Logger } from './core/log.ts';
 
@@ -16,20 +17,18 @@ import type { Logger } from './core/log.ts';
 export const SLOW_CONSUMER_GRACE_MS = 1000;
 
 export interface SocketBridgeOptions {
-  hub: HubOptions;
+  config: Config;
   now?: () => number;
   random?: () => number;
-  sendQueueMaxBytes: number;
-  maxConnectionsPerIp: number;
   /** Bytes the runtime still holds for this socket; omit where the platform bounds it itself. */
   bufferedAmount?: (ws: WSContext) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
   terminate?: (ws: WSContext) => void;
   /**
-   * Largest inbound frame, for runtimes that cannot cap frames themselves (Deno): a larger one
-   * closes the socket with 1009. Omit where the runtime already does it (ws's `maxPayload`).
+   * Enforce `MAX_MESSAGE_BYTES` on arrival (close 1009), for runtimes that cannot cap frames
+   * themselves (Deno). Off where the runtime already does it (ws's `maxPayload`).
    */
-  maxMessageBytes?: number;
+  checkFrameSize?: boolean;
   log: Logger;
 }
 
@@ -50,8 +49,9 @@ export interface SocketBridge {
 
 export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
   const sockets = new Map<ConnId, WSContext>();
-  const { log, sendQueueMaxBytes, bufferedAmount } = options;
-  const perIp = createPerIpCounter(options.maxConnectionsPerIp);
+  const { config, log, bufferedAmount } = options;
+  const { sendQueueMaxBytes } = config;
+  const perIp = createPerIpCounter(config.maxConnectionsPerIp);
   let nextConn = 0;
   let live = 0;
 
@@ -96,7 +96,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
       },
       close: (conn, code, reason) => drop(conn, code, reason),
     },
-    options.hub,
+    hubOptionsFrom(config),
   );
 
   const bridge: SocketBridge = {
@@ -116,7 +116,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
           else log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
         },
         onMessage(event) {
-          if (options.maxMessageBytes !== undefined && frameTooBig(event.data, options.maxMessageBytes)) {
+          if (options.checkFrameSize && frameTooBig(event.data, config.maxMessageBytes)) {
             drop(conn, CloseCode.messageTooBig, 'message too big');
             hub.close(conn);
             return;

@@ -14,7 +14,7 @@ import * as v from 'valibot';
 import { createApp, type ConnectRequest } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
 import { exceedsUtf8Bytes, frameTooBig } from '../core/frame.ts';
-import { CloseCode, createHub, SessionState, type ConnId, type Hub, type OpenResult } from '../core/hub.ts';
+import { CloseCode, createHub, hubOptionsFrom, SessionState, type ConnId, type Hub, type OpenResult } from '../core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL, type PerIpCounter } from '../core/limits.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { ReconnectToken, RoomName, UserId } from '../core/protocol.ts';
@@ -143,11 +143,7 @@ export class HubObject extends DurableObject<Env> {
         },
         persist: (conn, state) => this.persist(conn, state),
       },
-      {
-        maxRoomsPerConnection: this.config.maxRoomsPerConnection,
-        rateLimit: { perSecond: this.config.rateLimitPerSecond, burst: this.config.rateLimitBurst },
-        rateLimitCloseAfterMs: this.config.rateLimitCloseAfterMs,
-      },
+      hubOptionsFrom(this.config),
     );
     // Application-level keep-alive that never wakes the object; protocol pings are the platform's.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'));

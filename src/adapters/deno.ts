@@ -30,15 +30,9 @@ function idleTimeoutSeconds(config: Config): number {
 export function startDenoServer(config: Config, log: Logger): DenoServer {
   let accepting = true;
   const bridge = createSocketBridge({
-    hub: {
-      maxRoomsPerConnection: config.maxRoomsPerConnection,
-      rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
-      rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
-    },
-    sendQueueMaxBytes: config.sendQueueMaxBytes,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    config,
     bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
-    maxMessageBytes: config.maxMessageBytes,
+    checkFrameSize: true,
     log,
   });
   const app = createApp({

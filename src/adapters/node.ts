@@ -31,13 +31,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   let accepting = true;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes, perMessageDeflate: false });
   const bridge = createSocketBridge({
-    hub: {
-      maxRoomsPerConnection: config.maxRoomsPerConnection,
-      rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
-      rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
-    },
-    sendQueueMaxBytes: config.sendQueueMaxBytes,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    config,
     bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
     terminate: (ws) => (ws.raw as WebSocket).terminate(),
     log,

@@ -17,6 +17,7 @@ import {
   type ResponseErrorCode,
   type ServerMessage,
 } from './protocol.ts';
+import type { Config } from './config.ts';
 import { parseJson, MAX_JSON_DEPTH } from './json.ts';
 import { createAvailabilityPool } from './pool.ts';
 import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
@@ -44,6 +45,15 @@ export interface HubDeps {
    * must survive eviction (the Durable Object) can store it with the socket.
    */
   persist?(conn: ConnId, state: SessionState): void;
+}
+
+/** The hub's limits, as configured (`MAX_ROOMS_PER_CONNECTION`, `RATE_LIMIT_*`). */
+export function hubOptionsFrom(config: Config): HubOptions {
+  return {
+    maxRoomsPerConnection: config.maxRoomsPerConnection,
+    rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
+    rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
+  };
 }
 
 export interface HubOptions {
