@@ -11,6 +11,18 @@ rm -f test-results/vitest-*.json
 step() { printf '\n== %s\n' "$*"; }
 status=0
 
+# Browser tests need Debian's chromium: install it when we can (root + apt), else fail naming it.
+step "system packages"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || { echo "could not install the Debian package 'chromium' (needed by the browser tests)"; exit 1; }
+  else
+    echo "the browser tests need the Debian package 'chromium': sudo apt-get install -y chromium"; exit 1
+  fi
+fi
+chromium --version 2>/dev/null | tail -n 1
+
 step "typecheck (Node, Workers, Deno)"
 npm run --silent typecheck || status=1
 
@@ -27,15 +39,13 @@ node_modules/.bin/deno test --allow-net --allow-env --allow-read 2>&1 | tee test
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 step "contract suite on Cloudflare (workerd), network namespace with loopback only"
-cloudflare_leg='ip link set lo up && exec node_modules/.bin/vitest run test/contract/cloudflare.test.ts --reporter=default --reporter=json --outputFile.json=test-results/vitest-cloudflare.json'
-if unshare -n true 2>/dev/null; then
-  unshare -n sh -c "$cloudflare_leg" || status=1
-elif unshare -rn true 2>/dev/null; then
-  unshare -rn sh -c "$cloudflare_leg" || status=1
-else
-  echo "unshare is not permitted here: the workerd leg runs in the host network namespace (loopback addresses only)"
-  sh -c "${cloudflare_leg#ip link set lo up && }" || status=1
-fi
+isolated() { bash scripts/isolated.sh "$@"; }
+isolated node_modules/.bin/vitest run test/contract/cloudflare.test.ts \
+  --reporter=default --reporter=json --outputFile.json=test-results/vitest-cloudflare.json || status=1
 
-node scripts/test-summary.mjs test-results/vitest-main.json test-results/vitest-cloudflare.json test-results/deno-test.log || status=1
+step "browser end-to-end: the demo page in Chromium against Node (all scenarios), Deno and workerd (a call)"
+isolated node_modules/.bin/vitest run --config vitest.e2e.config.ts \
+  --reporter=default --reporter=json --outputFile.json=test-results/vitest-e2e.json || status=1
+
+node scripts/test-summary.mjs test-results/vitest-main.json test-results/vitest-cloudflare.json test-results/vitest-e2e.json test-results/deno-test.log || status=1
 exit $status

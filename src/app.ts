@@ -1,5 +1,6 @@
 /**
- * The HTTP surface, the same on every runtime: `GET /health` and `GET /ws`. Everything that can
+ * The HTTP surface, the same on every runtime: `GET /health`, `GET /ws`, and the demo page
+ * (`/`, `/app.js`, `/config.json`) with the protocol's JSON Schema (`/protocol.json`). Everything that can
  * refuse a connection from the request alone (userId, room, token, Origin) is decided here,
  * before the upgrade, so a refused client never costs a socket; the runtime's `upgrade` then
  * applies the per-IP cap, which needs the count of open sockets.
@@ -11,6 +12,7 @@ import { checkOrigin } from './core/origin.ts';
 import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
 import type { OpenRequest } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
+import { APP_JS, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
 
 /** A checked `/ws` request: who connects, and from which address (for per-IP limits). */
 export interface ConnectRequest extends OpenRequest {
@@ -40,6 +42,17 @@ const REFUSALS = {
 
 const PROXY_IP_HEADERS = ['fly-client-ip', 'cf-connecting-ip'] as const;
 
+/**
+ * The page may talk to another server (`?server=`), and its media are local streams: everything
+ * else comes from this origin, and nothing may frame it.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; connect-src 'self' ws: wss: http: https:; media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+} as const;
+
 export function createApp(options: AppOptions): Hono {
   const { config, log } = options;
   const app = new Hono();
@@ -56,7 +69,18 @@ export function createApp(options: AppOptions): Hono {
     return options.remoteAddress?.(c);
   };
 
+  // Readable cross-origin: a page on a refused origin can still learn why (see the client's diagnosis).
+  app.use('*', async (c, next) => {
+    await next();
+    // Not on a 101: the Worker's comes from the Durable Object and must pass through untouched.
+    if (c.res.status !== 101) c.header('access-control-allow-origin', '*');
+  });
+
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/', (c) => c.html(INDEX_HTML, 200, PAGE_HEADERS));
+  app.get('/app.js', (c) => c.body(APP_JS, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }));
+  app.get('/config.json', (c) => c.json({ iceServers: config.iceServers }));
+  app.get('/protocol.json', (c) => c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }));
 
   app.get('/ws', async (c, next) => {
     const userId = v.safeParse(UserId, c.req.query('userId'));

@@ -3,7 +3,24 @@
  * `env`), with the defaults of DECISIONS.md. Every value is range-checked; a bad value fails at
  * start-up with a message naming the variable, never later at run time.
  */
+import * as v from 'valibot';
 import { parseAllowedOrigins, type OriginPolicy } from './origin.ts';
+
+/** `ICE_SERVERS`: the STUN/TURN servers handed to browsers, as `RTCIceServer` objects. */
+const IceServers = v.pipe(
+  v.array(
+    v.strictObject({
+      urls: v.union([
+        v.pipe(v.string(), v.regex(/^(stun|stuns|turn|turns):/)),
+        v.pipe(v.array(v.pipe(v.string(), v.regex(/^(stun|stuns|turn|turns):/))), v.minLength(1), v.maxLength(8)),
+      ]),
+      username: v.optional(v.pipe(v.string(), v.maxLength(512))),
+      credential: v.optional(v.pipe(v.string(), v.maxLength(512))),
+    }),
+  ),
+  v.maxLength(16),
+);
+export type IceServer = v.InferOutput<typeof IceServers>[number];
 
 export interface Config {
   port: number;
@@ -23,6 +40,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   trustProxy: boolean;
   logLevel: LogLevel;
+  /** Handed to the demo page at `GET /config.json`. */
+  iceServers: IceServer[];
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -35,7 +54,7 @@ export const CONFIG_VARIABLES = [
   'PORT', 'HOST', 'ALLOWED_ORIGINS', 'ALLOW_NO_ORIGIN', 'MAX_MESSAGE_BYTES', 'MAX_ROOMS_PER_CONNECTION',
   'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
   'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
-  'LOG_LEVEL', 'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
+  'LOG_LEVEL', 'ICE_SERVERS', 'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
 ] as const;
 
 export class ConfigError extends Error {
@@ -82,6 +101,19 @@ export function parseConfig(env: Env): Config {
   const logLevel = (raw('LOG_LEVEL')?.toLowerCase() ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
 
+  let iceServers: IceServer[] = [];
+  const iceText = raw('ICE_SERVERS');
+  if (iceText !== undefined) {
+    let parsed: v.SafeParseResult<typeof IceServers> | undefined;
+    try {
+      parsed = v.safeParse(IceServers, JSON.parse(iceText));
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.success) iceServers = parsed.output;
+    else problems.push('ICE_SERVERS: expected a JSON array of {"urls": "stun:…" | "turn:…" | [...], "username"?, "credential"?} (16 at most)');
+  }
+
   const unsupported = (['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'] as const).filter((name) => raw(name) !== undefined);
   if (unsupported.length > 0) {
     // Refuse rather than run open: an operator who set these expects every connection to be authenticated.
@@ -105,6 +137,7 @@ export function parseConfig(env: Env): Config {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     trustProxy: bool('TRUST_PROXY', false),
     logLevel,
+    iceServers,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -9,6 +9,18 @@ import type { LaunchedServer } from './harness.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STARTED = /HTTP server started on :(\d+)/;
 
+/** Process groups still running, killed when the test process exits however it exits. */
+const groups = new Set<number>();
+process.once('exit', () => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+});
+
 /**
  * Spawns `command` with `env` (PORT=0 picks a free port) and waits for the Go server's start-up
  * line. Shared by every launcher whose runtime prints it (Node, Deno).
@@ -18,7 +30,18 @@ export function launchProcess(command: string, args: string[], env: Record<strin
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: stopping it takes down what it started (wrangler, workerd) too.
+    detached: true,
   });
+  groups.add(child.pid!);
+  const killGroup = () => {
+    groups.delete(child.pid!);
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  };
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -26,7 +49,7 @@ export function launchProcess(command: string, args: string[], env: Record<strin
 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      killGroup();
       reject(new Error(`server did not start within ${startTimeoutMs} ms:\n${output}`));
     }, startTimeoutMs);
     void exited.then((code) => {
@@ -47,10 +70,9 @@ export function launchProcess(command: string, args: string[], env: Record<strin
           return { code, elapsedMs: Date.now() - started };
         },
         async stop() {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill('SIGKILL');
-            await exited;
-          }
+          const running = child.exitCode === null && child.signalCode === null;
+          killGroup();
+          if (running) await exited;
         },
         output: () => output,
       });

@@ -82,6 +82,34 @@ export function defineContractSuite(target: ContractTarget) {
         expect(await res.json()).toEqual({ status: 'ok' });
       });
 
+      it('serves the demo page at / with a strict Content-Security-Policy, and its script', async () => {
+        const page = await fetch(`${server.baseUrl}/`);
+        expect(page.status).toBe(200);
+        expect(page.headers.get('content-type')).toMatch(/text\/html/);
+        expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+        const html = await page.text();
+        expect(html).toContain('<script type="module" src="/app.js"></script>');
+        expect(html).not.toContain('<!-- styles -->');
+        const script = await fetch(`${server.baseUrl}/app.js`);
+        expect(script.status).toBe(200);
+        expect(script.headers.get('content-type')).toMatch(/javascript/);
+        expect((await script.text()).length).toBeGreaterThan(1000);
+      });
+
+      it('serves the ICE servers at /config.json and the protocol JSON Schema at /protocol.json', async () => {
+        expect(await (await fetch(`${server.baseUrl}/config.json`)).json()).toEqual({ iceServers: [] });
+        const schema = await fetch(`${server.baseUrl}/protocol.json`);
+        expect(schema.headers.get('content-type')).toMatch(/application\/schema\+json/);
+        const body = (await schema.json()) as { definitions: Record<string, unknown> };
+        expect(Object.keys(body.definitions).sort()).toEqual(['ClientMessage', 'ServerMessage']);
+      });
+
+      it('lets a page on any origin read why /ws refused it (CORS on refusals)', async () => {
+        const res = await fetch(`${server.baseUrl}/ws?userId=x`, { headers: { origin: 'https://evil.com' } });
+        expect(res.status).toBe(403);
+        expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      });
+
       it('answers a plain GET /ws (no upgrade) with 426', async () => {
         const res = await fetch(`${server.baseUrl}/ws?userId=plain`, { headers: { origin: PROD_ORIGIN } });
         expect(res.status).toBe(426);

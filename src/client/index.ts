@@ -1,0 +1,23 @@
+/**
+ * The Aleatoria browser SDK: `createClient` for the chat and signaling connection, `startCall` for
+ * a WebRTC call negotiated through it. No runtime dependencies.
+ */
+export { createClient, connectUrl } from './client.ts';
+export type {
+  AleatoriaClient,
+  ClientOptions,
+  ClientStatus,
+  MessageHandler,
+  ServerMessageOf,
+  ServerMessageType,
+  StatusDetail,
+  StatusHandler,
+} from './client.ts';
+export { startCall, candidateFromPayload } from './call.ts';
+export type { Call, CallEndReason, CallOptions, CallRole, CallState, CallStateHandler } from './call.ts';
+export { createBackoff } from './backoff.ts';
+export type { Backoff, BackoffOptions } from './backoff.ts';
+export { diagnoseConnection } from './diagnose.ts';
+export type { Diagnosis, DiagnosisResult, DiagnoseOptions } from './diagnose.ts';
+export { randomToken } from './token.ts';
+export type { ClientMessage, ServerMessage } from '../core/protocol.ts';

@@ -1,0 +1,498 @@
+/**
+ * The demo page: random video calls with strangers (Start / Next / Stop, with a text chat inside
+ * the call) and room chat (the Lobby panel). Built on the SDK in ../client; bundled to /app.js.
+ * Server strings only ever reach the page through `textContent`.
+ */
+import {
+  createClient,
+  randomToken,
+  startCall,
+  type AleatoriaClient,
+  type Call,
+  type CallEndReason,
+  type ClientStatus,
+  type Diagnosis,
+  type ServerMessageOf,
+  type StatusDetail,
+} from '../client/index.ts';
+
+declare global {
+  interface Window {
+    /** For end-to-end tests: the live client and the current call. */
+    __aleatoria?: { client: AleatoriaClient; readonly call: Call | undefined };
+  }
+}
+
+const SESSION_USER_KEY = 'aleatoria.userId';
+const SESSION_TOKEN_KEY = 'aleatoria.token';
+const MAX_ERRORS = 5;
+const MAX_ROOM_LINES = 200;
+
+function element<T extends HTMLElement>(id: string, type: { new (): T }): T {
+  const found = document.getElementById(id);
+  if (!(found instanceof type)) throw new Error(`#${id} is missing from the page`);
+  return found;
+}
+
+const ui = {
+  connectionStatus: element('connection-status', HTMLElement),
+  errors: element('errors', HTMLElement),
+  start: element('start', HTMLButtonElement),
+  next: element('next', HTMLButtonElement),
+  stop: element('stop', HTMLButtonElement),
+  callStatus: element('call-status', HTMLElement),
+  localVideo: element('local-video', HTMLVideoElement),
+  remoteVideo: element('remote-video', HTMLVideoElement),
+  chatForm: element('chat-form', HTMLFormElement),
+  chatInput: element('chat-input', HTMLInputElement),
+  chatSend: element('chat-send', HTMLButtonElement),
+  chatLog: element('chat-log', HTMLElement),
+  rooms: element('rooms', HTMLElement),
+  roomForm: element('room-form', HTMLFormElement),
+  roomInput: element('room-input', HTMLInputElement),
+  leaveRoom: element('leave-room', HTMLButtonElement),
+  lobbyTitle: element('lobby-title', HTMLElement),
+  lobbyLog: element('lobby-log', HTMLElement),
+  lobbyForm: element('lobby-form', HTMLFormElement),
+  lobbyInput: element('lobby-input', HTMLInputElement),
+  lobbySend: element('lobby-send', HTMLButtonElement),
+};
+
+// ---- page state ---------------------------------------------------------------------------
+
+/**
+ * idle: never started; starting: asking for the camera; searching: asked for a peer; waiting: in
+ * the pool after no_peer_available; in-call; ended: the stranger left; stopped: Stop pressed.
+ */
+type Phase = 'idle' | 'starting' | 'searching' | 'waiting' | 'in-call' | 'ended' | 'stopped';
+
+let phase: Phase = 'idle';
+let localStream: MediaStream | undefined;
+let currentCall: Call | undefined;
+/** The last stranger, so Next does not match the same one again. */
+let skipPeerId: string | undefined;
+let resolvedIceServers: RTCIceServer[] = [];
+
+let joinedRooms: string[] = [];
+let selectedRoom: string | undefined;
+/** A room the user asked to join: selected when the server confirms it. */
+let roomToSelect: string | undefined;
+const roomLines = new Map<string, { from: string; text: string }[]>();
+
+// ---- errors -------------------------------------------------------------------------------
+
+function showError(text: string): void {
+  const line = document.createElement('p');
+  line.className = 'error';
+  line.textContent = text;
+  ui.errors.append(line);
+  while (ui.errors.childElementCount > MAX_ERRORS) ui.errors.firstElementChild?.remove();
+}
+
+const DIAGNOSES: Record<Diagnosis, string> = {
+  origin_not_allowed: "This page's origin is not allowed by the server (ALLOWED_ORIGINS).",
+  bad_request: 'The server refused the connection request (invalid user id, room or token).',
+  too_many_connections: 'Too many connections from this network address.',
+  server_restarting: 'The server is restarting.',
+  unreachable: 'The server cannot be reached.',
+  user_id_taken: 'This user id is already connected in another tab or window.',
+  replaced: 'This session was taken over by another tab or window.',
+};
+
+// ---- identity and configuration -------------------------------------------------------------
+
+function loadSession(): { userId: string; token?: string } {
+  try {
+    const userId = sessionStorage.getItem(SESSION_USER_KEY);
+    const token = sessionStorage.getItem(SESSION_TOKEN_KEY);
+    if (userId && token) return { userId, token };
+  } catch {
+    // Storage can be off (privacy settings); a fresh identity per load still works.
+  }
+  return { userId: `guest-${randomToken(4)}` };
+}
+
+function saveSession(userId: string, token: string): void {
+  try {
+    sessionStorage.setItem(SESSION_USER_KEY, userId);
+    sessionStorage.setItem(SESSION_TOKEN_KEY, token);
+  } catch {
+    // See loadSession.
+  }
+}
+
+/** Same origin `/ws`, unless `?server=ws://host:port/ws` overrides it. */
+function serverUrl(): string {
+  const override = new URLSearchParams(location.search).get('server');
+  if (override) return override;
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+function isIceServer(value: unknown): value is RTCIceServer {
+  if (typeof value !== 'object' || value === null) return false;
+  const urls = (value as { urls?: unknown }).urls;
+  return typeof urls === 'string' || (Array.isArray(urls) && urls.every((url) => typeof url === 'string'));
+}
+
+async function loadIceServers(): Promise<RTCIceServer[]> {
+  try {
+    const response = await fetch('/config.json', { cache: 'no-store' });
+    if (!response.ok) return [];
+    const config: unknown = await response.json();
+    const servers = (config as { iceServers?: unknown } | null)?.iceServers;
+    return Array.isArray(servers) ? servers.filter(isIceServer) : [];
+  } catch {
+    return [];
+  }
+}
+
+const iceServers = loadIceServers();
+const session = loadSession();
+const client = createClient({ url: serverUrl(), userId: session.userId, token: session.token });
+saveSession(client.userId, client.token);
+
+// ---- connection status --------------------------------------------------------------------
+
+const STATUS_TEXT: Record<ClientStatus, string> = {
+  connecting: 'Connecting…',
+  open: 'Connected',
+  reconnecting: 'Reconnecting…',
+  closed: 'Disconnected',
+};
+
+function renderConnection(status: ClientStatus, detail: StatusDetail): void {
+  const why = detail.diagnosis ? ` ${DIAGNOSES[detail.diagnosis]}` : '';
+  ui.connectionStatus.textContent = STATUS_TEXT[status] + why;
+  ui.connectionStatus.dataset.status = status;
+}
+
+let openedBefore = false;
+
+client.onStatus((status, detail) => {
+  renderConnection(status, detail);
+  if (status === 'open') {
+    afterOpen(openedBefore);
+    openedBefore = true;
+  }
+  if (status === 'closed' && detail.fatal) {
+    showError(detail.diagnosis ? DIAGNOSES[detail.diagnosis] : 'The connection to the server was closed.');
+    // Signaling is gone for good; a call without it cannot renegotiate or be hung up properly.
+    if (localStream) stop({ notify: false });
+  }
+});
+renderConnection(client.status, {});
+
+/** After a reconnect the server may have dropped this session: put back what it should know. */
+function afterOpen(reconnected: boolean): void {
+  if (reconnected) {
+    // join_room is idempotent, so rejoining rooms the server kept is harmless.
+    for (const room of joinedRooms) client.joinRoom(room);
+    if (phase === 'searching' || phase === 'waiting') enterPool(skipPeerId);
+  }
+  client.getRooms();
+}
+
+client.on('error', (message) => showError(message.payload.error));
+client.on('error_response', (message) => showError(`${message.payload.error}: ${message.payload.details}`));
+
+// ---- the call panel -----------------------------------------------------------------------
+
+function setCallStatus(text: string): void {
+  ui.callStatus.textContent = text;
+}
+
+function updateControls(): void {
+  const busy = phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call';
+  ui.start.disabled = busy;
+  ui.next.disabled = !localStream || phase === 'starting';
+  ui.stop.disabled = !localStream;
+  const chatting = currentCall !== undefined;
+  ui.chatInput.disabled = !chatting;
+  ui.chatSend.disabled = !chatting;
+}
+
+function mediaErrorText(error: unknown): string {
+  const name = error instanceof DOMException ? error.name : '';
+  if (name === 'NotAllowedError') return 'Camera and microphone access was denied.';
+  if (name === 'NotFoundError') return 'No camera or microphone was found.';
+  if (name === 'NotReadableError') return 'The camera or microphone is in use by another application.';
+  return 'The camera and microphone could not be started.';
+}
+
+async function start(): Promise<void> {
+  if (phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call') return;
+  const previous = phase;
+  phase = 'starting';
+  updateControls();
+  if (!localStream) {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      showError('Camera access needs a secure page (https or localhost).');
+      phase = previous;
+      updateControls();
+      return;
+    }
+    setCallStatus('Asking for your camera and microphone…');
+    try {
+      localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    } catch (error) {
+      showError(mediaErrorText(error));
+      setCallStatus('Press Start to try again.');
+      phase = previous;
+      updateControls();
+      return;
+    }
+    ui.localVideo.srcObject = localStream;
+  }
+  await iceServers;
+  enterPool(undefined);
+}
+
+function enterPool(skip: string | undefined): void {
+  phase = 'searching';
+  skipPeerId = skip;
+  setCallStatus('Looking for a stranger…');
+  updateControls();
+  // Not connected: afterOpen sends these again on reconnect.
+  client.setAvailable(true);
+  client.requestRandomPeer(skip);
+}
+
+function leaveCall(): string | undefined {
+  const call = currentCall;
+  currentCall = undefined;
+  ui.remoteVideo.srcObject = null;
+  clearChat();
+  if (!call) return undefined;
+  if (call.state !== 'ended') call.hangup();
+  return call.peerId;
+}
+
+function next(): void {
+  if (!localStream || phase === 'starting') return;
+  const previousPeer = leaveCall() ?? skipPeerId;
+  enterPool(previousPeer);
+}
+
+function stop(options: { notify: boolean } = { notify: true }): void {
+  const call = currentCall;
+  currentCall = undefined;
+  if (call && call.state !== 'ended') {
+    if (options.notify) call.hangup();
+    else call.close();
+  }
+  if (options.notify) client.setAvailable(false);
+  for (const track of localStream?.getTracks() ?? []) track.stop();
+  localStream = undefined;
+  ui.localVideo.srcObject = null;
+  ui.remoteVideo.srcObject = null;
+  clearChat();
+  phase = 'stopped';
+  setCallStatus('Stopped');
+  updateControls();
+}
+
+function onCallEnded(reason: CallEndReason | undefined): void {
+  currentCall = undefined;
+  ui.remoteVideo.srcObject = null;
+  phase = 'ended';
+  // The server took both of us out of the pool when it matched us: stay out until Next or Start.
+  setCallStatus(reason === 'failed'
+    ? 'The connection to the stranger failed. Press Next to meet someone else.'
+    : 'The stranger left. Press Next to meet someone else.');
+  updateControls();
+}
+
+function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
+  const { role, peerId } = message.payload;
+  if (!localStream || phase === 'stopped' || phase === 'idle' || phase === 'starting') {
+    // Matched just as we left the pool: tell the stranger rather than leave it waiting.
+    client.hangup(peerId, 'unavailable');
+    return;
+  }
+  // Matched again while in a call: the server has already told the previous stranger.
+  const previous = currentCall;
+  currentCall = undefined;
+  previous?.close();
+  clearChat();
+  // Started synchronously: the stranger may send its offer as soon as it has its own role.
+  const call = startCall({ client, peerId, role, localStream, iceServers: resolvedIceServers });
+  currentCall = call;
+  skipPeerId = peerId;
+  phase = 'in-call';
+  ui.remoteVideo.srcObject = call.remoteStream;
+  setCallStatus('Connecting…');
+  updateControls();
+  call.onState((state, reason) => {
+    if (call !== currentCall) return;
+    if (state === 'connecting') setCallStatus('Connecting…');
+    else if (state === 'connected') {
+      setCallStatus('Connected');
+      ui.remoteVideo.play().catch(() => {
+        // Autoplay may be refused until the user interacts; the video starts on the next click.
+      });
+    } else onCallEnded(reason);
+  });
+}
+
+void iceServers.then((servers) => {
+  resolvedIceServers = servers;
+});
+
+client.on('assign_role', onAssignRole);
+client.on('no_peer_available', () => {
+  if (phase !== 'searching') return;
+  // We stay in the pool: another user's request will match us (we then get role polite).
+  phase = 'waiting';
+  setCallStatus('Waiting for a stranger…');
+});
+
+ui.start.addEventListener('click', () => void start());
+ui.next.addEventListener('click', next);
+ui.stop.addEventListener('click', () => stop());
+
+// ---- chat inside the call -----------------------------------------------------------------
+
+function chatLine(from: string, label: string, text: string): HTMLElement {
+  const line = document.createElement('p');
+  line.className = 'chat-line';
+  line.dataset.from = from;
+  const who = document.createElement('span');
+  who.className = 'from';
+  who.textContent = label;
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  line.append(who, body);
+  return line;
+}
+
+function appendToLog(log: HTMLElement, line: HTMLElement): void {
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+  log.append(line);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function clearChat(): void {
+  ui.chatLog.replaceChildren();
+}
+
+ui.chatForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (!text || !currentCall) return;
+  // Shown when the server echoes it back (incoming: false), so the log shows what was delivered.
+  if (client.sendDirectMessage(currentCall.peerId, text)) ui.chatInput.value = '';
+  else showError('Not connected to the server: the message was not sent.');
+});
+
+function onDirectMessage(message: ServerMessageOf<'chat_message'>): void {
+  const call = currentCall;
+  if (!call) return;
+  const content = message.payload.content;
+  if (message.incoming === true) {
+    if (message.fromUser === call.peerId) appendToLog(ui.chatLog, chatLine('stranger', 'Stranger', content));
+  } else if (message.toUser === call.peerId) {
+    appendToLog(ui.chatLog, chatLine('me', 'You', content));
+  }
+}
+
+// ---- rooms --------------------------------------------------------------------------------
+
+function renderRooms(): void {
+  const items = joinedRooms.map((room) => {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'room';
+    button.dataset.room = room;
+    button.textContent = room;
+    button.setAttribute('aria-pressed', String(room === selectedRoom));
+    button.addEventListener('click', () => selectRoom(room));
+    item.append(button);
+    return item;
+  });
+  ui.rooms.replaceChildren(...items);
+}
+
+function roomLine(from: string, text: string): HTMLElement {
+  return chatLine(from, from, text);
+}
+
+function renderLobbyLog(): void {
+  ui.lobbyTitle.textContent = selectedRoom ? `Chat in ${selectedRoom}` : 'Room chat';
+  const lines = selectedRoom ? roomLines.get(selectedRoom) ?? [] : [];
+  ui.lobbyLog.replaceChildren(...lines.map((line) => roomLine(line.from, line.text)));
+  ui.lobbyLog.scrollTop = ui.lobbyLog.scrollHeight;
+  ui.lobbyInput.disabled = !selectedRoom;
+  ui.lobbySend.disabled = !selectedRoom;
+}
+
+function selectRoom(room: string | undefined): void {
+  selectedRoom = room;
+  renderRooms();
+  renderLobbyLog();
+}
+
+function onRoomMessage(room: string, from: string, text: string): void {
+  let lines = roomLines.get(room);
+  if (!lines) roomLines.set(room, (lines = []));
+  lines.push({ from, text });
+  if (lines.length > MAX_ROOM_LINES) lines.splice(0, lines.length - MAX_ROOM_LINES);
+  if (room === selectedRoom) appendToLog(ui.lobbyLog, roomLine(from, text));
+}
+
+client.on('rooms_list', (message) => {
+  joinedRooms = message.payload.rooms;
+  if (roomToSelect && joinedRooms.includes(roomToSelect)) {
+    selectedRoom = roomToSelect;
+    roomToSelect = undefined;
+  }
+  if (!selectedRoom || !joinedRooms.includes(selectedRoom)) selectedRoom = joinedRooms[0];
+  renderRooms();
+  renderLobbyLog();
+});
+client.on('room_joined', () => client.getRooms());
+client.on('room_left', () => client.getRooms());
+
+client.on('chat_message', (message) => {
+  if (message.room !== undefined) onRoomMessage(message.room, message.fromUser ?? '', message.payload.content);
+  else onDirectMessage(message);
+});
+
+ui.roomForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const room = ui.roomInput.value.trim();
+  if (!room) return;
+  roomToSelect = room;
+  if (client.joinRoom(room)) ui.roomInput.value = '';
+  else showError('Not connected to the server.');
+});
+
+ui.leaveRoom.addEventListener('click', () => {
+  const room = ui.roomInput.value.trim() || selectedRoom;
+  if (!room) return;
+  if (client.leaveRoom(room)) ui.roomInput.value = '';
+  else showError('Not connected to the server.');
+});
+
+ui.lobbyForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = ui.lobbyInput.value.trim();
+  if (!text || !selectedRoom) return;
+  if (client.sendRoomMessage(selectedRoom, text)) ui.lobbyInput.value = '';
+  else showError('Not connected to the server: the message was not sent.');
+});
+
+// ---- start-up -----------------------------------------------------------------------------
+
+window.__aleatoria = {
+  client,
+  get call() {
+    return currentCall;
+  },
+};
+
+updateControls();
+renderRooms();
+renderLobbyLog();

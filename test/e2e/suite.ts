@@ -1,0 +1,120 @@
+/**
+ * The random video chat, end to end, through the demo page's own UI in real headless Chromium:
+ * real getUserMedia (fake devices), real RTCPeerConnections over loopback, a real server.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import type { LaunchedServer } from '../contract/harness.ts';
+import { identity, launchBrowser, openPage, screenshot, waitForCallStatus, waitForFrames } from './browser.ts';
+
+export interface E2ETarget {
+  name: string;
+  launch(env: Record<string, string>): Promise<LaunchedServer>;
+  /** Only the two-page call (the other scenarios run on Node). */
+  callOnly?: boolean;
+}
+
+export function defineE2ESuite(target: E2ETarget) {
+  describe(`demo page on ${target.name}`, () => {
+    let server: LaunchedServer;
+    let browser: Browser;
+    const pages: Page[] = [];
+    const slug = target.name.toLowerCase().replace(/[^a-z]+/g, '-');
+
+    beforeAll(async () => {
+      [server, browser] = await Promise.all([target.launch({ LOG_LEVEL: 'warn' }), launchBrowser()]);
+    });
+    afterAll(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+    afterEach(async () => {
+      await Promise.all(pages.splice(0).map((page) => page.context().close()));
+    });
+
+    const open = async () => {
+      const page = await openPage(browser, `${server.baseUrl}/`);
+      pages.push(page);
+      await page.locator('#connection-status', { hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+      return page;
+    };
+
+    /** Both press Start; resolves once both see a connected call with remote video decoded. */
+    async function call(a: Page, b: Page) {
+      await a.locator('#start').click();
+      await waitForCallStatus(a, 'Waiting for a stranger');
+      await b.locator('#start').click();
+      await Promise.all([waitForCallStatus(a, 'Connected'), waitForCallStatus(b, 'Connected')]);
+      await Promise.all([waitForFrames(a), waitForFrames(b)]);
+    }
+
+    it('connects two pages that press Start, with remote video decoded on both sides', async () => {
+      const [a, b] = [await open(), await open()];
+      await screenshot(a, `${slug}-01-ready`);
+      await call(a, b);
+      const [idA, idB] = [await identity(a), await identity(b)];
+      expect(idA.peerId).toBe(idB.userId);
+      expect(idB.peerId).toBe(idA.userId);
+      await screenshot(a, `${slug}-02-in-call-a`);
+      await screenshot(b, `${slug}-03-in-call-b`);
+    }, 60_000);
+
+    if (target.callOnly) return;
+
+    it('delivers text chat inside the call', async () => {
+      const [a, b] = [await open(), await open()];
+      await call(a, b);
+      await a.locator('#chat-input').fill('hello stranger');
+      await a.locator('#chat-send').click();
+      await expect(b.locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 })).resolves.toBeUndefined();
+      await expect(a.locator('#chat-log .chat-line[data-from="me"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 })).resolves.toBeUndefined();
+      await screenshot(b, `${slug}-04-chat`);
+    }, 60_000);
+
+    it('Next matches A with the waiting C, never again with B, and B sees the stranger left', async () => {
+      const [a, b, c] = [await open(), await open(), await open()];
+      await call(a, b);
+      const idB = await identity(b);
+      await c.locator('#start').click();
+      await waitForCallStatus(c, 'Waiting for a stranger');
+      await a.locator('#next').click();
+      await waitForCallStatus(b, 'The stranger left');
+      await Promise.all([waitForCallStatus(a, 'Connected'), waitForCallStatus(c, 'Connected')]);
+      const [idA, idC] = [await identity(a), await identity(c)];
+      expect(idA.peerId).toBe(idC.userId);
+      expect(idA.peerId).not.toBe(idB.userId);
+      await waitForFrames(a);
+      await screenshot(b, `${slug}-05-stranger-left`);
+    }, 60_000);
+
+    it("ends the partner's call within 1 s when a tab is closed", async () => {
+      const [a, b] = [await open(), await open()];
+      await call(a, b);
+      const closedAt = Date.now();
+      await b.context().close();
+      await waitForCallStatus(a, 'The stranger left', 5000);
+      expect(Date.now() - closedAt).toBeLessThan(1000);
+    }, 60_000);
+
+    it('carries room chat between two pages in the Lobby', async () => {
+      const [a, b] = [await open(), await open()];
+      const idA = await identity(a);
+      await a.locator('#lobby-input').fill('hi lobby');
+      await a.locator('#lobby-send').click();
+      await b.locator(`#lobby-log .chat-line[data-from="${idA.userId}"]`, { hasText: 'hi lobby' }).waitFor({ timeout: 5000 });
+      await screenshot(b, `${slug}-06-lobby`);
+    }, 30_000);
+
+    it('tells the user plainly when the server does not allow the page origin', async () => {
+      const strict = await target.launch({ ALLOWED_ORIGINS: 'https://www.aleatoria.chat' });
+      try {
+        const page = await openPage(browser, `${server.baseUrl}/?server=${encodeURIComponent(`${strict.baseUrl.replace('http', 'ws')}/ws`)}`);
+        pages.push(page);
+        await page.locator('#errors .error', { hasText: 'not allowed' }).waitFor({ timeout: 10_000 });
+        await screenshot(page, `${slug}-07-origin-refused`);
+      } finally {
+        await strict.stop();
+      }
+    }, 60_000);
+  });
+}
