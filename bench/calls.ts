@@ -14,10 +14,13 @@ import { launchBrowser, openPage, waitForCallStatus } from '../test/e2e/browser.
 
 const calls = Number(process.argv[process.argv.indexOf('--calls') + 1]) || 20;
 
-/** Installed before the page's own script: stamps the request frame and watches the call from inside. */
-const PROBE = () => {
+/**
+ * Installed before the page's own script: stamps the request frame and watches the call from
+ * inside. Plain JavaScript text, since tsx's transform would add helpers the page does not have.
+ */
+const PROBE = `(() => {
   const probe = { requestAt: 0, connectedAt: 0, videoAt: 0 };
-  (window as unknown as { __probe: typeof probe }).__probe = probe;
+  window.__probe = probe;
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
     if (typeof data === 'string' && data.includes('"request_random_peer"')) {
@@ -28,22 +31,21 @@ const PROBE = () => {
     return send.call(this, data);
   };
   const watch = async () => {
-    const hooks = (window as unknown as { __aleatoria?: { call?: { pc: RTCPeerConnection } } }).__aleatoria;
-    const pc = hooks?.call?.pc;
+    const pc = window.__aleatoria && window.__aleatoria.call && window.__aleatoria.call.pc;
     if (probe.requestAt && pc) {
       if (!probe.connectedAt && pc.connectionState === 'connected') probe.connectedAt = performance.now();
       if (probe.connectedAt && !probe.videoAt) {
         let frames = 0;
-        (await pc.getStats()).forEach((r: { type: string; kind?: string; framesDecoded?: number }) => {
-          if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded ?? 0;
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
         });
         if (frames > 0) probe.videoAt = performance.now();
       }
     }
     setTimeout(watch, 2);
   };
-  void watch();
-};
+  watch();
+})();`;
 
 async function measure(page: Page): Promise<{ connectedMs: number; videoMs: number }> {
   const deadline = Date.now() + 20_000;
@@ -65,7 +67,7 @@ const browser = await launchBrowser();
 try {
   const [a, b] = [await openPage(browser, 'about:blank'), await openPage(browser, 'about:blank')];
   for (const page of [a, b]) {
-    await page.addInitScript(PROBE);
+    await page.addInitScript({ content: PROBE });
     await page.goto(`${server.baseUrl}/`);
     await page.locator('#connection-status', { hasText: 'Connected' }).waitFor();
   }

@@ -121,6 +121,7 @@ export function startCall(options: CallOptions): Call {
   const Stream = options.MediaStream ?? globalThis.MediaStream;
   const { client, peerId, role } = options;
   const polite = role === 'polite';
+  let deferredStream: MediaStream | undefined;
   const reportError = options.onError ?? ((error: unknown) => console.error('aleatoria call:', error));
 
   const pc = new PeerConnection({ iceServers: options.iceServers ?? [] });
@@ -171,6 +172,7 @@ export function startCall(options: CallOptions): Call {
       // Queued in the connection's operation chain, in arrival order, ahead of the answer.
       for (const candidate of pendingCandidates.splice(0)) void addCandidate(candidate);
       if (description.type === 'offer') {
+        addDeferredTracks();
         await pc.setLocalDescription();
         sendDescription(pc.localDescription);
       }
@@ -257,7 +259,20 @@ export function startCall(options: CallOptions): Call {
     }
   };
 
-  if (options.localStream) {
+  /**
+   * The polite side adds its tracks once the first offer is applied: they then ride the offer's
+   * transceivers and go out in the answer, one round trip in all. Added up front, they would start
+   * a colliding offer of their own and a second negotiation to send them.
+   */
+  function addDeferredTracks(): void {
+    if (!deferredStream) return;
+    for (const track of deferredStream.getTracks()) pc.addTrack(track, deferredStream);
+    deferredStream = undefined;
+  }
+
+  if (options.localStream && polite) {
+    deferredStream = options.localStream;
+  } else if (options.localStream) {
     for (const track of options.localStream.getTracks()) pc.addTrack(track, options.localStream);
   } else if (!polite) {
     // Nothing to send: the impolite side still offers to receive, so negotiation starts.

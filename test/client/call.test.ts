@@ -223,6 +223,20 @@ describe('startCall', () => {
     expect(errors).toEqual([]);
   });
 
+  it('polite side: adds its tracks only once the first offer is applied, and answers with them', async () => {
+    const { pc, signaling, sentOfType } = setup('polite');
+    expect(pc.tracks).toEqual([]);
+    signaling.deliver(offer('their-offer'));
+    await settle();
+    expect(pc.remoteDescriptionsSet).toEqual([{ type: 'offer', sdp: 'their-offer' }]);
+    expect(pc.tracks).toEqual(['mic', 'cam']);
+    expect(sentOfType('webrtc_answer')).toHaveLength(1);
+    // A renegotiation later does not add them twice.
+    signaling.deliver(offer('second-offer'));
+    await settle();
+    expect(pc.tracks).toEqual(['mic', 'cam']);
+  });
+
   it('polite side: rolls back its own offer and answers a colliding one', async () => {
     const { pc, signaling, sentOfType } = setup('polite');
     await pc.onnegotiationneeded?.();
