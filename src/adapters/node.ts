@@ -101,6 +101,8 @@ function startHeartbeat(wss: WebSocketServer, config: Config) {
 }
 
 async function main() {
+  // A log collector that goes away (EPIPE) must not take the server and every call with it.
+  process.stdout.on('error', () => {});
   let config: Config;
   try {
     config = parseConfig(process.env);
