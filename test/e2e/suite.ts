@@ -66,8 +66,8 @@ export function defineE2ESuite(target: E2ETarget) {
       await call(a, b);
       await a.locator('#chat-input').fill('hello stranger');
       await a.locator('#chat-send').click();
-      await expect(b.locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 })).resolves.toBeUndefined();
-      await expect(a.locator('#chat-log .chat-line[data-from="me"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 })).resolves.toBeUndefined();
+      await b.locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 });
+      await a.locator('#chat-log .chat-line[data-from="me"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 });
       await screenshot(b, `${slug}-04-chat`);
     }, 60_000);
 
