@@ -78,6 +78,11 @@ export interface AleatoriaClient {
   requestRandomPeer(currentPeerId?: string): boolean;
   /** Tells `toUser` the call is over. */
   hangup(toUser: string, reason?: string): boolean;
+  /**
+   * STUN/TURN servers from the server (`get_ice_servers`), TURN credentials included; rejects when
+   * not connected or unanswered within `timeoutMs`.
+   */
+  getIceServers(timeoutMs?: number): Promise<{ iceServers: RTCIceServer[]; ttl: number }>;
   /** Closes the socket for good: no reconnect. */
   close(): void;
 }
@@ -255,6 +260,31 @@ export function createClient(options: ClientOptions): AleatoriaClient {
       send(currentPeerId ? { type: 'request_random_peer', payload: { currentPeerId } } : { type: 'request_random_peer' }),
     hangup: (toUser, reason) =>
       send(reason ? { type: 'hangup', toUser, payload: { reason } } : { type: 'hangup', toUser }),
+    getIceServers(timeoutMs = 5000) {
+      const messageId = `ice-${randomToken().slice(0, 12)}`;
+      return new Promise((resolve, reject) => {
+        let subscribers = handlers.get('ice_servers');
+        if (!subscribers) handlers.set('ice_servers', (subscribers = new Set()));
+        const onReply = (message: ServerMessage) => {
+          if (message.type !== 'ice_servers' || message.messageId !== messageId) return;
+          done();
+          resolve(message.payload);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error('no ice_servers reply'));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          subscribers.delete(onReply);
+        };
+        subscribers.add(onReply);
+        if (!send({ type: 'get_ice_servers', messageId })) {
+          done();
+          reject(new Error('not connected'));
+        }
+      });
+    },
     close() {
       if (stopped && status === 'closed') return;
       stopped = true;

@@ -40,8 +40,12 @@ export interface Config {
   shutdownTimeoutMs: number;
   trustProxy: boolean;
   logLevel: LogLevel;
-  /** Handed to the demo page at `GET /config.json`. */
+  /** Handed to the demo page at `GET /config.json` and in every `ice_servers` reply. */
   iceServers: IceServer[];
+  /** TURN/STUN for `get_ice_servers` (coturn REST-API credentials). */
+  turn: { secret: string | undefined; turnUrls: string[]; stunUrls: string[]; ttlSeconds: number };
+  /** `request_random_peer` per user per minute (bots cycling Next). */
+  matchRequestsPerMinute: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -54,7 +58,8 @@ export const CONFIG_VARIABLES = [
   'PORT', 'HOST', 'ALLOWED_ORIGINS', 'ALLOW_NO_ORIGIN', 'MAX_MESSAGE_BYTES', 'MAX_ROOMS_PER_CONNECTION',
   'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
   'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
-  'LOG_LEVEL', 'ICE_SERVERS', 'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
+  'LOG_LEVEL', 'ICE_SERVERS', 'TURN_SECRET', 'TURN_URLS', 'TURN_TTL', 'STUN_URLS', 'MATCH_REQUESTS_PER_MINUTE',
+  'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
 ] as const;
 
 export class ConfigError extends Error {
@@ -114,6 +119,18 @@ export function parseConfig(env: Env): Config {
     else problems.push('ICE_SERVERS: expected a JSON array of {"urls": "stun:…" | "turn:…" | [...], "username"?, "credential"?} (16 at most)');
   }
 
+  const urlList = (name: 'TURN_URLS' | 'STUN_URLS', scheme: 'turn' | 'stun'): string[] => {
+    const items = (raw(name) ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const bad = items.filter((item) => !new RegExp(`^${scheme}s?:`).test(item) || item.length > 512);
+    if (bad.length > 0) problems.push(`${name}: expected comma-separated ${scheme}: or ${scheme}s: URLs, got ${bad.map((item) => JSON.stringify(item)).join(', ')}`);
+    return items.slice(0, 8);
+  };
+  const turnUrls = urlList('TURN_URLS', 'turn');
+  const stunUrls = urlList('STUN_URLS', 'stun');
+  const turnSecret = raw('TURN_SECRET');
+  if (turnSecret !== undefined && turnUrls.length === 0) problems.push('TURN_SECRET is set but TURN_URLS is empty');
+  if (turnSecret === undefined && turnUrls.length > 0) problems.push('TURN_URLS is set but TURN_SECRET is not (coturn use-auth-secret)');
+
   const unsupported = (['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'] as const).filter((name) => raw(name) !== undefined);
   if (unsupported.length > 0) {
     // Refuse rather than run open: an operator who set these expects every connection to be authenticated.
@@ -138,6 +155,8 @@ export function parseConfig(env: Env): Config {
     trustProxy: bool('TRUST_PROXY', false),
     logLevel,
     iceServers,
+    turn: { secret: turnSecret, turnUrls, stunUrls, ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400) },
+    matchRequestsPerMinute: int('MATCH_REQUESTS_PER_MINUTE', 30, 1, 100_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -21,6 +21,7 @@ import type { Config } from './config.ts';
 import { parseJson, MAX_JSON_DEPTH } from './json.ts';
 import { createAvailabilityPool } from './pool.ts';
 import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
+import { iceServersFor, type TurnOptions } from './turn.ts';
 
 /** An adapter's handle for one socket; opaque to the hub. */
 export type ConnId = string;
@@ -53,6 +54,8 @@ export function hubOptionsFrom(config: Config): HubOptions {
     maxRoomsPerConnection: config.maxRoomsPerConnection,
     rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
     rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
+    matchRequestsPerMinute: config.matchRequestsPerMinute,
+    turn: { ...config.turn, staticServers: config.iceServers },
   };
 }
 
@@ -61,6 +64,10 @@ export interface HubOptions {
   rateLimit: RateLimit;
   /** Continuous excess after which a flooding connection is closed with 1008; 0 never closes. */
   rateLimitCloseAfterMs: number;
+  /** `request_random_peer` per user per minute, burst included; past it: `error rate_limited`. */
+  matchRequestsPerMinute?: number;
+  /** What `get_ice_servers` hands out; absent: no servers. */
+  turn?: TurnOptions;
 }
 
 /** What the hub remembers of one user: small, and serializable as it is. */
@@ -112,6 +119,8 @@ interface Session {
   readonly rooms: Set<string>;
   partner: string | undefined;
   bucket: TokenBucket;
+  /** Created on the first `request_random_peer`. */
+  matchBucket: TokenBucket | undefined;
 }
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
@@ -124,6 +133,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   const pool = createAvailabilityPool();
   const dirty = new Set<Session>();
   let errorSeq = 0;
+  const matchLimit: RateLimit | undefined =
+    options.matchRequestsPerMinute === undefined ? undefined : { perSecond: options.matchRequestsPerMinute / 60, burst: options.matchRequestsPerMinute };
 
   const timestamp = () => new Date(deps.now()).toISOString();
   const encode = (message: ServerMessage) => JSON.stringify(message);
@@ -328,9 +339,26 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       case 'user_unavailable_webrtc':
         setAvailable(session, false);
         return;
-      case 'request_random_peer':
+      case 'request_random_peer': {
+        if (matchLimit) {
+          session.matchBucket ??= createTokenBucket(matchLimit, deps.now());
+          if (!takeToken(session.matchBucket, matchLimit, deps.now())) {
+            refuse(conn, userId, 'rate_limited', 'Too many requests for a stranger. Wait a moment.');
+            return;
+          }
+        }
         requestRandomPeer(session, msg.payload?.currentPeerId ?? undefined, messageId);
         return;
+      }
+      case 'get_ice_servers': {
+        const turn = options.turn ?? { secret: undefined, turnUrls: [], stunUrls: [], ttlSeconds: 0, staticServers: [] };
+        void iceServersFor(turn, userId, deps.now()).then((reply) => {
+          // Web Crypto is asynchronous: the user may have gone (or reconnected) meanwhile.
+          if (sessions.get(userId) !== session) return;
+          deps.send(session.conn, encode({ type: 'ice_servers', fromUser: SYSTEM_USER, toUser: userId, payload: reply, messageId, createTime: timestamp() }));
+        });
+        return;
+      }
       case 'webrtc_offer':
       case 'webrtc_answer':
       case 'webrtc_candidate':
@@ -414,6 +442,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       rooms: new Set(),
       partner: state.partner,
       bucket: createTokenBucket(options.rateLimit, deps.now()),
+      matchBucket: undefined,
     };
     sessions.set(session.userId, session);
     byConn.set(conn, session);

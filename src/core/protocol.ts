@@ -165,6 +165,10 @@ export const Hangup = v.object({
 });
 export type Hangup = v.InferOutput<typeof Hangup>;
 
+/** Asks for STUN/TURN servers (with fresh TURN credentials); answered by `ice_servers`. */
+export const GetIceServers = v.object({ type: v.literal('get_ice_servers'), ...envelope, payload: IgnoredPayload });
+export type GetIceServers = v.InferOutput<typeof GetIceServers>;
+
 /** Every message a client may send, discriminated by `type`. */
 export const ClientMessage = v.variant('type', [
   ChatMessage,
@@ -178,6 +182,7 @@ export const ClientMessage = v.variant('type', [
   WebRtcAnswer,
   WebRtcCandidate,
   Hangup,
+  GetIceServers,
 ]);
 export type ClientMessage = v.InferOutput<typeof ClientMessage>;
 export type ClientMessageType = ClientMessage['type'];
@@ -229,6 +234,14 @@ export const ServerMessage = v.variant('type', [
     payload: v.object({ role: v.picklist(['polite', 'impolite']), peerId: v.string() }),
   }),
   v.object({ type: v.literal('no_peer_available'), ...serverEnvelope, payload: v.object({ message: v.string() }) }),
+  v.object({
+    type: v.literal('ice_servers'),
+    ...serverEnvelope,
+    payload: v.object({
+      iceServers: v.array(v.object({ urls: v.union([v.string(), v.array(v.string())]), username: v.optional(v.string()), credential: v.optional(v.string()) })),
+      ttl: v.number(),
+    }),
+  }),
   v.object({ type: v.literal('webrtc_offer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
   v.object({ type: v.literal('webrtc_answer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
   v.object({ type: v.literal('webrtc_candidate'), ...serverEnvelope, payload: v.looseObject({ candidate: v.unknown() }) }),

@@ -244,7 +244,11 @@ async function start(): Promise<void> {
     }
     ui.localVideo.srcObject = localStream;
   }
-  await iceServers;
+  // Fresh TURN credentials from the server when it has them; /config.json's list otherwise.
+  resolvedIceServers = await client.getIceServers().then(
+    (reply) => (reply.iceServers.length > 0 ? reply.iceServers : iceServers),
+    () => iceServers,
+  );
   enterPool(undefined);
 }
 
@@ -336,7 +340,7 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
 }
 
 void iceServers.then((servers) => {
-  resolvedIceServers = servers;
+  if (resolvedIceServers.length === 0) resolvedIceServers = servers;
 });
 
 client.on('assign_role', onAssignRole);

@@ -434,3 +434,26 @@ describe('diagnosing a connection that never opened', () => {
     expect(client.status).toBe('closed');
   });
 });
+
+describe('getIceServers', () => {
+  it('asks with get_ice_servers and resolves with the matching ice_servers reply only', async () => {
+    const { client } = makeClient();
+    latest().open();
+    const pending = client.getIceServers();
+    const request = latest().frames().at(-1) as { type: string; messageId: string };
+    expect(request.type).toBe('get_ice_servers');
+    const payload = { iceServers: [{ urls: 'turn:t.example:3478', username: '1:alice', credential: 'c' }], ttl: 600 };
+    latest().receive({ type: 'ice_servers', fromUser: 'system', toUser: 'alice', messageId: 'someone-else', payload: { iceServers: [], ttl: 0 }, ...at('2026-01-01T00:00:00.000Z') });
+    latest().receive({ type: 'ice_servers', fromUser: 'system', toUser: 'alice', messageId: request.messageId, payload, ...at('2026-01-01T00:00:00.000Z') });
+    await expect(pending).resolves.toEqual(payload);
+  });
+
+  it('rejects when not connected, and when no reply comes in time', async () => {
+    const { client } = makeClient();
+    await expect(client.getIceServers()).rejects.toThrow('not connected');
+    latest().open();
+    const pending = client.getIceServers(1000);
+    vi.advanceTimersByTime(1001);
+    await expect(pending).rejects.toThrow('no ice_servers reply');
+  });
+});

@@ -6,12 +6,14 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TestClient, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
 import { WebSocket } from 'ws';
+import { createHmac } from 'node:crypto';
 
 const MAIN_ENV = {
   ALLOWED_ORIGINS: 'https://www.aleatoria.chat,https://*.example.com,http://localhost:3000',
   RATE_LIMIT_PER_SECOND: '5000',
   RATE_LIMIT_BURST: '5000',
   MAX_ROOMS_PER_CONNECTION: '4',
+  MATCH_REQUESTS_PER_MINUTE: '100000',
 };
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -694,6 +696,46 @@ export function defineContractSuite(target: ContractTarget) {
           clearInterval(timer);
         }
         await bystander.roundTrip();
+      });
+    });
+
+    describe('TURN credentials and the matching cap', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({
+          TURN_SECRET: 'contract-secret',
+          TURN_URLS: 'turn:turn.example.test:3478,turns:turn.example.test:5349',
+          TURN_TTL: '600',
+          STUN_URLS: 'stun:stun.example.test:3478',
+          MATCH_REQUESTS_PER_MINUTE: '3',
+        });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      it('answers get_ice_servers with STUN and a TURN credential that verifies with the HMAC and expires after TURN_TTL', async () => {
+        const a = await connect();
+        a.send({ type: 'get_ice_servers', messageId: 'ice-1' });
+        const reply = await a.nextOfType('ice_servers');
+        expect(reply).toMatchObject({ toUser: a.userId, messageId: 'ice-1', payload: { ttl: 600 } });
+        const [stun, turn] = reply.payload.iceServers;
+        expect(stun).toEqual({ urls: ['stun:stun.example.test:3478'] });
+        expect(turn!.urls).toEqual(['turn:turn.example.test:3478', 'turns:turn.example.test:5349']);
+        const [expiry, user] = turn!.username!.split(':');
+        expect(user).toBe(a.userId);
+        expect(Math.abs(Number(expiry) - (Date.now() / 1000 + 600))).toBeLessThan(30);
+        expect(turn!.credential).toBe(createHmac('sha1', 'contract-secret').update(turn!.username!).digest('base64'));
+      });
+
+      it('refuses request_random_peer past MATCH_REQUESTS_PER_MINUTE with error rate_limited', async () => {
+        const a = await connect();
+        for (let i = 0; i < 3; i++) {
+          a.send({ type: 'request_random_peer' });
+          await a.nextOfType('no_peer_available');
+        }
+        a.send({ type: 'request_random_peer' });
+        expect((await a.nextOfType('error')).payload.code).toBe('rate_limited');
+        await a.roundTrip();
       });
     });
 

@@ -33,6 +33,7 @@ describe('protocol JSON Schema', () => {
     { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: { candidate: 'candidate:1', sdpMid: '0', sdpMLineIndex: 0 } } },
     { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: null } },
     { type: 'hangup', toUser: 'bob' },
+    { type: 'get_ice_servers' },
   ])('accepts a valid $type', (message) => {
     expect(validClient(message), JSON.stringify(validClient.errors)).toBe(true);
   });
@@ -48,12 +49,17 @@ describe('protocol JSON Schema', () => {
     expect(validClient(message)).toBe(false);
   });
 
-  it('describes every message the hub sends in a session that exercises them all', () => {
+  it('describes every message the hub sends in a session that exercises them all', async () => {
     const sent: unknown[] = [];
     let t = Date.UTC(2026, 0, 1);
     const hub = createHub(
       { now: () => t++, random: () => 0, send: (_conn, text) => sent.push(JSON.parse(text)), close: () => {} },
-      { maxRoomsPerConnection: 2, rateLimit: { perSecond: 1000, burst: 1000 }, rateLimitCloseAfterMs: 0 },
+      {
+        maxRoomsPerConnection: 2,
+        rateLimit: { perSecond: 1000, burst: 1000 },
+        rateLimitCloseAfterMs: 0,
+        turn: { secret: 's3cret', turnUrls: ['turn:turn.example:3478'], stunUrls: ['stun:stun.example:3478'], ttlSeconds: 600, staticServers: [] },
+      },
     );
     hub.open('a', { userId: 'alice' });
     hub.open('b', { userId: 'bob', token: 't' });
@@ -76,9 +82,11 @@ describe('protocol JSON Schema', () => {
     hub.binary('a');
     hub.open('b2', { userId: 'bob', token: 't' });
     hub.open('c', { userId: 'alice' });
+    say('a', { type: 'get_ice_servers' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const types = new Set(sent.map((message) => (message as { type: string }).type));
     expect([...types].sort()).toEqual(
-      ['assign_role', 'chat_message', 'error', 'error_response', 'hangup', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'webrtc_answer', 'webrtc_candidate', 'webrtc_offer'].sort(),
+      ['assign_role', 'chat_message', 'error', 'error_response', 'hangup', 'ice_servers', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'webrtc_answer', 'webrtc_candidate', 'webrtc_offer'].sort(),
     );
     for (const message of sent) expect(validServer(message), JSON.stringify([message, validServer.errors])).toBe(true);
   });
