@@ -12,11 +12,14 @@ import { checkOrigin } from './core/origin.ts';
 import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
 import type { OpenRequest } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
+import { createAuthenticator } from './core/auth.ts';
 import { APP_JS, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
 
 /** A checked `/ws` request: who connects, and from which address (for per-IP limits). */
 export interface ConnectRequest extends OpenRequest {
   ip?: string;
+  /** The subprotocol to echo in the 101 (with auth: the first one the client offered). */
+  protocol?: string;
 }
 
 export interface AppOptions {
@@ -36,6 +39,7 @@ const REFUSALS = {
   room: 'room query parameter must be 1-64 characters, no control characters',
   token: 'token query parameter must be 1-256 characters, no control characters',
   origin: 'origin not allowed',
+  auth: 'a valid token is required (Sec-WebSocket-Protocol or access_token)',
   notUpgrade: 'expected a WebSocket upgrade',
   draining: 'server is shutting down',
 } as const;
@@ -53,9 +57,16 @@ const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
 } as const;
 
+/** The subprotocol a server echoes: the first one offered (what `ws` and Deno do on their own). */
+function firstProtocol(header: string | undefined): string | undefined {
+  const first = header?.split(',')[0]?.trim();
+  return first === '' || first === undefined || first.length > 8192 ? undefined : first;
+}
+
 export function createApp(options: AppOptions): Hono {
   const { config, log } = options;
   const app = new Hono();
+  const authenticator = createAuthenticator(config.auth);
 
   const clientIp = (c: Context): string | undefined => {
     if (config.trustProxy) {
@@ -83,8 +94,10 @@ export function createApp(options: AppOptions): Hono {
   app.get('/protocol.json', (c) => c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }));
 
   app.get('/ws', async (c, next) => {
-    const userId = v.safeParse(UserId, c.req.query('userId'));
-    if (!userId.success) return c.text(REFUSALS.userId, 400);
+    const userIdParam = c.req.query('userId');
+    // With auth the token's subject is the userId, so the parameter may be left out.
+    const userId = authenticator && userIdParam === undefined ? undefined : v.safeParse(UserId, userIdParam);
+    if (userId && !userId.success) return c.text(REFUSALS.userId, 400);
     const roomParam = c.req.query('room');
     const room = roomParam === undefined || roomParam === '' ? undefined : v.safeParse(RoomName, roomParam);
     if (room && !room.success) return c.text(REFUSALS.room, 400);
@@ -98,10 +111,22 @@ export function createApp(options: AppOptions): Hono {
       log.info('origin_refused', { origin, reason: verdict.reason });
       return c.text(REFUSALS.origin, 403);
     }
+    let identity = { userId: userId?.output, token: token?.output };
+    if (authenticator) {
+      const result = await authenticator.check(c.req.header('sec-websocket-protocol'), c.req.query('access_token'), userId?.output);
+      if (!result.ok) {
+        log.info('auth_refused', { reason: result.reason });
+        return c.text(REFUSALS.auth, 401);
+      }
+      // The authenticated subject is the identity: any connection proving it takes the session over.
+      identity = { userId: result.subject, token: `subject:${result.subject}` };
+    }
+    if (identity.userId === undefined || !v.is(UserId, identity.userId)) return c.text(REFUSALS.userId, 400);
+
     if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return c.text(REFUSALS.notUpgrade, 426);
     if (options.accepting && !options.accepting()) return c.text(REFUSALS.draining, 503);
 
-    const request: ConnectRequest = { userId: userId.output, room: room?.output, token: token?.output, ip: clientIp(c) };
+    const request: ConnectRequest = { userId: identity.userId, room: room?.output, token: identity.token, ip: clientIp(c), protocol: firstProtocol(c.req.header('sec-websocket-protocol')) };
     return options.upgrade(c, request, next);
   });
 

@@ -36,6 +36,7 @@ const ConnectRequestSchema = v.object({
   room: v.optional(RoomName),
   token: v.optional(ReconnectToken),
   ip: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  protocol: v.optional(v.pipe(v.string(), v.maxLength(8192))),
 });
 
 const Attachment = v.object({
@@ -241,7 +242,9 @@ export class HubObject extends DurableObject<Env> {
       server.accept();
     }
     for (const action of opening.actions) action(server);
-    return new Response(null, { status: 101, webSocket: client });
+    // workerd does not pick a subprotocol itself: echo the one the Worker accepted (auth).
+    const headers = connect.protocol === undefined ? undefined : { 'sec-websocket-protocol': connect.protocol };
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {

@@ -46,6 +46,8 @@ export interface Config {
   turn: { secret: string | undefined; turnUrls: string[]; stunUrls: string[]; ttlSeconds: number };
   /** `request_random_peer` per user per minute (bots cycling Next). */
   matchRequestsPerMinute: number;
+  /** Token auth; off when both are undefined. */
+  auth: { secret: string | undefined; jwksUrl: string | undefined };
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -131,11 +133,13 @@ export function parseConfig(env: Env): Config {
   if (turnSecret !== undefined && turnUrls.length === 0) problems.push('TURN_SECRET is set but TURN_URLS is empty');
   if (turnSecret === undefined && turnUrls.length > 0) problems.push('TURN_URLS is set but TURN_SECRET is not (coturn use-auth-secret)');
 
-  const unsupported = (['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'] as const).filter((name) => raw(name) !== undefined);
-  if (unsupported.length > 0) {
-    // Refuse rather than run open: an operator who set these expects every connection to be authenticated.
-    problems.push(`${unsupported.join(', ')}: token auth is not available in this version; unset to run without auth`);
+  const authSecret = raw('AUTH_JWT_SECRET');
+  const authJwksUrl = raw('AUTH_JWKS_URL');
+  if (authSecret !== undefined && authJwksUrl !== undefined) problems.push('AUTH_JWT_SECRET and AUTH_JWKS_URL: set one, not both');
+  if (authSecret !== undefined && new TextEncoder().encode(authSecret).length < 32) {
+    problems.push('AUTH_JWT_SECRET: at least 32 bytes (HS256 keys shorter than the hash are weak)');
   }
+  if (authJwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(authJwksUrl)) problems.push('AUTH_JWKS_URL: expected an http(s) URL');
 
   const config: Config = {
     port: int('PORT', 8085, 0, 65535),
@@ -157,6 +161,7 @@ export function parseConfig(env: Env): Config {
     iceServers,
     turn: { secret: turnSecret, turnUrls, stunUrls, ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400) },
     matchRequestsPerMinute: int('MATCH_REQUESTS_PER_MINUTE', 30, 1, 100_000),
+    auth: { secret: authSecret, jwksUrl: authJwksUrl },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

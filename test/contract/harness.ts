@@ -3,6 +3,8 @@
  * and a `ws` test client. Nothing here knows which runtime it talks to.
  */
 import { WebSocket, type RawData } from 'ws';
+import { request as httpRequest } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import * as v from 'valibot';
 import { ServerMessage } from '../../src/core/protocol.ts';
 
@@ -49,6 +51,8 @@ export interface ConnectOptions {
   origin?: string | null;
   headers?: Record<string, string>;
   autoPong?: boolean;
+  /** Subprotocols offered in Sec-WebSocket-Protocol. */
+  protocols?: string[];
 }
 
 export const PROD_ORIGIN = 'https://www.aleatoria.chat';
@@ -69,7 +73,7 @@ function socketOptions(options: ConnectOptions) {
 /** Resolves with the HTTP status of an upgrade attempt: 101 when it succeeded. */
 export function upgradeStatus(baseUrl: string, options: ConnectOptions & { query?: Record<string, string | undefined> }): Promise<number> {
   const query = options.query ?? { userId: options.userId, room: options.room, token: options.token };
-  const ws = new WebSocket(wsUrl(baseUrl, query), socketOptions(options));
+  const ws = new WebSocket(wsUrl(baseUrl, query), options.protocols ?? [], socketOptions(options));
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
       ws.close();
@@ -81,6 +85,38 @@ export function upgradeStatus(baseUrl: string, options: ConnectOptions & { query
       ws.terminate();
     });
     ws.once('error', (error) => reject(error));
+  });
+}
+
+/**
+ * A bare upgrade request, headers exactly as given (e.g. `Sec-WebSocket-Protocol` joined with ", "
+ * as browsers send it; the `ws` client joins with "," and Deno splits only on ", "). Resolves with
+ * the status and response headers, then drops the connection.
+ */
+export function rawUpgrade(baseUrl: string, query: Record<string, string>, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  const url = new URL('/ws', baseUrl);
+  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+        origin: PROD_ORIGIN,
+        ...headers,
+      },
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.once('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.once('error', reject);
+    req.end();
   });
 }
 
@@ -115,9 +151,9 @@ export class TestClient {
     }));
   }
 
-  static open(baseUrl: string, options: ConnectOptions = {}): Promise<TestClient> {
+  static open(baseUrl: string, options: ConnectOptions & { query?: Record<string, string> } = {}): Promise<TestClient> {
     const userId = options.userId ?? uid();
-    const ws = new WebSocket(wsUrl(baseUrl, { userId, room: options.room, token: options.token }), socketOptions(options));
+    const ws = new WebSocket(wsUrl(baseUrl, { userId: options.userId === '' ? undefined : userId, room: options.room, token: options.token, ...options.query }), options.protocols ?? [], socketOptions(options));
     const client = new TestClient(ws, userId);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));

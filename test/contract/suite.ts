@@ -4,9 +4,10 @@
  * behaviours a runtime legitimately lacks are declared by capability flags and reported as such.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestClient, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
+import { TestClient, rawUpgrade, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
 import { WebSocket } from 'ws';
 import { createHmac } from 'node:crypto';
+import { SignJWT } from 'jose';
 
 const MAIN_ENV = {
   ALLOWED_ORIGINS: 'https://www.aleatoria.chat,https://*.example.com,http://localhost:3000',
@@ -736,6 +737,71 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'request_random_peer' });
         expect((await a.nextOfType('error')).payload.code).toBe('rate_limited');
         await a.roundTrip();
+      });
+    });
+
+    describe('token auth (AUTH_JWT_SECRET)', () => {
+      const SECRET = 'contract-suite-hs256-secret-of-32-bytes!';
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ AUTH_JWT_SECRET: SECRET });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+      const now = () => Math.floor(Date.now() / 1000);
+      const jwt = (sub: string, claims: { exp?: number; nbf?: number } = {}, secret = SECRET) =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject(sub)
+          .setExpirationTime(claims.exp ?? now() + 300)
+          .setNotBefore(claims.nbf ?? now() - 10)
+          .sign(new TextEncoder().encode(secret));
+
+      it('accepts a valid token in Sec-WebSocket-Protocol and echoes the first subprotocol offered', async () => {
+        const user = uid('jwt');
+        const a = await connect({ userId: user, protocols: [await jwt(user)] });
+        await a.roundTrip();
+        // As a browser offers them: "aleatoria.v1, <jwt>".
+        const res = await rawUpgrade(server.baseUrl, { userId: uid('jwt') }, {});
+        expect(res.status).toBe(401);
+        const other = uid('jwt');
+        const ok = await rawUpgrade(server.baseUrl, { userId: other }, { 'sec-websocket-protocol': `aleatoria.v1, ${await jwt(other)}` });
+        expect(ok.status).toBe(101);
+        expect(ok.headers['sec-websocket-protocol']).toBe('aleatoria.v1');
+      });
+
+      it('accepts a valid token as access_token, and takes the userId from sub when none is given', async () => {
+        const user = uid('jwt');
+        const a = await connect({ userId: '', query: { access_token: await jwt(user) } });
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).toUser).toBe(user);
+      });
+
+      it.each([
+        ['no token', async (user: string) => ({ userId: user })],
+        ['an expired token', async (user: string) => ({ userId: user, protocols: [await jwt(user, { exp: now() - 60 })] })],
+        ['a token not valid yet (nbf)', async (user: string) => ({ userId: user, protocols: [await jwt(user, { nbf: now() + 120 })] })],
+        ['a forged token (other secret)', async (user: string) => ({ userId: user, protocols: [await jwt(user, {}, 'another-secret-another-secret-1234')] })],
+        ['a token for another user', async (user: string) => ({ userId: user, protocols: [await jwt(`${user}-other`)] })],
+        ['an unsigned token (alg none)', async (user: string) => ({
+          userId: user,
+          protocols: [`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: user, exp: now() + 60 })).toString('base64url')}.`],
+        })],
+        ['garbage in access_token', async (user: string) => ({ query: { userId: user, access_token: 'not-a-jwt' } })],
+      ])('refuses %s with 401 before the upgrade', async (_label, options) => {
+        expect(await upgradeStatus(server.baseUrl, await options(uid('jwt')))).toBe(401);
+      });
+
+      it('lets a second connection proving the same subject take the session over', async () => {
+        const user = uid('jwt');
+        const first = await connect({ userId: user, protocols: [await jwt(user)] });
+        // Served once before it is replaced (workerd leaves a socket that never sent a frame in
+        // CLOSING after a server close: see the README's Cloudflare limits).
+        await first.roundTrip();
+        const second = await connect({ userId: user, protocols: [await jwt(user)] });
+        expect((await first.nextOfType('error')).payload.code).toBe('replaced');
+        expect((await first.closed).code).toBe(4000);
+        await second.roundTrip();
       });
     });
 

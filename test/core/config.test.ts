@@ -128,8 +128,24 @@ describe('parseConfig refusals', () => {
     expect(error.problems).toHaveLength(4);
   });
 
-  it.each([['AUTH_JWT_SECRET'], ['AUTH_JWKS_URL']])('refuses to start with %s set rather than run without auth', (name) => {
-    const error = configError({ [name]: 'something' });
+  it.each([
+    ['AUTH_JWT_SECRET', 'short'],
+    ['AUTH_JWKS_URL', 'not a url'],
+  ])('refuses a weak or malformed %s', (name, value) => {
+    const error = configError({ [name]: value });
     expect(error.message).toContain(name);
+  });
+
+  it('takes an AUTH_JWT_SECRET of 32 bytes or an AUTH_JWKS_URL, not both', () => {
+    expect(parseConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).auth).toEqual({ secret: 'x'.repeat(32), jwksUrl: undefined });
+    expect(parseConfig({ AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' }).auth.jwksUrl).toBe('https://id.example.com/.well-known/jwks.json');
+    expect(configError({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://id.example.com/jwks' }).message).toContain('not both');
+  });
+
+  it('checks TURN settings together', () => {
+    expect(configError({ TURN_SECRET: 's' }).message).toContain('TURN_URLS');
+    expect(configError({ TURN_URLS: 'turn:t.example' }).message).toContain('TURN_SECRET');
+    expect(configError({ TURN_SECRET: 's', TURN_URLS: 'http://nope' }).message).toContain('TURN_URLS');
+    expect(parseConfig({ TURN_SECRET: 's', TURN_URLS: 'turn:a.example:3478, turns:a.example:5349' }).turn.turnUrls).toEqual(['turn:a.example:3478', 'turns:a.example:5349']);
   });
 });
