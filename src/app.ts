@@ -31,6 +31,8 @@ export interface AppOptions {
   remoteAddress?(c: Context): string | undefined;
   /** False while draining for shutdown: new upgrades get 503. */
   accepting?(): boolean;
+  /** The Prometheus exposition for `GET /metrics` (the hub's, wherever it lives). */
+  metrics(): string | Promise<string>;
 }
 
 /** Why an upgrade was refused, as plain-text bodies (no internals, no echo of input). */
@@ -90,6 +92,12 @@ export function createApp(options: AppOptions): Hono {
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/', (c) => c.html(INDEX_HTML, 200, PAGE_HEADERS));
   app.get('/app.js', (c) => c.body(APP_JS, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }));
+  app.get('/metrics', async (c) => {
+    if (config.metricsToken !== undefined && c.req.header('authorization') !== `Bearer ${config.metricsToken}`) {
+      return c.text('metrics need Authorization: Bearer <METRICS_TOKEN>', 401);
+    }
+    return c.body(await options.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
   app.get('/config.json', (c) => c.json({ iceServers: config.iceServers }));
   app.get('/protocol.json', (c) => c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }));
 

@@ -73,6 +73,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
     const buffered = bufferedAmount!(ws);
     if (sockets.get(conn) !== ws || buffered <= sendQueueMaxBytes) return;
     log.warn('slow_consumer_closed', { conn, bufferedBytes: buffered });
+    hub.metrics.inc('aleatoria_closes_total', 'slow_consumer');
     drop(conn, CloseCode.slowConsumer, 'send queue full');
     hub.close(conn);
     // The close frame waits behind the backlog; a reader that resumes in time still sees 1013.
@@ -117,6 +118,7 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
         },
         onMessage(event) {
           if (options.checkFrameSize && frameTooBig(event.data, config.maxMessageBytes)) {
+            hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
             drop(conn, CloseCode.messageTooBig, 'message too big');
             hub.close(conn);
             return;
@@ -130,6 +132,8 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
           }
         },
         onClose(event) {
+          // ws enforces maxPayload itself (Node): its 1009 is only seen here.
+          if (event.code === CloseCode.messageTooBig && !options.checkFrameSize) hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
           live--;
           perIp.remove(request.ip);
           sockets.delete(conn);

@@ -68,6 +68,7 @@ function appFor(env: Env): Hono {
     log: logFor(config),
     // Cloudflare sets it on every request: the platform is the proxy.
     remoteAddress: (c) => c.req.header('cf-connecting-ip'),
+    metrics: async () => (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/metrics')).text(),
     upgrade: (c, request) => {
       const hub = env.HUB.get(env.HUB.idFromName(HUB_NAME));
       return hub.fetch(new Request(c.req.url, { headers: { upgrade: 'websocket', [CONNECT_HEADER]: JSON.stringify(request) } }));
@@ -208,6 +209,8 @@ export class HubObject extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
+    // The Worker checked METRICS_TOKEN already; only it can reach the object.
+    if (new URL(request.url).pathname === '/metrics') return new Response(this.hub.renderMetrics());
     let connect: ConnectRequest;
     try {
       connect = v.parse(ConnectRequestSchema, JSON.parse(request.headers.get(CONNECT_HEADER) ?? ''));
@@ -252,6 +255,7 @@ export class HubObject extends DurableObject<Env> {
     if (!attachment) return;
     // The platform accepts frames up to 32 MiB: the protocol's cap is enforced here.
     if (frameTooBig(message, this.config.maxMessageBytes)) {
+      this.hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
       this.hub.close(attachment.conn);
       this.detach(ws);
       closeQuietly(ws, CloseCode.messageTooBig, 'message too big');

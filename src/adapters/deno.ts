@@ -41,6 +41,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
     upgrade: bridge.upgrade(upgradeWebSocket, { idleTimeout: idleTimeoutSeconds(config) }),
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
+    metrics: () => bridge.hub.renderMetrics(),
   });
   const server = Deno.serve({ port: config.port, hostname: config.host, onListen: () => {} }, (request, info) => app.fetch(request, info));
 

@@ -42,6 +42,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
     upgrade: bridge.upgrade(upgradeWebSocket),
     remoteAddress: (c) => getConnInfo(c).remote.address,
     accepting: () => accepting,
+    metrics: () => bridge.hub.renderMetrics(),
   });
 
   const heartbeat = startHeartbeat(wss, config);

@@ -48,6 +48,8 @@ export interface Config {
   matchRequestsPerMinute: number;
   /** Token auth; off when both are undefined. */
   auth: { secret: string | undefined; jwksUrl: string | undefined };
+  /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -61,7 +63,7 @@ export const CONFIG_VARIABLES = [
   'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
   'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
   'LOG_LEVEL', 'ICE_SERVERS', 'TURN_SECRET', 'TURN_URLS', 'TURN_TTL', 'STUN_URLS', 'MATCH_REQUESTS_PER_MINUTE',
-  'AUTH_JWT_SECRET', 'AUTH_JWKS_URL',
+  'AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'METRICS_TOKEN',
 ] as const;
 
 export class ConfigError extends Error {
@@ -162,6 +164,7 @@ export function parseConfig(env: Env): Config {
     turn: { secret: turnSecret, turnUrls, stunUrls, ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400) },
     matchRequestsPerMinute: int('MATCH_REQUESTS_PER_MINUTE', 30, 1, 100_000),
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
+    metricsToken: raw('METRICS_TOKEN'),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -22,6 +22,7 @@ import { parseJson, MAX_JSON_DEPTH } from './json.ts';
 import { createAvailabilityPool } from './pool.ts';
 import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
 import { iceServersFor, type TurnOptions } from './turn.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 
 /** An adapter's handle for one socket; opaque to the hub. */
 export type ConnId = string;
@@ -110,6 +111,10 @@ export interface Hub {
   restore(conn: ConnId, state: unknown): boolean;
   state(conn: ConnId): SessionState | undefined;
   stats(): HubStats;
+  /** Counters of this hub, for `GET /metrics`; adapters add the closes they make themselves. */
+  readonly metrics: Metrics;
+  /** The Prometheus exposition of this hub's metrics and gauges. */
+  renderMetrics(): string;
 }
 
 interface Session {
@@ -121,6 +126,8 @@ interface Session {
   bucket: TokenBucket;
   /** Created on the first `request_random_peer`. */
   matchBucket: TokenBucket | undefined;
+  /** When the user last entered the pool (ms), for the time-to-match histogram. */
+  availableSince: number;
 }
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
@@ -136,6 +143,13 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   const matchLimit: RateLimit | undefined =
     options.matchRequestsPerMinute === undefined ? undefined : { perSecond: options.matchRequestsPerMinute / 60, burst: options.matchRequestsPerMinute };
 
+  const metrics = createMetrics();
+  // Every message goes out through here. Messages are built with `type` first, so the type is
+  // read off the text without parsing it again.
+  const send = (conn: ConnId, text: string) => {
+    metrics.inc('aleatoria_messages_out_total', text.slice(9, text.indexOf('"', 9)));
+    deps.send(conn, text);
+  };
   const timestamp = () => new Date(deps.now()).toISOString();
   const encode = (message: ServerMessage) => JSON.stringify(message);
 
@@ -156,7 +170,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
 
   function respondError(conn: ConnId, userId: string, code: ResponseErrorCode, error: string, details: string) {
     errorSeq = (errorSeq + 1) % Number.MAX_SAFE_INTEGER;
-    deps.send(conn, encode({
+    metrics.inc('aleatoria_errors_total', code);
+    send(conn, encode({
       type: 'error_response',
       toUser: userId,
       messageId: `err-${deps.now().toString(36)}-${errorSeq.toString(36)}`,
@@ -166,7 +181,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   }
 
   function refuse(conn: ConnId, userId: string, code: RefusalCode, error: string) {
-    deps.send(conn, encode({ type: 'error', fromUser: SYSTEM_USER, toUser: userId, payload: { error, code }, createTime: timestamp() }));
+    metrics.inc('aleatoria_errors_total', code);
+    send(conn, encode({ type: 'error', fromUser: SYSTEM_USER, toUser: userId, payload: { error, code }, createTime: timestamp() }));
   }
 
   function joinRoom(session: Session, room: string) {
@@ -194,7 +210,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     partner.partner = undefined;
     dirty.add(partner);
     if (reason !== undefined) {
-      deps.send(partner.conn, encode({
+      send(partner.conn, encode({
         type: 'hangup',
         fromUser: session.userId,
         toUser: partner.userId,
@@ -205,6 +221,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   }
 
   function setAvailable(session: Session, available: boolean) {
+    if (available && !pool.has(session.userId)) session.availableSince = deps.now();
     if (available) pool.add(session.userId);
     else pool.delete(session.userId);
     dirty.add(session);
@@ -223,7 +240,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     const chosen = pool.pick(deps.random, [session.userId, currentPeerId || undefined]);
     const partner = chosen === undefined ? undefined : sessions.get(chosen);
     if (!partner) {
-      deps.send(session.conn, encode({
+      send(session.conn, encode({
         type: 'no_peer_available',
         fromUser: SYSTEM_USER,
         toUser: session.userId,
@@ -242,8 +259,10 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     }
     session.partner = partner.userId;
     partner.partner = session.userId;
+    metrics.inc('aleatoria_matches_total');
+    metrics.observeMatch(Math.max(0, deps.now() - partner.availableSince) / 1000);
     const createTime = timestamp();
-    deps.send(session.conn, encode({
+    send(session.conn, encode({
       type: 'assign_role',
       fromUser: SYSTEM_USER,
       toUser: session.userId,
@@ -251,7 +270,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       messageId: messageId ?? undefined,
       createTime,
     }));
-    deps.send(partner.conn, encode({
+    send(partner.conn, encode({
       type: 'assign_role',
       fromUser: SYSTEM_USER,
       toUser: partner.userId,
@@ -274,17 +293,18 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           }
           // Serialized once for every member, the sender included.
           const text = encode({ type: 'chat_message', fromUser: userId, room: msg.room, payload: msg.payload, messageId, createTime });
-          for (const member of members) deps.send(member.conn, text);
+          for (const member of members) send(member.conn, text);
           return;
         }
         const recipient = sessions.get(msg.toUser!);
         if (!recipient) {
+          metrics.inc('aleatoria_relays_to_unknown_total');
           refuse(conn, userId, 'user_not_found', 'That user is not connected.');
           return;
         }
         const copy = { type: 'chat_message', fromUser: userId, toUser: recipient.userId, payload: msg.payload, messageId, createTime } as const;
-        deps.send(recipient.conn, encode({ ...copy, incoming: true }));
-        deps.send(conn, encode({ ...copy, incoming: false }));
+        send(recipient.conn, encode({ ...copy, incoming: true }));
+        send(conn, encode({ ...copy, incoming: false }));
         return;
       }
       case 'join_room': {
@@ -295,7 +315,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           }
           joinRoom(session, msg.room);
         }
-        deps.send(conn, encode({
+        send(conn, encode({
           type: 'room_joined',
           fromUser: SYSTEM_USER,
           toUser: userId,
@@ -312,7 +332,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           return;
         }
         leaveRoom(session, msg.room);
-        deps.send(conn, encode({
+        send(conn, encode({
           type: 'room_left',
           fromUser: SYSTEM_USER,
           toUser: userId,
@@ -324,7 +344,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         return;
       }
       case 'get_rooms':
-        deps.send(conn, encode({
+        send(conn, encode({
           type: 'rooms_list',
           fromUser: SYSTEM_USER,
           toUser: userId,
@@ -355,7 +375,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         void iceServersFor(turn, userId, deps.now()).then((reply) => {
           // Web Crypto is asynchronous: the user may have gone (or reconnected) meanwhile.
           if (sessions.get(userId) !== session) return;
-          deps.send(session.conn, encode({ type: 'ice_servers', fromUser: SYSTEM_USER, toUser: userId, payload: reply, messageId, createTime: timestamp() }));
+          send(session.conn, encode({ type: 'ice_servers', fromUser: SYSTEM_USER, toUser: userId, payload: reply, messageId, createTime: timestamp() }));
         });
         return;
       }
@@ -365,11 +385,12 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       case 'hangup': {
         const recipient = sessions.get(msg.toUser);
         if (!recipient) {
+          metrics.inc('aleatoria_relays_to_unknown_total');
           refuse(conn, userId, 'user_not_found', 'That user is not connected.');
           return;
         }
         if (msg.type === 'hangup' && session.partner === recipient.userId) unpair(session);
-        deps.send(recipient.conn, encode({
+        send(recipient.conn, encode({
           type: msg.type,
           fromUser: userId,
           toUser: recipient.userId,
@@ -394,6 +415,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     const { conn, userId } = session;
     const parsed = parseJson(text);
     if (!parsed.ok) {
+      metrics.inc('aleatoria_messages_in_total', 'invalid');
       const details = parsed.reason === 'depth' ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : 'not valid JSON';
       respondError(conn, userId, 'invalid_json', 'Invalid message structure', details);
       return;
@@ -401,18 +423,22 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     const value = parsed.value;
     const type = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { type?: unknown }).type : undefined;
     if (typeof type !== 'string') {
+      metrics.inc('aleatoria_messages_in_total', 'invalid');
       respondError(conn, userId, 'invalid_message', 'Invalid message structure', 'type: expected a string naming the message type');
       return;
     }
     if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(type)) {
+      metrics.inc('aleatoria_messages_in_total', 'invalid');
       respondError(conn, userId, 'unknown_type', 'Unknown message type', 'type: not a client message type');
       return;
     }
     const result = v.safeParse(ClientMessage, value, { abortEarly: true });
     if (!result.success) {
+      metrics.inc('aleatoria_messages_in_total', 'invalid');
       respondError(conn, userId, 'invalid_message', 'Invalid message structure', describeIssue(result.issues[0]));
       return;
     }
+    metrics.inc('aleatoria_messages_in_total', result.output.type);
     dispatch(session, result.output);
   }
 
@@ -422,6 +448,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     if (takeToken(session.bucket, options.rateLimit, now)) return true;
     const { bucket } = session;
     if (options.rateLimitCloseAfterMs > 0 && now - bucket.limitedSince >= options.rateLimitCloseAfterMs) {
+      metrics.inc('aleatoria_closes_total', 'rate_limited');
       deps.close(session.conn, CloseCode.policyViolation, 'rate limit exceeded');
       remove(session);
       return false;
@@ -443,12 +470,22 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       partner: state.partner,
       bucket: createTokenBucket(options.rateLimit, deps.now()),
       matchBucket: undefined,
+      availableSince: deps.now(),
     };
     sessions.set(session.userId, session);
     byConn.set(conn, session);
     for (const room of state.rooms) joinRoom(session, room);
     if (state.available) pool.add(session.userId);
     return session;
+  }
+
+  function stats(): HubStats {
+    let pairs = 0;
+    for (const session of sessions.values()) {
+      // Each mutual pair once; a half restored after a wake (partner not back yet) is not a pair.
+      if (session.partner !== undefined && session.userId < session.partner && sessions.get(session.partner)?.partner === session.userId) pairs++;
+    }
+    return { connections: sessions.size, rooms: rooms.size, available: pool.size, pairs };
   }
 
   return {
@@ -464,6 +501,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         // rooms, availability and call; the old socket is told why it is being dropped.
         const replaced = existing.conn;
         refuse(replaced, existing.userId, 'replaced', 'This session was taken over by a new connection.');
+        metrics.inc('aleatoria_closes_total', 'replaced');
         deps.close(replaced, CloseCode.replaced, 'replaced by a new connection');
         byConn.delete(replaced);
         existing.conn = conn;
@@ -473,6 +511,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         result = { accepted: true, replaced };
       } else {
         refuse(conn, request.userId, 'user_id_taken', 'That userId is already connected.');
+        metrics.inc('aleatoria_closes_total', 'user_id_taken');
         deps.close(conn, CloseCode.userIdTaken, 'userId already connected');
         result = { accepted: false, code: 'user_id_taken' };
       }
@@ -506,13 +545,17 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       const session = byConn.get(conn);
       return session && stateOf(session);
     },
-    stats() {
-      let pairs = 0;
-      for (const session of sessions.values()) {
-        // Each mutual pair once; a half restored after a wake (partner not back yet) is not a pair.
-        if (session.partner !== undefined && session.userId < session.partner && sessions.get(session.partner)?.partner === session.userId) pairs++;
-      }
-      return { connections: sessions.size, rooms: rooms.size, available: pool.size, pairs };
+    metrics,
+    renderMetrics() {
+      const now = stats();
+      return metrics.render({
+        aleatoria_connections: now.connections,
+        aleatoria_rooms: now.rooms,
+        aleatoria_pool_size: now.available,
+        aleatoria_pairs: now.pairs,
+      });
     },
+    stats,
+
   };
 }

@@ -107,6 +107,25 @@ export function defineContractSuite(target: ContractTarget) {
         expect(Object.keys(body.definitions).sort()).toEqual(['ClientMessage', 'ServerMessage']);
       });
 
+      it('exposes Prometheus metrics at /metrics that follow what clients do', async () => {
+        const read = async () => {
+          const res = await fetch(`${server.baseUrl}/metrics`);
+          expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+          const text = await res.text();
+          const value = (sample: string) => Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+          return value;
+        };
+        const before = await read();
+        const a = await connect();
+        a.send({ type: 'webrtc_offer', toUser: uid('ghost'), payload: { type: 'offer', sdp: 'v=0' } });
+        await a.nextOfType('error');
+        const after = await read();
+        expect(after('aleatoria_connections')).toBeGreaterThanOrEqual(1);
+        expect(after('aleatoria_relays_to_unknown_total')).toBe(before('aleatoria_relays_to_unknown_total') + 1);
+        expect(after('aleatoria_messages_in_total{type="webrtc_offer"}')).toBe(before('aleatoria_messages_in_total{type="webrtc_offer"}') + 1);
+        expect(after('aleatoria_errors_total{code="user_not_found"}')).toBe(before('aleatoria_errors_total{code="user_not_found"}') + 1);
+      });
+
       it('lets a page on any origin read why /ws refused it (CORS on refusals)', async () => {
         const res = await fetch(`${server.baseUrl}/ws?userId=x`, { headers: { origin: 'https://evil.com' } });
         expect(res.status).toBe(403);
@@ -802,6 +821,22 @@ export function defineContractSuite(target: ContractTarget) {
         expect((await first.nextOfType('error')).payload.code).toBe('replaced');
         expect((await first.closed).code).toBe(4000);
         await second.roundTrip();
+      });
+    });
+
+    describe('METRICS_TOKEN', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ METRICS_TOKEN: 'scrape-me' });
+      });
+      afterAll(() => server?.stop());
+
+      it('guards /metrics with a bearer token', async () => {
+        expect((await fetch(`${server.baseUrl}/metrics`)).status).toBe(401);
+        expect((await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+        const ok = await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: 'Bearer scrape-me' } });
+        expect(ok.status).toBe(200);
+        expect(await ok.text()).toMatch(/^aleatoria_connections \d+$/m);
       });
     });
 

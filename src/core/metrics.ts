@@ -1,0 +1,85 @@
+/**
+ * Operator metrics in the Prometheus text exposition format (version 0.0.4), small enough to run
+ * on every runtime (prom-client is Node-only): labelled counters, one histogram, and gauges read
+ * at scrape time.
+ */
+
+/** Upper bounds (seconds) of the time-to-match histogram. */
+export const MATCH_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300] as const;
+
+const COUNTERS = {
+  aleatoria_messages_in_total: 'Frames received, by message type ("invalid" when they did not parse).',
+  aleatoria_messages_out_total: 'Messages delivered to sockets, by message type.',
+  aleatoria_errors_total: 'error and error_response messages sent, by code.',
+  aleatoria_closes_total: 'Connections the server closed, by reason.',
+  aleatoria_matches_total: 'Random matches made.',
+  aleatoria_relays_to_unknown_total: 'Signaling or direct messages addressed to a user who is not connected.',
+} as const;
+
+const GAUGES = {
+  aleatoria_connections: 'Connected users.',
+  aleatoria_rooms: 'Rooms with at least one member.',
+  aleatoria_pool_size: 'Users available for a random match.',
+  aleatoria_pairs: 'Matched pairs in a call.',
+} as const;
+
+export type CounterName = keyof typeof COUNTERS;
+export type GaugeName = keyof typeof GAUGES;
+
+export interface Metrics {
+  inc(name: CounterName, label?: string, by?: number): void;
+  /** Records one time-to-match, in seconds. */
+  observeMatch(seconds: number): void;
+  render(gauges: Record<GaugeName, number>): string;
+}
+
+/** Label values are client-influenced (message types are not: they are validated first); escape anyway. */
+const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** The label each counter takes, if any. */
+const LABELS: Partial<Record<CounterName, string>> = {
+  aleatoria_messages_in_total: 'type',
+  aleatoria_messages_out_total: 'type',
+  aleatoria_errors_total: 'code',
+  aleatoria_closes_total: 'reason',
+};
+
+export function createMetrics(): Metrics {
+  const counters = new Map<CounterName, Map<string, number>>();
+  const buckets: number[] = MATCH_BUCKETS.map(() => 0);
+  let matchCount = 0;
+  let matchSum = 0;
+
+  return {
+    inc(name, label = '', by = 1) {
+      let series = counters.get(name);
+      if (!series) counters.set(name, (series = new Map()));
+      series.set(label, (series.get(label) ?? 0) + by);
+    },
+    observeMatch(seconds) {
+      matchCount++;
+      matchSum += seconds;
+      MATCH_BUCKETS.forEach((bound, i) => {
+        if (seconds <= bound) buckets[i]!++;
+      });
+    },
+    render(gauges) {
+      const lines: string[] = [];
+      for (const [name, help] of Object.entries(GAUGES) as [GaugeName, string][]) {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${gauges[name]}`);
+      }
+      for (const [name, help] of Object.entries(COUNTERS) as [CounterName, string][]) {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+        const series = counters.get(name);
+        const label = LABELS[name];
+        if (!label) lines.push(`${name} ${series?.get('') ?? 0}`);
+        else for (const [value, count] of series ?? []) lines.push(`${name}{${label}="${escapeLabel(value)}"} ${count}`);
+      }
+      const histogram = 'aleatoria_time_to_match_seconds';
+      lines.push(`# HELP ${histogram} Seconds a user waited in the pool before being matched.`, `# TYPE ${histogram} histogram`);
+      MATCH_BUCKETS.forEach((bound, i) => lines.push(`${histogram}_bucket{le="${bound}"} ${buckets[i]}`));
+      lines.push(`${histogram}_bucket{le="+Inf"} ${matchCount}`, `${histogram}_sum ${matchSum}`, `${histogram}_count ${matchCount}`);
+      return `${lines.join('\n')}\n`;
+    },
+  };
+}
