@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineContractSuite } from './suite.ts';
+import { defineHostileSuite } from './hostile.ts';
 import { launchCloudflare } from './launchers.ts';
 import { TestClient, type LaunchedServer } from './harness.ts';
 
@@ -7,11 +8,12 @@ const target = {
   name: 'Cloudflare (workerd)',
   // The platform pings, buffers and restarts: the Durable Object has no timers, no view of a
   // socket's outbound buffer, and no signals.
-  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true },
+  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true, processMemory: false },
   launch: launchCloudflare,
 };
 
 defineContractSuite(target);
+defineHostileSuite(target);
 
 describe('Cloudflare: hibernation', () => {
   let server: LaunchedServer;

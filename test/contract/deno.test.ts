@@ -1,8 +1,12 @@
 import { defineContractSuite } from './suite.ts';
+import { defineHostileSuite } from './hostile.ts';
 import { launchDeno } from './launchers.ts';
 
-defineContractSuite({
+const target = {
   name: 'Deno',
-  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: false },
+  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: false, processMemory: true },
   launch: launchDeno,
-});
+};
+
+defineContractSuite(target);
+defineHostileSuite(target);

@@ -17,6 +17,8 @@ export interface LaunchedServer {
   stop(): Promise<void>;
   /** Everything the process printed so far. */
   output(): string;
+  /** Resident memory of the server process in bytes, where the launcher runs the server itself. */
+  rss?(): number;
 }
 
 /** Behaviours that legitimately differ between runtimes; the suite names each, never skips silently. */
@@ -33,6 +35,8 @@ export interface Capabilities {
    * frame; with the flood's data unread the kernel resets the connection and the client sees 1006.
    */
   closeHandshakeUnderFlood: boolean;
+  /** The launched process is the server itself, so its RSS is the server's (not so for wrangler). */
+  processMemory: boolean;
 }
 
 export interface ContractTarget {

@@ -1,6 +1,6 @@
 /** Launches each runtime's server as its npm script does, as a real child process on loopback. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,10 @@ export function launchProcess(command: string, args: string[], env: Record<strin
           if (running) await exited;
         },
         output: () => output,
+        rss() {
+          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+          return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN) * 1024;
+        },
       });
     };
     child.stdout.on('data', onData);
@@ -92,8 +96,11 @@ export const launchDeno = (env: Record<string, string>) =>
  * Launches the Worker and its Durable Object under `wrangler dev` as `npm run start:cloudflare`
  * does, each launch with its own state directory. Run inside `unshare -n` (see scripts/test.sh).
  */
-export const launchCloudflare = (env: Record<string, string>) =>
-  launchProcess(process.execPath, ['--import', 'tsx', 'scripts/start-cloudflare.ts'], {
+export const launchCloudflare = async (env: Record<string, string>): Promise<LaunchedServer> => {
+  const server = await launchProcess(process.execPath, ['--import', 'tsx', 'scripts/start-cloudflare.ts'], {
     WRANGLER_PERSIST_TO: mkdtempSync(join(tmpdir(), 'aleatoria-wrangler-')),
     ...env,
   }, 90_000);
+  // The process is a wrapper around wrangler and workerd: its memory says nothing about the server.
+  return { ...server, rss: undefined };
+};

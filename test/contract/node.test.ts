@@ -1,8 +1,12 @@
 import { defineContractSuite } from './suite.ts';
+import { defineHostileSuite } from './hostile.ts';
 import { launchNode } from './launchers.ts';
 
-defineContractSuite({
+const target = {
   name: 'Node',
-  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: true },
+  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: true, processMemory: true },
   launch: launchNode,
-});
+};
+
+defineContractSuite(target);
+defineHostileSuite(target);
