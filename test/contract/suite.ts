@@ -7,7 +7,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { TestClient, rawUpgrade, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
 import { WebSocket } from 'ws';
 import { createHmac } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const MAIN_ENV = {
   ALLOWED_ORIGINS: 'https://www.aleatoria.chat,https://*.example.com,http://localhost:3000',
@@ -821,6 +823,47 @@ export function defineContractSuite(target: ContractTarget) {
         expect((await first.nextOfType('error')).payload.code).toBe('replaced');
         expect((await first.closed).code).toBe(4000);
         await second.roundTrip();
+      });
+    });
+
+    describe('token auth (AUTH_JWKS_URL)', () => {
+      let server: LaunchedServer;
+      let keyServer: Server;
+      let privateKey: CryptoKey;
+      let fetches = 0;
+      beforeAll(async () => {
+        const pair = await generateKeyPair('ES256', { extractable: true });
+        privateKey = pair.privateKey as CryptoKey;
+        const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+        keyServer = createServer((_req, res) => {
+          fetches++;
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ keys: [jwk] }));
+        });
+        await new Promise<void>((resolve) => keyServer.listen(0, '127.0.0.1', resolve));
+        const { port } = keyServer.address() as AddressInfo;
+        server = await target.launch({ AUTH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` });
+      });
+      afterAll(async () => {
+        await server?.stop();
+        keyServer?.close();
+      });
+      const sign = (sub: string, key: CryptoKey | Uint8Array, alg: string) =>
+        new SignJWT({}).setProtectedHeader({ alg, kid: 'k1' }).setSubject(sub).setExpirationTime('5m').sign(key);
+
+      it('accepts a token signed by a key of the set, fetching the set once for many connections', async () => {
+        for (let i = 0; i < 3; i++) {
+          const user = uid('jwks');
+          expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, privateKey, 'ES256')] })).toBe(101);
+        }
+        expect(fetches).toBe(1);
+      });
+
+      it('refuses a token signed by another key, or an HS256 token, with 401', async () => {
+        const other = (await generateKeyPair('ES256')).privateKey as CryptoKey;
+        const user = uid('jwks');
+        expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, other, 'ES256')] })).toBe(401);
+        expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, new TextEncoder().encode('x'.repeat(32)), 'HS256')] })).toBe(401);
       });
     });
 
