@@ -19,6 +19,8 @@ export interface LaunchedServer {
   output(): string;
   /** Resident memory of the server process in bytes, where the launcher runs the server itself. */
   rss?(): number;
+  /** CPU seconds (user + system) the server process has used so far. */
+  cpuSeconds?(): number;
 }
 
 /** Behaviours that legitimately differ between runtimes; the suite names each, never skips silently. */

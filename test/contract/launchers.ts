@@ -75,6 +75,12 @@ export function launchProcess(command: string, args: string[], env: Record<strin
           if (running) await exited;
         },
         output: () => output,
+        cpuSeconds() {
+          // Fields 14 and 15 of /proc/PID/stat (after the command in parentheses): utime, stime in ticks.
+          const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return (Number(fields[11]) + Number(fields[12])) / 100;
+        },
         rss() {
           const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
           return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN) * 1024;
@@ -102,5 +108,5 @@ export const launchCloudflare = async (env: Record<string, string>): Promise<Lau
     ...env,
   }, 90_000);
   // The process is a wrapper around wrangler and workerd: its memory says nothing about the server.
-  return { ...server, rss: undefined };
+  return { ...server, rss: undefined, cpuSeconds: undefined };
 };
