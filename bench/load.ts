@@ -25,6 +25,33 @@ function open(userId: string): Promise<WebSocket> {
   });
 }
 
+if (kind === 'idle') {
+  // Hold N open sockets, spread over several loopback source addresses (each has ~28k ports).
+  const count = Number(arg('sockets', '2000'));
+  const held: WebSocket[] = [];
+  const started = performance.now();
+  for (let i = 0; i < count; i += 100) {
+    const batch = Array.from({ length: Math.min(100, count - i) }, (_, j) => {
+      const ws = new WebSocket(`${url}?userId=idle${run}${i + j}`, {
+        headers: { origin: 'https://www.aleatoria.chat' },
+        perMessageDeflate: false,
+        localAddress: `127.0.0.${1 + ((i + j) % 4)}`,
+      });
+      return new Promise<WebSocket>((resolve, reject) => {
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+      });
+    });
+    held.push(...(await Promise.all(batch)));
+  }
+  const connectMs = performance.now() - started;
+  console.log(JSON.stringify({ ready: true, sockets: held.length, connectMs }));
+  // Hold until told to stop (stdin closes), so the runner can read the server's memory meanwhile.
+  process.stdin.resume();
+  process.stdin.once('end', () => process.exit(0));
+  await new Promise(() => {});
+}
+
 const latencies: number[] = [];
 let delivered = 0;
 let measuring = false;

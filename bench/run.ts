@@ -68,6 +68,33 @@ async function measure(which: keyof typeof SERVERS, kind: string) {
   }
 }
 
+/** Opens `sockets` idle connections and reads the server's RSS once they are all open. */
+async function measureIdle(which: keyof typeof SERVERS, sockets: number) {
+  const server = await SERVERS[which]();
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const rssBefore = server.rss!();
+    const [command, args] = pinned(1, process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, '--kind', 'idle', '--sockets', String(sockets)]);
+    const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const ready = await new Promise<{ sockets: number; connectMs: number }>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.includes('"ready"'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child.once('exit', (code) => reject(new Error(`idle load exited with ${code}`)));
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const rssAfter = server.rss!();
+    child.stdin.end();
+    await new Promise((r) => child.once('exit', r));
+    return { perThousandMb: (rssAfter - rssBefore) / 1048576 / (ready.sockets / 1000), connectsPerS: ready.sockets / (ready.connectMs / 1000), rssAfterMb: rssAfter / 1048576 };
+  } finally {
+    await server.stop();
+  }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const rows: Array<Record<string, unknown>> = [];
 console.log(`bench: ${reps} run(s) each, ${durationMs} ms, ${pairs} pairs, window ${window}, taskset ${hasTaskset ? 'on' : 'off'}`);
@@ -86,11 +113,24 @@ for (const [name, kind] of [['DM relay (webrtc_candidate)', 'relay'], ['DM chat 
   rows.push({ workload: name, baseline: base, ours, ratio: ours.perCore / base.perCore });
 }
 
+const idleSockets = quick ? 2000 : 19_500;
+const idle: Record<string, Awaited<ReturnType<typeof measureIdle>>[]> = { baseline: [], ours: [] };
+for (let rep = 0; rep < reps; rep++) for (const which of ['baseline', 'ours'] as const) idle[which]!.push(await measureIdle(which, idleSockets));
+const idleRow = (which: string) => ({
+  perThousandMb: median(idle[which]!.map((r) => r.perThousandMb)),
+  connectsPerS: median(idle[which]!.map((r) => r.connectsPerS)),
+});
+
 console.log('\n| workload | raw ws msgs/s per core | ours msgs/s per core | ratio | p50 / p99 ms raw ws | p50 / p99 ms ours |');
 console.log('|---|---|---|---|---|---|');
 for (const row of rows as Array<{ workload: string; baseline: { perCore: number; p50: number; p99: number }; ours: { perCore: number; p50: number; p99: number }; ratio: number }>) {
   console.log(`| ${row.workload} | ${Math.round(row.baseline.perCore)} | ${Math.round(row.ours.perCore)} | ${row.ratio.toFixed(2)}x | ${row.baseline.p50.toFixed(2)} / ${row.baseline.p99.toFixed(2)} | ${row.ours.p50.toFixed(2)} / ${row.ours.p99.toFixed(2)} |`);
 }
+const [idleBase, idleOurs] = [idleRow('baseline'), idleRow('ours')];
+console.log(`\n| idle, ${idleSockets} sockets | raw ws | ours | ratio |\n|---|---|---|---|`);
+console.log(`| server RSS per 1,000 sockets (MB) | ${idleBase.perThousandMb.toFixed(2)} | ${idleOurs.perThousandMb.toFixed(2)} | ${(idleOurs.perThousandMb / idleBase.perThousandMb).toFixed(2)}x |`);
+console.log(`| connects/s | ${Math.round(idleBase.connectsPerS)} | ${Math.round(idleOurs.connectsPerS)} | ${(idleOurs.connectsPerS / idleBase.connectsPerS).toFixed(2)}x |`);
+rows.push({ workload: `idle ${idleSockets}`, baseline: idleBase, ours: idleOurs });
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 writeFileSync(file, JSON.stringify({ quick, reps, durationMs, pairs, window, rows }, null, 2));
