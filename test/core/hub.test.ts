@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import * as v from 'valibot';
 import { CloseCode, SessionState } from '../../src/core/hub.ts';
-import { errorResponse, makeHub, mulberry32, refusal, T0, type TestHub } from './hub-harness.ts';
+import { errorResponse, isSent, makeHub, mulberry32, refusal, T0, type TestHub } from './hub-harness.ts';
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
 
@@ -1156,53 +1156,39 @@ describe('restore', () => {
 
 describe('hub: ICE servers and the matching cap (issue 5)', () => {
   const turn = { secret: 'k', turnUrls: ['turn:t.example:3478'], stunUrls: [], ttlSeconds: 60, staticServers: [] };
+  const sentMessages = (h: TestHub) => h.outbox.filter(isSent).map((item) => item.msg);
 
   it('answers get_ice_servers with TURN credentials for that user, keeping the messageId', async () => {
-    const { createHub } = await import('../../src/core/hub.ts');
-    const sent: Array<{ conn: string; msg: any }> = [];
-    const hub = createHub(
-      { now: () => 1_000_000, random: () => 0, send: (conn, text) => sent.push({ conn, msg: JSON.parse(text) }), close: () => {} },
-      { maxRoomsPerConnection: 4, rateLimit: { perSecond: 100, burst: 100 }, rateLimitCloseAfterMs: 0, turn },
-    );
-    hub.open('c1', { userId: 'alice' });
-    hub.message('c1', JSON.stringify({ type: 'get_ice_servers', messageId: 'q1' }));
+    const h = makeHub({ turn });
+    h.setTime(1_000_000);
+    h.hub.open('c1', { userId: 'alice' });
+    h.hub.message('c1', JSON.stringify({ type: 'get_ice_servers', messageId: 'q1' }));
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(sent).toHaveLength(1);
-    expect(sent[0]!.msg).toMatchObject({ type: 'ice_servers', toUser: 'alice', messageId: 'q1', payload: { ttl: 60 } });
-    expect(sent[0]!.msg.payload.iceServers[0].username).toBe('1060:alice');
+    const [reply] = sentMessages(h);
+    expect(reply).toMatchObject({ type: 'ice_servers', toUser: 'alice', messageId: 'q1', payload: { ttl: 60 } });
+    expect(reply.payload.iceServers[0].username).toBe('1060:alice');
   });
 
   it('sends nothing when the user left before the credential was ready', async () => {
-    const { createHub } = await import('../../src/core/hub.ts');
-    const sent: string[] = [];
-    const hub = createHub(
-      { now: () => 0, random: () => 0, send: (_conn, text) => sent.push(text), close: () => {} },
-      { maxRoomsPerConnection: 4, rateLimit: { perSecond: 100, burst: 100 }, rateLimitCloseAfterMs: 0, turn },
-    );
-    hub.open('c1', { userId: 'alice' });
-    hub.message('c1', JSON.stringify({ type: 'get_ice_servers' }));
-    hub.close('c1');
+    const h = makeHub({ turn });
+    h.hub.open('c1', { userId: 'alice' });
+    h.hub.message('c1', JSON.stringify({ type: 'get_ice_servers' }));
+    h.hub.close('c1');
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(sent).toEqual([]);
+    expect(sentMessages(h)).toEqual([]);
   });
 
-  it('caps request_random_peer per user per minute with error rate_limited, refilling over the minute', async () => {
-    const { createHub } = await import('../../src/core/hub.ts');
-    let now = 0;
-    const sent: any[] = [];
-    const hub = createHub(
-      { now: () => now, random: () => 0, send: (_conn, text) => sent.push(JSON.parse(text)), close: () => {} },
-      { maxRoomsPerConnection: 4, rateLimit: { perSecond: 100, burst: 100 }, rateLimitCloseAfterMs: 0, matchRequestsPerMinute: 2 },
-    );
-    hub.open('c1', { userId: 'alice' });
-    const request = () => hub.message('c1', JSON.stringify({ type: 'request_random_peer' }));
+  it('caps request_random_peer per user per minute with error rate_limited, refilling over the minute', () => {
+    const h = makeHub({ matchRequestsPerMinute: 2 });
+    h.hub.open('c1', { userId: 'alice' });
+    const request = () => h.hub.message('c1', JSON.stringify({ type: 'request_random_peer' }));
     request();
     request();
     request();
-    expect(sent.map((m) => m.type)).toEqual(['no_peer_available', 'no_peer_available', 'error']);
-    expect(sent[2].payload.code).toBe('rate_limited');
-    now += 30_000; // one request's worth refills in 60 s / 2
+    expect(sentMessages(h).map((m) => m.type)).toEqual(['no_peer_available', 'no_peer_available', 'error']);
+    expect(sentMessages(h)[2].payload.code).toBe('rate_limited');
+    h.advance(30_000); // one request's worth refills in 60 s / 2
     request();
-    expect(sent.at(-1).type).toBe('no_peer_available');
+    expect(sentMessages(h).at(-1).type).toBe('no_peer_available');
   });
 });

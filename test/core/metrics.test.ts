@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/core/metrics.ts';
-import { createHub } from '../../src/core/hub.ts';
+import { makeHub } from './hub-harness.ts';
 
 const gauges = { aleatoria_connections: 3, aleatoria_rooms: 2, aleatoria_pool_size: 1, aleatoria_pairs: 0 };
 /** Exposition format 0.0.4: comments, or `name{labels} value`. */
@@ -47,16 +47,14 @@ describe('metrics exposition', () => {
 
 describe('hub metrics', () => {
   it('counts messages in and out by type, errors by code, matches, relays to unknown users and time to match', () => {
-    let now = 0;
-    const hub = createHub(
-      { now: () => now, random: () => 0, send: () => {}, close: () => {} },
-      { maxRoomsPerConnection: 4, rateLimit: { perSecond: 100, burst: 100 }, rateLimitCloseAfterMs: 0 },
-    );
+    const h = makeHub({ maxRoomsPerConnection: 4 });
+    const hub = h.hub;
     hub.open('a', { userId: 'alice' });
     hub.open('b', { userId: 'bob' });
     const say = (conn: string, message: unknown) => hub.message(conn, JSON.stringify(message));
     say('b', { type: 'user_available_webrtc' });
-    now = 1500;
+    h.advance(1500);
+    h.script(0);
     say('a', { type: 'request_random_peer' });
     say('a', { type: 'chat_message', room: 'Lobby', payload: { content: 'hi' } });
     say('a', { type: 'webrtc_offer', toUser: 'ghost', payload: { type: 'offer', sdp: 'v=0' } });
