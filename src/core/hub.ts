@@ -144,8 +144,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     options.matchRequestsPerMinute === undefined ? undefined : { perSecond: options.matchRequestsPerMinute / 60, burst: options.matchRequestsPerMinute };
 
   const metrics = createMetrics();
-  // Every message goes out through here. Messages are built with `type` first, so the type is
-  // read off the text without parsing it again.
+  // Every message to one recipient goes out through here (room broadcasts count themselves once).
+  // Messages are built with `type` first, so the type is read off the text without parsing it.
   const send = (conn: ConnId, text: string) => {
     metrics.inc('aleatoria_messages_out_total', text.slice(9, text.indexOf('"', 9)));
     deps.send(conn, text);
@@ -245,7 +245,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         fromUser: SYSTEM_USER,
         toUser: session.userId,
         payload: { message: NO_PEER_MESSAGE },
-        messageId: messageId ?? undefined,
+        messageId,
         createTime: timestamp(),
       }));
       return;
@@ -267,7 +267,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       fromUser: SYSTEM_USER,
       toUser: session.userId,
       payload: { role: 'impolite', peerId: partner.userId },
-      messageId: messageId ?? undefined,
+      messageId,
       createTime,
     }));
     send(partner.conn, encode({
@@ -293,7 +293,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           }
           // Serialized once for every member, the sender included.
           const text = encode({ type: 'chat_message', fromUser: userId, room: msg.room, payload: msg.payload, messageId, createTime });
-          for (const member of members) send(member.conn, text);
+          metrics.inc('aleatoria_messages_out_total', 'chat_message', members.size);
+          for (const member of members) deps.send(member.conn, text);
           return;
         }
         const recipient = sessions.get(msg.toUser!);

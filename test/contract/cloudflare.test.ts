@@ -29,6 +29,12 @@ describe('Cloudflare: hibernation', () => {
     // Before: a and b in a call, c waiting in the pool, everyone in room "before", a also in "extra".
     a.send({ type: 'join_room', room: 'extra' });
     await a.nextOfType('room_joined');
+    // d's rooms take more than the 2 KB an attachment holds: its state must go to storage and back.
+    const longRooms = Array.from({ length: 30 }, (_, i) => `${String(i).padStart(2, '0')}-${'é'.repeat(61)}`);
+    for (const room of longRooms) {
+      d.send({ type: 'join_room', room });
+      await d.nextOfType('room_joined');
+    }
     b.send({ type: 'user_available_webrtc' });
     await b.roundTrip();
     a.send({ type: 'request_random_peer' });
@@ -49,6 +55,8 @@ describe('Cloudflare: hibernation', () => {
     // Rooms survived.
     a.send({ type: 'get_rooms' });
     expect((await a.nextOfType('rooms_list')).payload.rooms).toEqual(['before', 'extra']);
+    d.send({ type: 'get_rooms' });
+    expect((await d.nextOfType('rooms_list')).payload.rooms).toEqual(['before', ...longRooms]);
     a.send({ type: 'chat_message', room: 'before', payload: { content: 'still here?' } });
     for (const member of [a, b, c, d]) expect((await member.nextOfType('chat_message')).payload.content).toBe('still here?');
     // DMs.

@@ -4,7 +4,7 @@
  * behaviours a runtime legitimately lacks are declared by capability flags and reported as such.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestClient, rawUpgrade, uid, upgradeStatus, wsUrl, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
+import { TestClient, rawUpgrade, uid, upgradeStatus, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
 import { WebSocket } from 'ws';
 import { createHmac } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -1027,4 +1027,3 @@ export function defineContractSuite(target: ContractTarget) {
   });
 }
 
-export { wsUrl };
