@@ -1,8 +1,8 @@
 /**
- * Binds the hub to Hono's runtime-neutral `WSContext`s: gives each socket a connection id, routes
- * frames in and text out, and closes a socket whose outbound buffer passes `SEND_QUEUE_MAX_BYTES`
- * so that nobody else ever waits for a slow reader. Used by every adapter whose sockets come
- * through Hono's `upgradeWebSocket` (Node, Deno).
+ * Binds the hub to a runtime's sockets: gives each socket a connection id, routes frames in and
+ * text out, and closes a socket whose outbound buffer passes `SEND_QUEUE_MAX_BYTES` so that nobody
+ * else ever waits for a slow reader. Deno drives it through Hono's `WSEvents` (`events`); Node
+ * binds its `ws` sockets to it directly once Hono's `upgradeWebSocket` has done the upgrade.
  */
 import type { Context, Next } from 'hono';
 import type { UpgradeWebSocket, WSContext, WSEvents } from 'hono/ws';
@@ -16,14 +16,21 @@ import type { Logger } from './core/log.ts';
 /** How long a slow consumer gets to take its backlog and the 1013 close frame before it is cut off. */
 export const SLOW_CONSUMER_GRACE_MS = 1000;
 
-export interface SocketBridgeOptions {
+/** What the bridge needs of a socket: Hono's `WSContext` and a `ws` WebSocket both are one. */
+export interface BridgeSocket {
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+  readonly readyState: number;
+}
+
+export interface SocketBridgeOptions<S extends BridgeSocket> {
   config: Config;
   now?: () => number;
   random?: () => number;
   /** Bytes the runtime still holds for this socket; omit where the platform bounds it itself. */
-  bufferedAmount?: (ws: WSContext) => number;
+  bufferedAmount?: (ws: S) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
-  terminate?: (ws: WSContext) => void;
+  terminate?: (ws: S) => void;
   /**
    * Enforce `MAX_MESSAGE_BYTES` on arrival (close 1009), for runtimes that cannot cap frames
    * themselves (Deno). Off where the runtime already does it (ws's `maxPayload`).
@@ -32,35 +39,62 @@ export interface SocketBridgeOptions {
   log: Logger;
 }
 
-export interface SocketBridge {
+export interface SocketBridge<S extends BridgeSocket = WSContext> {
   readonly hub: Hub;
   /** Sockets opened and not yet closed, whether or not the hub still routes to them. */
   readonly size: number;
-  /** Hono WebSocket events for one accepted upgrade. */
+  /** A socket finished its upgrade: registers it with the hub; the link names it from then on. */
+  open(request: ConnectRequest, ws: S): Link;
+  /** One text frame arrived. */
+  text(link: Link, data: string): void;
+  /** One binary frame arrived (not part of the protocol: answered with an error). */
+  binary(link: Link): void;
+  /** A frame over `MAX_MESSAGE_BYTES` arrived on a runtime that cannot refuse it itself: 1009. */
+  tooBig(link: Link): void;
+  /** The socket is closed (by either side). */
+  closed(link: Link, code: number): void;
+  /** Hono WebSocket events for one accepted upgrade, over `open`/`text`/`binary`/`closed`. */
   events(request: ConnectRequest): WSEvents;
   /**
    * The `upgrade` of `createApp` for runtimes whose sockets come through Hono's
-   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades.
+   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades with `eventsFor(request)`.
    */
-  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions?: unknown): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
+  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions?: unknown, eventsFor?: (request: ConnectRequest) => WSEvents): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
   closeAll(code: number, reason: string): void;
 }
 
-export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
-  const sockets = new Map<ConnId, WSContext>();
+/** An open socket as the bridge knows it; adapters hand it back with each event. */
+export interface Link {
+  readonly conn: ConnId;
+}
+
+/** One open socket: all the bridge keeps of it. */
+class Entry<S> implements Link {
+  /** Closed by the server: nothing more is sent to it, though the runtime has not reported it gone. */
+  dropped = false;
+  constructor(
+    readonly conn: ConnId,
+    readonly ws: S,
+    readonly ip: string | undefined,
+  ) {}
+}
+
+export function createSocketBridge<S extends BridgeSocket = WSContext>(options: SocketBridgeOptions<S>): SocketBridge<S> {
+  const sockets = new Map<ConnId, Entry<S>>();
   const { config, log, bufferedAmount } = options;
   const { sendQueueMaxBytes } = config;
   const perIp = createPerIpCounter(config.maxConnectionsPerIp);
   let nextConn = 0;
   let live = 0;
 
+  /** Closes the socket and stops routing to it; `closed` still follows from the runtime. */
   function drop(conn: ConnId, code: number, reason: string) {
-    const ws = sockets.get(conn);
-    if (!ws) return;
-    sockets.delete(conn);
+    const entry = sockets.get(conn);
+    if (!entry || entry.dropped) return;
+    entry.dropped = true;
     try {
-      ws.close(code, reason);
+      entry.ws.close(code, reason);
     } catch {
       // Already closing: nothing left to tell it.
     }
@@ -68,10 +102,11 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
 
   const suspects = new Set<ConnId>();
 
-  function checkSlowConsumer(conn: ConnId, ws: WSContext) {
+  function checkSlowConsumer(conn: ConnId, ws: S) {
     suspects.delete(conn);
     const buffered = bufferedAmount!(ws);
-    if (sockets.get(conn) !== ws || buffered <= sendQueueMaxBytes) return;
+    const entry = sockets.get(conn);
+    if (entry?.ws !== ws || entry.dropped || buffered <= sendQueueMaxBytes) return;
     log.warn('slow_consumer_closed', { conn, bufferedBytes: buffered });
     hub.metrics.inc('aleatoria_closes_total', 'slow_consumer');
     drop(conn, CloseCode.slowConsumer, 'send queue full');
@@ -85,8 +120,9 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
       now: options.now ?? Date.now,
       random: options.random ?? Math.random,
       send(conn, text) {
-        const ws = sockets.get(conn);
-        if (!ws || ws.readyState !== 1) return;
+        const entry = sockets.get(conn);
+        if (!entry || entry.dropped || entry.ws.readyState !== 1) return;
+        const { ws } = entry;
         ws.send(text);
         if (bufferedAmount && bufferedAmount(ws) > sendQueueMaxBytes && !suspects.has(conn)) {
           // Some runtimes (Deno) queue a burst in memory before flushing it on the next turn of
@@ -100,55 +136,80 @@ export function createSocketBridge(options: SocketBridgeOptions): SocketBridge {
     hubOptionsFrom(config),
   );
 
-  const bridge: SocketBridge = {
+  /** A bug must cost one frame, not the process; the stack stays in the server log. */
+  function handlerFailed(conn: ConnId, error: unknown) {
+    log.error('message_handler_failed', { conn, error: error instanceof Error ? error.stack : String(error) });
+  }
+
+  const bridge: SocketBridge<S> = {
     hub,
     get size() {
       return live;
     },
-    events(request) {
+    open(request, ws) {
       const conn: ConnId = `c${(nextConn = (nextConn + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+      live++;
+      const entry = new Entry(conn, ws, perIp.add(request.ip));
+      sockets.set(conn, entry);
+      const result = hub.open(conn, request);
+      if (!result.accepted) log.info('connection_refused', { conn, userId: request.userId, code: result.code });
+      else log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
+      return entry;
+    },
+    text({ conn }, data) {
+      try {
+        hub.message(conn, data);
+      } catch (error) {
+        handlerFailed(conn, error);
+      }
+    },
+    binary({ conn }) {
+      try {
+        hub.binary(conn);
+      } catch (error) {
+        handlerFailed(conn, error);
+      }
+    },
+    tooBig({ conn }) {
+      hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
+      drop(conn, CloseCode.messageTooBig, 'message too big');
+      hub.close(conn);
+    },
+    closed({ conn }, code) {
+      // ws enforces maxPayload itself (Node): its 1009 is only seen here.
+      if (code === CloseCode.messageTooBig && !options.checkFrameSize) hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
+      const entry = sockets.get(conn);
+      if (!entry) return;
+      live--;
+      perIp.remove(entry.ip);
+      sockets.delete(conn);
+      hub.close(conn);
+      log.debug('connection_closed', { conn, code });
+    },
+    events(request) {
+      let link: Link | undefined;
       return {
         onOpen(_event, ws) {
-          live++;
-          perIp.add(request.ip);
-          sockets.set(conn, ws);
-          const result = hub.open(conn, request);
-          if (!result.accepted) log.info('connection_refused', { conn, userId: request.userId, code: result.code });
-          else log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
+          link = bridge.open(request, ws as unknown as S);
         },
         onMessage(event) {
-          if (options.checkFrameSize && frameTooBig(event.data, config.maxMessageBytes)) {
-            hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
-            drop(conn, CloseCode.messageTooBig, 'message too big');
-            hub.close(conn);
-            return;
-          }
-          try {
-            if (typeof event.data === 'string') hub.message(conn, event.data);
-            else hub.binary(conn);
-          } catch (error) {
-            // A bug must cost one frame, not the process; the stack stays in the server log.
-            log.error('message_handler_failed', { conn, error: error instanceof Error ? error.stack : String(error) });
-          }
+          if (!link) return;
+          if (options.checkFrameSize && frameTooBig(event.data, config.maxMessageBytes)) bridge.tooBig(link);
+          else if (typeof event.data === 'string') bridge.text(link, event.data);
+          else bridge.binary(link);
         },
         onClose(event) {
-          // ws enforces maxPayload itself (Node): its 1009 is only seen here.
-          if (event.code === CloseCode.messageTooBig && !options.checkFrameSize) hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
-          live--;
-          perIp.remove(request.ip);
-          sockets.delete(conn);
-          hub.close(conn);
-          log.debug('connection_closed', { conn, code: event.code });
+          if (link) bridge.closed(link, event.code);
         },
       };
     },
-    upgrade(upgradeWebSocket, upgradeOptions) {
+    upgrade(upgradeWebSocket, upgradeOptions, eventsFor = bridge.events) {
       return async (c, request, next) => {
         if (perIp.full(request.ip)) {
           log.info('per_ip_refused', { ip: request.ip });
           return c.text(PER_IP_REFUSAL, 429);
         }
-        return upgradeWebSocket(() => bridge.events(request), upgradeOptions)(c, next);
+        return upgradeWebSocket(() => eventsFor(request), upgradeOptions)(c, next);
       };
     },
     closeAll(code, reason) {

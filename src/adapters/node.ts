@@ -9,11 +9,11 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createApp } from '../app.ts';
+import { createApp, type ConnectRequest } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
 import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
-import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
 
 export interface NodeServerOptions {
   config: Config;
@@ -22,7 +22,9 @@ export interface NodeServerOptions {
 
 export interface NodeServer {
   readonly port: number;
-  readonly bridge: SocketBridge;
+  readonly bridge: SocketBridge<WebSocket>;
+  /** The `ws` server behind `/ws` (its `clients` are every open socket). */
+  readonly wss: WebSocketServer;
   /** Stops accepting, closes every socket with 1012, and resolves once all are gone or the drain window ends. */
   shutdown(): Promise<void>;
 }
@@ -30,20 +32,58 @@ export interface NodeServer {
 export async function startNodeServer({ config, log = createLogger(config.logLevel, (line) => process.stdout.write(`${line}\n`)) }: NodeServerOptions): Promise<NodeServer> {
   let accepting = true;
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes, perMessageDeflate: false });
-  const bridge = createSocketBridge({
+  const bridge = createSocketBridge<WebSocket>({
     config,
-    bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
-    terminate: (ws) => (ws.raw as WebSocket).terminate(),
+    bufferedAmount: (ws) => ws.bufferedAmount,
+    terminate: (ws) => ws.terminate(),
     log,
   });
   const app = createApp({
     config,
     log,
-    upgrade: bridge.upgrade(upgradeWebSocket),
+    upgrade: bridge.upgrade(upgradeWebSocket, undefined, (request) => ({
+      onOpen: (_event, ctx) => adopt(ctx.raw as WebSocket, request),
+    })),
     remoteAddress: (c) => getConnInfo(c).remote.address,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
   });
+
+  // One set of listeners for every socket (each finds its socket as `this`): nothing per socket
+  // but the bridge's link and two counters, kept on the socket as ws's own heartbeat example does.
+  function onMessage(this: WebSocket, data: Buffer, isBinary: boolean) {
+    const ws = this as Adopted;
+    ws[SILENT_SWEEPS] = 0;
+    if (isBinary) bridge.binary(ws[LINK]);
+    else bridge.text(ws[LINK], data.toString());
+  }
+  function onPong(this: WebSocket) {
+    (this as Adopted)[SILENT_SWEEPS] = 0;
+  }
+  function onError(this: WebSocket, error: Error) {
+    log.debug('socket_error', { conn: (this as Adopted)[LINK].conn, error: error.message });
+  }
+  function onClose(this: WebSocket, code: number) {
+    bridge.closed((this as Adopted)[LINK], code);
+  }
+
+  /**
+   * Binds an upgraded socket to the bridge directly. Hono's helper keeps, per socket, closures
+   * that hold the request's Context, Request and IncomingMessage for the socket's whole life, and
+   * builds a MessageEvent and a copy of every frame (measured: README, Performance). Once the
+   * helper has attached its listeners (right after `onOpen` returns), they are taken off again.
+   */
+  function adopt(raw: WebSocket, request: ConnectRequest) {
+    const ws = raw as Adopted;
+    ws[SILENT_SWEEPS] = 0;
+    ws[SWEEPS_SINCE_PING] = 0;
+    ws[LINK] = bridge.open(request, ws);
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('error', onError);
+    ws.on('close', onClose);
+    shedLaterListeners(ws);
+  }
 
   const heartbeat = startHeartbeat(wss, config);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket: { server: wss } });
@@ -56,6 +96,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   return {
     port,
     bridge,
+    wss,
     async shutdown() {
       accepting = false;
       server.close();
@@ -69,30 +110,51 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   };
 }
 
+/** The socket events Hono's Node helper listens to for its own dispatch, which `adopt` replaces. */
+const SHED_EVENTS = ['message', 'close', 'error'] as const;
+
+/**
+ * Removes, at the end of the current job, the `SHED_EVENTS` listeners added after this call: the
+ * upgrade helper's. (Its own scope, so that no per-socket closure keeps the snapshot alive.)
+ */
+function shedLaterListeners(ws: WebSocket) {
+  const kept = SHED_EVENTS.map((event) => ws.listeners(event));
+  queueMicrotask(() => {
+    SHED_EVENTS.forEach((event, i) => {
+      for (const listener of ws.listeners(event)) if (!kept[i]!.includes(listener)) ws.off(event, listener as (...args: unknown[]) => void);
+    });
+  });
+}
+
+const LINK = Symbol('aleatoria.link');
+const SILENT_SWEEPS = Symbol('aleatoria.silentSweeps');
+const SWEEPS_SINCE_PING = Symbol('aleatoria.sweepsSincePing');
+
+/** A socket bound to the bridge: its link, and its heartbeat counters (in sweeps, small integers). */
+interface Adopted extends WebSocket {
+  [LINK]: Link;
+  [SILENT_SWEEPS]: number;
+  [SWEEPS_SINCE_PING]: number;
+}
+
 /**
  * One sweep timer for all sockets instead of a timer each: pings a socket every `pingIntervalMs`
- * and terminates it once nothing (pong or frame) has arrived for `pongTimeoutMs`. The sweep runs
- * at an eighth of the shorter period, so both are honoured to within that.
+ * and terminates it once nothing (pong or frame) has arrived for `pongTimeoutMs`. Time is counted
+ * in sweeps, at an eighth of the shorter period, so a frame costs no clock read and both periods
+ * are honoured to within a sweep.
  */
 function startHeartbeat(wss: WebSocketServer, config: Config) {
-  const seen = new Map<WebSocket, { heard: number; pinged: number }>();
-  wss.on('connection', (ws) => {
-    const now = Date.now();
-    const state = { heard: now, pinged: now };
-    seen.set(ws, state);
-    const alive = () => (state.heard = Date.now());
-    ws.on('pong', alive);
-    ws.on('message', alive);
-    ws.once('close', () => seen.delete(ws));
-  });
   const sweepMs = Math.max(5, Math.floor(Math.min(config.pingIntervalMs, config.pongTimeoutMs) / 8));
+  const pingEvery = Math.max(1, Math.round(config.pingIntervalMs / sweepMs));
+  const silentLimit = Math.max(1, Math.round(config.pongTimeoutMs / sweepMs));
   const timer = setInterval(() => {
-    const now = Date.now();
-    for (const [ws, state] of seen) {
-      if (now - state.heard >= config.pongTimeoutMs) {
+    for (const client of wss.clients) {
+      const ws = client as Adopted;
+      if (ws[LINK] === undefined) continue;
+      if (++ws[SILENT_SWEEPS] >= silentLimit) {
         ws.terminate();
-      } else if (now - state.pinged >= config.pingIntervalMs && ws.readyState === ws.OPEN) {
-        state.pinged = now;
+      } else if (++ws[SWEEPS_SINCE_PING] >= pingEvery && ws.readyState === ws.OPEN) {
+        ws[SWEEPS_SINCE_PING] = 0;
         ws.ping();
       }
     }

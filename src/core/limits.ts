@@ -5,7 +5,8 @@
 export interface PerIpCounter {
   /** True when `ip` may not open another socket (always false when the cap is off). */
   full(ip: string | undefined): boolean;
-  add(ip: string | undefined): void;
+  /** Counts a socket from `ip`; returns what to hand to `remove` later (nothing when the cap is off). */
+  add(ip: string | undefined): string | undefined;
   remove(ip: string | undefined): void;
 }
 
@@ -15,7 +16,9 @@ export function createPerIpCounter(max: number): PerIpCounter {
   return {
     full: (ip) => max > 0 && ip !== undefined && (open.get(ip) ?? 0) >= max,
     add(ip) {
-      if (max > 0 && ip !== undefined) open.set(ip, (open.get(ip) ?? 0) + 1);
+      if (max <= 0 || ip === undefined) return undefined;
+      open.set(ip, (open.get(ip) ?? 0) + 1);
+      return ip;
     },
     remove(ip) {
       if (max <= 0 || ip === undefined) return;
