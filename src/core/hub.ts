@@ -6,8 +6,8 @@
  */
 import * as v from 'valibot';
 import {
-  CLIENT_MESSAGE_TYPES,
-  ClientMessage,
+  CLIENT_MESSAGE_SCHEMAS,
+  type ClientMessage,
   DEFAULT_ROOM,
   RefusalCode,
   RoomName,
@@ -130,8 +130,11 @@ interface Session {
   availableSince: number;
 }
 
+const INCOMING_TRUE = '"incoming":true}';
+const INCOMING_FALSE = '"incoming":false}';
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
 const MAX_DETAILS_LENGTH = 200;
+const PARSE_CONFIG = { abortEarly: true } as const;
 
 export function createHub(deps: HubDeps, options: HubOptions): Hub {
   const sessions = new Map<string, Session>(); // by userId
@@ -150,7 +153,17 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     metrics.inc('aleatoria_messages_out_total', text.slice(9, text.indexOf('"', 9)));
     deps.send(conn, text);
   };
-  const timestamp = () => new Date(deps.now()).toISOString();
+  // Under load many messages share a millisecond: format each one once.
+  let stampedAt = NaN;
+  let stamp = '';
+  const timestamp = () => {
+    const now = deps.now();
+    if (now !== stampedAt) {
+      stampedAt = now;
+      stamp = new Date(now).toISOString();
+    }
+    return stamp;
+  };
   const encode = (message: ServerMessage) => JSON.stringify(message);
 
   function stateOf(session: Session): SessionState {
@@ -164,6 +177,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   }
 
   function flush() {
+    if (dirty.size === 0) return;
     if (deps.persist) for (const session of dirty) if (byConn.get(session.conn) === session) deps.persist(session.conn, stateOf(session));
     dirty.clear();
   }
@@ -303,9 +317,10 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           refuse(conn, userId, 'user_not_found', 'That user is not connected.');
           return;
         }
-        const copy = { type: 'chat_message', fromUser: userId, toUser: recipient.userId, payload: msg.payload, messageId, createTime } as const;
-        send(recipient.conn, encode({ ...copy, incoming: true }));
-        send(conn, encode({ ...copy, incoming: false }));
+        // Serialized once: the sender's copy differs only in `incoming`, the last field.
+        const text = encode({ type: 'chat_message', fromUser: userId, toUser: recipient.userId, payload: msg.payload, messageId, createTime, incoming: true });
+        send(recipient.conn, text);
+        send(conn, `${text.slice(0, -INCOMING_TRUE.length)}${INCOMING_FALSE}`);
         return;
       }
       case 'join_room': {
@@ -428,12 +443,13 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       respondError(conn, userId, 'invalid_message', 'Invalid message structure', 'type: expected a string naming the message type');
       return;
     }
-    if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(type)) {
+    const schema = CLIENT_MESSAGE_SCHEMAS.get(type);
+    if (!schema) {
       metrics.inc('aleatoria_messages_in_total', 'invalid');
       respondError(conn, userId, 'unknown_type', 'Unknown message type', 'type: not a client message type');
       return;
     }
-    const result = v.safeParse(ClientMessage, value, { abortEarly: true });
+    const result = v.safeParse(schema, value, PARSE_CONFIG);
     if (!result.success) {
       metrics.inc('aleatoria_messages_in_total', 'invalid');
       respondError(conn, userId, 'invalid_message', 'Invalid message structure', describeIssue(result.issues[0]));

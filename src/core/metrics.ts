@@ -45,15 +45,14 @@ const LABELS: Partial<Record<CounterName, string>> = {
 };
 
 export function createMetrics(): Metrics {
-  const counters = new Map<CounterName, Map<string, number>>();
+  const counters = new Map<CounterName, Map<string, number>>((Object.keys(COUNTERS) as CounterName[]).map((name) => [name, new Map()]));
   const buckets: number[] = MATCH_BUCKETS.map(() => 0);
   let matchCount = 0;
   let matchSum = 0;
 
   return {
     inc(name, label = '', by = 1) {
-      let series = counters.get(name);
-      if (!series) counters.set(name, (series = new Map()));
+      const series = counters.get(name)!;
       series.set(label, (series.get(label) ?? 0) + by);
     },
     observeMatch(seconds) {

@@ -149,7 +149,8 @@ export const WebRtcCandidate = v.object({
   toUser: UserId,
   payload: v.looseObject({
     // The spec's `interface{}`: clients send the init object, the bare string, or null at end-of-candidates.
-    candidate: v.nullable(v.union([CandidateString, IceCandidateInit])),
+    // The init object first: it is what browsers send, and a union stops at the first match.
+    candidate: v.nullable(v.union([IceCandidateInit, CandidateString])),
     sdpMid: SdpMid,
     sdpMLineIndex: SdpMLineIndex,
     usernameFragment: UsernameFragment,
@@ -189,6 +190,14 @@ export type ClientMessageType = ClientMessage['type'];
 
 export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ClientMessage.options.map(
   (option) => ('pipe' in option ? option.pipe[0] : option).entries.type.literal,
+);
+
+/**
+ * Each client message's schema by its `type`: validating with the one that applies gives the same
+ * result as `ClientMessage`, without trying every option's discriminator first.
+ */
+export const CLIENT_MESSAGE_SCHEMAS: ReadonlyMap<string, (typeof ClientMessage.options)[number]> = new Map(
+  ClientMessage.options.map((option, i) => [CLIENT_MESSAGE_TYPES[i]!, option]),
 );
 
 /** Machine codes of `error_response` (the frame itself was bad). */
