@@ -20,7 +20,8 @@ export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
  * Every limit of src/core/config.ts a scenario could hit, lifted so that the bench measures the
  * server, not its abuse protection (the baseline has none):
  *   RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST: 1,000,000 (the maximum), per connection;
- *   MATCH_REQUESTS_PER_MINUTE: 100,000 (the maximum) per user, far above a match client's ~1,000;
+ *   MATCH_REQUESTS_PER_MINUTE: 100,000 (the maximum) per user: its burst alone outlasts any run
+ *     (a match client asks some 25 times a second);
  *   MAX_CONNECTIONS_PER_IP: 0 (off; the default, stated): idle opens 19,500 sockets from 4 addresses;
  *   SEND_QUEUE_MAX_BYTES: 64 MiB, so a load generator that falls behind for a moment on a room
  *     broadcast is measured, not closed with 1013;

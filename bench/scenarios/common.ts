@@ -85,9 +85,10 @@ export function stampOf(data: RawData): number {
 }
 
 /**
- * Warm-up (a quarter of the window, 1 s at most), then the measurement window. The runner samples the server's CPU when it reads the
- * `measure` and `stop` lines, so per-core figures cover exactly the window. Also returns this
- * process's own CPU share over the window: near 1, the load generator was the bottleneck.
+ * Warm-up (a quarter of the window, 1 s at most), then the measurement window. The runner samples
+ * the server's CPU when it reads the `measure` and `stop` lines, so per-core figures cover exactly
+ * the window. Also returns this process's own CPU share over the window: near 1, the load
+ * generator was the bottleneck.
  */
 export async function measureWindow(durationMs: number, state: { measuring: boolean }): Promise<{ wallMs: number; loadCpuShare: number }> {
   await sleep(Math.min(1000, durationMs / 4));

@@ -8,7 +8,7 @@
 import type { WebSocket } from 'ws';
 import { durationArg, Histogram, intArg, latencies, measureWindow, openAll, run, stampOf } from './common.ts';
 
-export const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0 };
 
 /** A direct message to `toUser` whose messageId carries its send time. */
 export function directMessage(kind: 'relay' | 'chat', toUser: string, seq: number): string {
