@@ -7,7 +7,7 @@
  * Object behind it; every frame crosses both, so both count).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LaunchedServer } from '../test/contract/harness.ts';
@@ -69,12 +69,12 @@ const stat = (pid: number) => {
   return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
 };
 const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
-/** A reading of a process that may have died meanwhile (NaN then, and the figure is dropped). */
-const orNaN = (read: () => number) => {
+/** A reading of a process that may have died meanwhile (a NaN figure is dropped from medians). */
+const orElse = <T>(read: () => T, fallback: T): T => {
   try {
     return read();
   } catch {
-    return NaN;
+    return fallback;
   }
 };
 const pids = () => readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
@@ -131,7 +131,7 @@ function servingProcesses(port: number, workerd: boolean): { serving: number[]; 
   return { serving: workerd ? [listener, ...others] : [listener], group };
 }
 
-async function launch(name: TargetName): Promise<LaunchedServer & { cleanup?: () => void }> {
+function launch(name: TargetName): Promise<LaunchedServer> {
   switch (name) {
     case 'baseline':
       return launchProcess(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts'], {});
@@ -139,24 +139,35 @@ async function launch(name: TargetName): Promise<LaunchedServer & { cleanup?: ()
       return launchNode(OURS_ENV);
     case 'deno':
       return launchDeno(OURS_ENV);
-    case 'workerd': {
-      // launchCloudflare would make this directory itself and leave it behind: ours is removed.
-      const persist = mkdtempSync(join(tmpdir(), 'aleatoria-bench-wrangler-'));
-      const server = await launchCloudflare({ ...OURS_ENV, WRANGLER_PERSIST_TO: persist });
-      return { ...server, cleanup: () => rmSync(persist, { recursive: true, force: true }) };
-    }
+    case 'workerd':
+      return launchCloudflare(OURS_ENV);
   }
+}
+
+/**
+ * The state directory launchCloudflare made for this wrangler (its `--persist-to`), which it leaves
+ * behind: the bench removes it once the server is stopped.
+ */
+function persistDirOf(group: number[]): string | undefined {
+  for (const pid of group) {
+    const args = orElse(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
+    const dir = args[args.indexOf('--persist-to') + 1];
+    if (args.includes('--persist-to') && dir?.startsWith(join(tmpdir(), 'aleatoria-wrangler-'))) return dir;
+  }
+  return undefined;
 }
 
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
 export async function startServer(name: TargetName): Promise<Server> {
   const server = await launch(name);
+  let persistDir: string | undefined;
   const stop = async () => {
     await server.stop();
-    server.cleanup?.();
+    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
   };
   try {
     const { serving, group } = servingProcesses(Number(new URL(server.baseUrl).port), name === 'workerd');
+    if (name === 'workerd') persistDir = persistDirOf(group);
     for (const pid of hasTaskset ? group : []) {
       try {
         execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
@@ -168,8 +179,8 @@ export async function startServer(name: TargetName): Promise<Server> {
     return {
       baseUrl: server.baseUrl,
       pids: serving,
-      cpuSeconds: found ? () => serving.map((pid) => orNaN(() => stat(pid).cpuTicks / 100)) : undefined,
-      rss: found ? () => serving.reduce((sum, pid) => sum + orNaN(() => rssOf(pid)), 0) : undefined,
+      cpuSeconds: found ? () => serving.map((pid) => orElse(() => stat(pid).cpuTicks / 100, NaN)) : undefined,
+      rss: found ? () => serving.reduce((sum, pid) => sum + orElse(() => rssOf(pid), NaN), 0) : undefined,
       stop,
     };
   } catch (error) {
