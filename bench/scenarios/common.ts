@@ -16,6 +16,8 @@ export const intArg = (name: string, fallback: number, min: number, max: number)
 };
 
 export const url = arg('url', 'ws://127.0.0.1:8085/ws');
+// Load goes to loopback only.
+if (!/^127\.\d+\.\d+\.\d+$|^localhost$|^\[::1\]$/.test(new URL(url).hostname)) throw new Error(`load: ${url} is not a loopback address`);
 /** Makes user ids unique per run, so a server that outlives a run never sees a taken id. */
 export const run = Math.random().toString(36).slice(2, 8);
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
