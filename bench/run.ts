@@ -1,137 +1,314 @@
 /**
- * `npm run bench [-- --quick]`: our server against the raw-ws baseline (bench/baseline-server.ts),
- * alternately in one invocation, same machine, same minute. Server and load generator run in
- * separate processes, pinned to different cores when `taskset` exists. "Per core" = delivered
- * messages per second divided by the server's CPU share over the run, which stays comparable
- * when other work shares the machine. Prints a markdown table and writes JSON to bench/results/.
+ * `npm run bench [-- --quick] [-- --runtime node|deno|workerd|all] [-- --scenarios room,match]`:
+ * our server against the raw-ws baseline (bench/baseline-server.ts), alternately in one invocation,
+ * same machine, same minutes: for every scenario and repetition, each server is started fresh and
+ * loaded in turn. Server and load generator run in separate processes pinned to different cores
+ * (when `taskset` exists). "Per core" = rate / the server's CPU share over the measurement window
+ * (CPU seconds from /proc over wall seconds), which stays comparable when other work shares the
+ * machine. Figures are medians over the repetitions (3, or 1 with --quick). `--runtime all` runs
+ * Node, Deno and workerd, each against the same Node raw-ws baseline of the run. workerd runs
+ * inside a network namespace with loopback only: the runner re-executes itself through
+ * scripts/isolated.sh when it needs one. Prints one markdown table, writes JSON to bench/results/.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { launchProcess } from '../test/contract/launchers.ts';
-import type { LaunchedServer } from '../test/contract/harness.ts';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { hasTaskset, LABELS, pinnedCommand, RUNTIMES, startServer, type Server, type TargetName } from './targets.ts';
 
-const quick = process.argv.includes('--quick');
+const argv = process.argv.slice(2);
+const option = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const quick = argv.includes('--quick');
+const runtimeOption = option('runtime') ?? 'node';
+if (runtimeOption !== 'all' && !(RUNTIMES as readonly string[]).includes(runtimeOption)) {
+  console.error(`--runtime: expected ${RUNTIMES.join(', ')} or all, got ${runtimeOption}`);
+  process.exit(2);
+}
+const runtimes: TargetName[] = runtimeOption === 'all' ? [...RUNTIMES] : [runtimeOption as TargetName];
+
+// workerd must not reach outside: run the whole bench in a loopback-only network namespace.
+if (runtimes.includes('workerd') && !process.env.ALEATORIA_BENCH_ISOLATED) {
+  const result = spawnSync('bash', ['scripts/isolated.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...argv], {
+    stdio: 'inherit',
+    env: { ...process.env, ALEATORIA_BENCH_ISOLATED: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+  });
+  process.exit(result.status ?? 1);
+}
+
 const reps = quick ? 1 : 3;
-const durationMs = quick ? 3000 : 8000;
-const pairs = quick ? 100 : 200;
-const window = 8;
+const sizes = quick
+  ? { durationMs: 2000, pairs: 100, window: 8, rateOffered: 10_000, ratePairs: 100, rooms: 5, members: 20, roomRate: 500, matchClients: 1000, matchHoldMs: 2, idleSockets: 2000, workerdIdleSockets: 2000 }
+  : { durationMs: 8000, pairs: 200, window: 8, rateOffered: 10_000, ratePairs: 200, rooms: 10, members: 50, roomRate: 1000, matchClients: 1000, matchHoldMs: 2, idleSockets: 19_500, workerdIdleSockets: 5000 };
+// `wrangler dev` holds ~0.3 MB and takes ~6 ms per idle socket (two workerd processes, see
+// bench/targets.ts): 19,500 of them would take GBs and minutes, so workerd's idle run is smaller.
 
-const hasTaskset = (() => {
-  try {
-    execFileSync('taskset', ['-c', '0', 'true']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const pinned = (core: number, command: string, args: string[]) => (hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] as const : [command, args] as const);
-
-const SERVERS = {
-  baseline: () => launchProcess(...pinned(0, process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts']), {}),
-  ours: () =>
-    launchProcess(...pinned(0, process.execPath, ['--import', 'tsx', 'src/adapters/node.ts']), {
-      LOG_LEVEL: 'error',
-      RATE_LIMIT_PER_SECOND: '1000000',
-      RATE_LIMIT_BURST: '1000000',
-    }),
-} satisfies Record<string, () => Promise<LaunchedServer>>;
-
-interface LoadResult {
-  delivered: number;
-  wallMs: number;
-  p50: number;
-  p99: number;
+/** What one load run reports (bench/scenarios/*), plus what the runner read from /proc. */
+interface Measurement {
+  [field: string]: unknown;
+  delivered?: number;
+  wallMs?: number;
+  p50?: number;
+  p99?: number;
+  violations?: number;
+  /** Server CPU seconds per wall second over the measurement window. */
+  cpuShare?: number;
+  rate?: number;
+  perCore?: number;
+  perThousandMb?: number;
+  connectsPerS?: number;
 }
 
-function runLoad(baseUrl: string, kind: string): Promise<LoadResult> {
-  const [command, args] = pinned(1, process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${baseUrl.replace('http', 'ws')}/ws`, '--kind', kind, '--pairs', String(pairs), '--window', String(window), '--ms', String(durationMs)]);
-  const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+interface Metric {
+  name: string;
+  value: (m: Measurement) => number | undefined;
+  /** Decimals shown. */
+  digits: number;
+  /** A count that must be 0 (no ratio; the run fails otherwise). */
+  mustBeZero?: boolean;
+  /** The ratio ours / raw ws should stay at or under this. */
+  maxRatio?: number;
+}
+
+interface Scenario {
+  key: string;
+  title: string;
+  args: (target: TargetName) => string[];
+  metrics: Metric[];
+}
+
+const rate = (name: string): Metric => ({ name, value: (m) => m.rate, digits: 0 });
+const perCore = (name: string): Metric => ({ name: `${name} per core`, value: (m) => m.perCore, digits: 0 });
+const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({ name: `${p} latency ms${maxRatio ? ` (target <= ${maxRatio}x)` : ''}`, value: (m) => m[p], digits: 2, maxRatio });
+const ms = ['--ms', String(sizes.durationMs)];
+
+const SCENARIOS: Scenario[] = [
+  {
+    key: 'relay',
+    title: `DM relay (webrtc_candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
+    args: () => ['--kind', 'relay', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
+  },
+  {
+    key: 'chat',
+    title: `DM chat with sender copy, ${sizes.pairs} pairs, window ${sizes.window}`,
+    args: () => ['--kind', 'chat', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
+  },
+  {
+    key: 'rate',
+    title: `DM chat at ${sizes.rateOffered.toLocaleString('en')} msgs/s offered, ${sizes.ratePairs} pairs`,
+    args: () => ['--kind', 'rate', '--pairs', String(sizes.ratePairs), '--rate', String(sizes.rateOffered), ...ms],
+    metrics: [rate('delivered msgs/s'), perCore('delivered msgs/s'), latency('p50'), latency('p99', 1.2)],
+  },
+  {
+    key: 'room',
+    title: `room: ${sizes.rooms} rooms x ${sizes.members} members, ${sizes.roomRate.toLocaleString('en')} msgs/s offered`,
+    args: () => ['--kind', 'room', '--rooms', String(sizes.rooms), '--members', String(sizes.members), '--rate', String(sizes.roomRate), ...ms],
+    metrics: [rate('deliveries/s'), perCore('deliveries/s'), latency('p50'), latency('p99')],
+  },
+  {
+    key: 'match',
+    title: `match: ${sizes.matchClients.toLocaleString('en')} clients cycling available -> request -> hangup`,
+    args: () => ['--kind', 'match', '--clients', String(sizes.matchClients), '--hold', String(sizes.matchHoldMs), ...ms],
+    metrics: [rate('matches/s'), perCore('matches/s'), { name: 'invariant violations (must be 0)', value: (m) => m.violations, digits: 0, mustBeZero: true }],
+  },
+  {
+    key: 'idle',
+    title: `idle: ${sizes.idleSockets.toLocaleString('en')} sockets${runtimes.includes('workerd') && sizes.workerdIdleSockets !== sizes.idleSockets ? ` (workerd: ${sizes.workerdIdleSockets.toLocaleString('en')})` : ''}`,
+    args: (target) => ['--kind', 'idle', '--sockets', String(target === 'workerd' ? sizes.workerdIdleSockets : sizes.idleSockets)],
+    metrics: [
+      { name: 'server RSS per 1,000 sockets MB', value: (m) => m.perThousandMb, digits: 2 },
+      { name: 'connects/s', value: (m) => m.connectsPerS, digits: 0 },
+    ],
+  },
+];
+const only = option('scenarios')?.split(',');
+const scenarios = only ? SCENARIOS.filter((s) => only.includes(s.key)) : SCENARIOS;
+
+/**
+ * Runs bench/load.ts pinned to core 1 and returns its result line. `onLine` sees every JSON line
+ * as it comes (phases, readiness); a load that outlives its own watchdog is killed.
+ */
+function runLoad(server: Server, args: string[], onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream) => void): Promise<Measurement> {
+  const [command, commandArgs] = pinnedCommand(1, process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, ...args]);
+  const child = spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+  let errors = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    errors = (errors + chunk.toString()).slice(-1000);
+  });
+  let pending = '';
+  let last: Measurement | undefined;
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (!line.startsWith('{')) continue;
+      last = JSON.parse(line) as Measurement;
+      onLine(last, child.stdin);
+    }
+  });
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!)) : reject(new Error(`load exited with ${code}: ${out}`))));
-  });
-}
-
-async function measure(which: keyof typeof SERVERS, kind: string) {
-  const server = await SERVERS[which]();
-  try {
-    const cpuBefore = server.cpuSeconds!();
-    const started = performance.now();
-    const load = await runLoad(server.baseUrl, kind);
-    const wallS = (performance.now() - started) / 1000;
-    const cpuShare = (server.cpuSeconds!() - cpuBefore) / wallS;
-    const rate = load.delivered / (load.wallMs / 1000);
-    return { rate, perCore: rate / Math.max(cpuShare, 0.01), cpuShare, p50: load.p50, p99: load.p99 };
-  } finally {
-    await server.stop();
-  }
-}
-
-/** Opens `sockets` idle connections and reads the server's RSS once they are all open. */
-async function measureIdle(which: keyof typeof SERVERS, sockets: number) {
-  const server = await SERVERS[which]();
-  try {
-    await new Promise((r) => setTimeout(r, 500));
-    const rssBefore = server.rss!();
-    const [command, args] = pinned(1, process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, '--kind', 'idle', '--sockets', String(sockets)]);
-    const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const ready = await new Promise<{ sockets: number; connectMs: number }>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n').find((l) => l.includes('"ready"'));
-        if (line) resolve(JSON.parse(line));
-      });
-      child.once('exit', (code) => reject(new Error(`idle load exited with ${code}`)));
+    child.once('exit', (code, signal) => {
+      clearTimeout(killer);
+      if (code === 0 && last) resolve(last);
+      else reject(new Error(`load ${args[1]} exited with ${code ?? signal}${errors.trim() ? `: ${errors.trim().split('\n').at(-1)}` : ''}`));
     });
-    await new Promise((r) => setTimeout(r, 2000));
-    const rssAfter = server.rss!();
-    child.stdin.end();
-    await new Promise((r) => child.once('exit', r));
-    return { perThousandMb: (rssAfter - rssBefore) / 1048576 / (ready.sockets / 1000), connectsPerS: ready.sockets / (ready.connectMs / 1000), rssAfterMb: rssAfter / 1048576 };
+  });
+}
+
+/**
+ * One server, one load run: the rate over the window and the server's CPU share over it (summed
+ * over its processes; each one's share is kept too, for workerd's two).
+ */
+async function measureLoad(server: Server, args: string[]): Promise<Measurement> {
+  let cpuAt: number[] | undefined;
+  let wallAt = 0;
+  let cpuShares: number[] | undefined;
+  const result = await runLoad(server, args, (line) => {
+    if (line.phase === 'measure') {
+      cpuAt = server.cpuSeconds?.();
+      wallAt = performance.now();
+    } else if (line.phase === 'stop' && cpuAt !== undefined) {
+      const wallS = (performance.now() - wallAt) / 1000;
+      cpuShares = server.cpuSeconds!().map((seconds, i) => (seconds - cpuAt![i]!) / wallS);
+    }
+  });
+  const cpuShare = cpuShares?.reduce((sum, share) => sum + share, 0);
+  const rate = (result.delivered ?? NaN) / ((result.wallMs ?? NaN) / 1000);
+  return { ...result, cpuShare, cpuShares, rate, perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01) };
+}
+
+/** Opens the idle sockets and reads the server's RSS once they are all open (and 2 s later). */
+async function measureIdle(server: Server, args: string[]): Promise<Measurement> {
+  await new Promise((r) => setTimeout(r, 500));
+  const rssBefore = server.rss?.();
+  let rssAfter: number | undefined;
+  const result = await runLoad(server, args, (line, stdin) => {
+    if (line.ready !== true) return;
+    setTimeout(() => {
+      rssAfter = server.rss?.();
+      stdin.end();
+    }, 2000);
+  });
+  const sockets = Number(result.sockets);
+  return {
+    ...result,
+    perThousandMb: rssBefore === undefined || rssAfter === undefined ? undefined : (rssAfter - rssBefore) / 1048576 / (sockets / 1000),
+    connectsPerS: sockets / (Number(result.connectMs) / 1000),
+    rssAfterMb: rssAfter === undefined ? undefined : rssAfter / 1048576,
+  };
+}
+
+async function measure(target: TargetName, scenario: Scenario): Promise<Measurement> {
+  const server = await startServer(target);
+  try {
+    const result = await (scenario.key === 'idle' ? measureIdle : measureLoad)(server, scenario.args(target));
+    return { ...result, serverPids: server.pids };
   } finally {
     await server.stop();
   }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const rows: Array<Record<string, unknown>> = [];
-console.log(`bench: ${reps} run(s) each, ${durationMs} ms, ${pairs} pairs, window ${window}, taskset ${hasTaskset ? 'on' : 'off'}`);
-for (const [name, kind] of [['DM relay (webrtc_candidate)', 'relay'], ['DM chat with sender copy', 'chat']] as const) {
-  const results: Record<string, Awaited<ReturnType<typeof measure>>[]> = { baseline: [], ours: [] };
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const version = (command: string, args: string[]) => spawnSync(command, args, { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim() || undefined;
+  return {
+    nproc: availableParallelism(),
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
+    node: process.version,
+    ...(runtimes.includes('deno') ? { deno: version('node_modules/.bin/deno', ['--version']) } : {}),
+    ...(runtimes.includes('workerd') ? { wrangler: version(process.execPath, ['node_modules/.bin/wrangler', '--version']) } : {}),
+    loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
+    taskset: hasTaskset,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  return sorted.length === 0 ? undefined : sorted[Math.floor(sorted.length / 2)];
+};
+
+const info = machine();
+const targets: TargetName[] = ['baseline', ...runtimes];
+console.log(`bench: ${info.nproc} cores (${info.cpu}), Node ${info.node}${info.deno ? `, ${info.deno}` : ''}${info.wrangler ? `, wrangler ${info.wrangler}` : ''}, load average ${info.loadAverage.join(' ')}, taskset ${info.taskset ? 'on' : 'off'}`);
+console.log(`bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${targets.map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`);
+
+const measurements: Record<string, Partial<Record<TargetName, Array<Measurement | { error: string }>>>> = {};
+const failures: string[] = [];
+for (const scenario of scenarios) {
+  const runs: Partial<Record<TargetName, Array<Measurement | { error: string }>>> = (measurements[scenario.key] = {});
   for (let rep = 0; rep < reps; rep++) {
-    for (const which of ['baseline', 'ours'] as const) results[which]!.push(await measure(which, kind));
+    for (const target of targets) {
+      const started = performance.now();
+      let result: Measurement | { error: string };
+      try {
+        result = await measure(target, scenario);
+      } catch (error) {
+        result = { error: error instanceof Error ? error.message.split('\n')[0]! : String(error) };
+        failures.push(`${scenario.key} on ${LABELS[target]}: ${result.error}`);
+      }
+      (runs[target] ??= []).push(result);
+      console.error(`  ${scenario.key} ${target} #${rep + 1}: ${((performance.now() - started) / 1000).toFixed(1)} s${'error' in result ? ` FAILED ${result.error}` : ''}`);
+    }
   }
-  const summary = (which: string) => ({
-    perCore: median(results[which]!.map((r) => r.perCore)),
-    rate: median(results[which]!.map((r) => r.rate)),
-    p50: median(results[which]!.map((r) => r.p50)),
-    p99: median(results[which]!.map((r) => r.p99)),
-  });
-  const [base, ours] = [summary('baseline'), summary('ours')];
-  rows.push({ workload: name, baseline: base, ours, ratio: ours.perCore / base.perCore });
 }
 
-const idleSockets = quick ? 2000 : 19_500;
-const idle: Record<string, Awaited<ReturnType<typeof measureIdle>>[]> = { baseline: [], ours: [] };
-for (let rep = 0; rep < reps; rep++) for (const which of ['baseline', 'ours'] as const) idle[which]!.push(await measureIdle(which, idleSockets));
-const idleRow = (which: string) => ({
-  perThousandMb: median(idle[which]!.map((r) => r.perThousandMb)),
-  connectsPerS: median(idle[which]!.map((r) => r.connectsPerS)),
-});
-
-console.log('\n| workload | raw ws msgs/s per core | ours msgs/s per core | ratio | p50 / p99 ms raw ws | p50 / p99 ms ours |');
-console.log('|---|---|---|---|---|---|');
-for (const row of rows as Array<{ workload: string; baseline: { perCore: number; p50: number; p99: number }; ours: { perCore: number; p50: number; p99: number }; ratio: number }>) {
-  console.log(`| ${row.workload} | ${Math.round(row.baseline.perCore)} | ${Math.round(row.ours.perCore)} | ${row.ratio.toFixed(2)}x | ${row.baseline.p50.toFixed(2)} / ${row.baseline.p99.toFixed(2)} | ${row.ours.p50.toFixed(2)} / ${row.ours.p99.toFixed(2)} |`);
+interface Row {
+  scenario: string;
+  metric: Metric;
+  values: Partial<Record<TargetName, number>>;
+  ratios: Partial<Record<TargetName, number>>;
 }
-const [idleBase, idleOurs] = [idleRow('baseline'), idleRow('ours')];
-console.log(`\n| idle, ${idleSockets} sockets | raw ws | ours | ratio |\n|---|---|---|---|`);
-console.log(`| server RSS per 1,000 sockets (MB) | ${idleBase.perThousandMb.toFixed(2)} | ${idleOurs.perThousandMb.toFixed(2)} | ${(idleOurs.perThousandMb / idleBase.perThousandMb).toFixed(2)}x |`);
-console.log(`| connects/s | ${Math.round(idleBase.connectsPerS)} | ${Math.round(idleOurs.connectsPerS)} | ${(idleOurs.connectsPerS / idleBase.connectsPerS).toFixed(2)}x |`);
-rows.push({ workload: `idle ${idleSockets}`, baseline: idleBase, ours: idleOurs });
+const rows: Row[] = [];
+for (const scenario of scenarios) {
+  for (const metric of scenario.metrics) {
+    const values: Partial<Record<TargetName, number>> = {};
+    for (const target of targets) {
+      const ok = (measurements[scenario.key]![target] ?? []).filter((m): m is Measurement => !('error' in m));
+      const value = median(ok.map((m) => metric.value(m) ?? NaN));
+      if (value !== undefined) values[target] = value;
+    }
+    const ratios: Partial<Record<TargetName, number>> = {};
+    if (!metric.mustBeZero && values.baseline) for (const runtime of runtimes) if (values[runtime] !== undefined) ratios[runtime] = values[runtime]! / values.baseline;
+    rows.push({ scenario: scenario.title, metric, values, ratios });
+  }
+}
+
+const cell = (value: number | undefined, digits: number) => (value === undefined ? 'n/a' : value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+console.log(`\n| scenario | metric | ${LABELS.baseline} | ${runtimes.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`);
+console.log(`|---|---|---|${runtimes.map(() => '---|---|').join('')}`);
+for (const [i, { scenario, metric, values, ratios }] of rows.entries()) {
+  const first = i === 0 || rows[i - 1]!.scenario !== scenario;
+  const ratio = (r: TargetName) => (ratios[r] === undefined ? '-' : `${ratios[r]!.toFixed(2)}x`);
+  console.log(`| ${first ? scenario : ''} | ${metric.name} | ${cell(values.baseline, metric.digits)} | ${runtimes.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`);
+}
+
+console.log('\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.');
+const saturated = scenarios.flatMap((scenario) =>
+  targets.flatMap((target) =>
+    (measurements[scenario.key]![target] ?? []).some((m) => 'loadCpuShare' in m && Number(m.loadCpuShare) > 0.9) ? [`${scenario.key} (${LABELS[target]})`] : [],
+  ),
+);
+if (runtimes.includes('workerd')) {
+  const shares = scenarios.flatMap((scenario) => (measurements[scenario.key]!.workerd ?? []).flatMap((m) => ('cpuShares' in m && Array.isArray(m.cpuShares) && m.cpuShares.length === 2 ? [m.cpuShares[0] / (m.cpuShares[0] + m.cpuShares[1])] : [])));
+  const proxy = median(shares);
+  console.log(`workerd: CPU and memory of both of wrangler dev's workerd processes${proxy === undefined ? '' : `; its proxy worker took ${(proxy * 100).toFixed(0)}% of that CPU (median), the Worker and its Durable Object the rest`}.`);
+}
+if (saturated.length > 0) console.log(`load generator above 90% of its core, so these rates are partly the client's: ${saturated.join(', ')}`);
+
+for (const { scenario, metric, values, ratios } of rows) {
+  if (metric.maxRatio !== undefined) {
+    for (const [runtime, ratio] of Object.entries(ratios)) console.log(`target ${scenario}, ${metric.name}: ${LABELS[runtime as TargetName]} ${ratio.toFixed(2)}x, ${ratio <= metric.maxRatio ? 'met' : 'missed'}`);
+  }
+  if (metric.mustBeZero && Object.values(values).some((v) => v !== 0)) failures.push(`${scenario}: ${metric.name}: ${JSON.stringify(values)}`);
+}
+if (failures.length > 0) console.log(`\nproblems:\n${failures.map((f) => `- ${f}`).join('\n')}`);
+
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ quick, reps, durationMs, pairs, window, rows }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: info, quick, reps, runtimes, sizes, rows, measurements, failures }, null, 2));
 console.log(`\nwritten to ${file}`);
+process.exit(failures.length > 0 ? 1 : 0);

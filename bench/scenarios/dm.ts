@@ -1,0 +1,51 @@
+/**
+ * `relay` and `chat`: P sender/receiver pairs, each sender keeping W direct messages in flight to its
+ * receiver (a new one goes out when one arrives): closed loop, so the rate is the server's capacity.
+ * `relay` sends `webrtc_candidate`; `chat` sends `chat_message`, whose sender copy is counted as a
+ * delivery too (the server serializes and sends it). Latency: send -> receiver.
+ * Args: --pairs P --window W --ms DURATION
+ */
+import type { WebSocket } from 'ws';
+import { durationArg, Histogram, intArg, latencies, measureWindow, openAll, run, stampOf } from './common.ts';
+
+const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+
+/** A direct message to `toUser` whose messageId carries its send time. */
+export function directMessage(kind: 'relay' | 'chat', toUser: string, seq: number): string {
+  return kind === 'chat'
+    ? JSON.stringify({ type: 'chat_message', toUser, messageId: `${performance.now()}`, payload: { content: `hello ${seq}` } })
+    : JSON.stringify({ type: 'webrtc_candidate', toUser, messageId: `${performance.now()}`, payload: { candidate: CANDIDATE } });
+}
+
+/** Opens P sender/receiver pairs. */
+export async function openPairs(pairs: number): Promise<Array<{ sender: WebSocket; receiver: WebSocket; receiverId: string }>> {
+  const ids = Array.from({ length: pairs }, (_, i) => [`s${run}${i}`, `r${run}${i}`]).flat();
+  const sockets = await openAll(ids);
+  return Array.from({ length: pairs }, (_, i) => ({ sender: sockets[2 * i]!, receiver: sockets[2 * i + 1]!, receiverId: ids[2 * i + 1]! }));
+}
+
+export async function dm(kind: 'relay' | 'chat') {
+  const pairs = await openPairs(intArg('pairs', 200, 1, 5000));
+  const window = intArg('window', 8, 1, 256);
+  const durationMs = durationArg();
+  const histogram = new Histogram();
+  const state = { measuring: false, stopped: false };
+  let delivered = 0;
+  for (const { sender, receiver, receiverId } of pairs) {
+    let seq = 0;
+    receiver.on('message', (data) => {
+      if (state.measuring) {
+        delivered++;
+        histogram.record(performance.now() - stampOf(data));
+      }
+      if (!state.stopped) sender.send(directMessage(kind, receiverId, seq++));
+    });
+    sender.on('message', () => {
+      if (state.measuring) delivered++;
+    });
+    for (let w = 0; w < window; w++) sender.send(directMessage(kind, receiverId, seq++));
+  }
+  const measured = await measureWindow(durationMs, state);
+  state.stopped = true;
+  return { delivered, ...measured, ...latencies(histogram) };
+}

@@ -1,0 +1,190 @@
+/**
+ * The servers `npm run bench` compares, launched as their npm scripts do (test/contract/launchers.ts),
+ * each in its own process group, pinned to core 0 once started. The CPU and memory read for a
+ * server are those of the processes that serve: found from the listening port (/proc/net/tcp ->
+ * socket inode -> /proc/PID/fd), then, for workerd, every `workerd` process of that group
+ * (`wrangler dev` runs two: a proxy worker on the public port and the Worker with its Durable
+ * Object behind it; every frame crosses both, so both count).
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LaunchedServer } from '../test/contract/harness.ts';
+import { launchCloudflare, launchDeno, launchNode, launchProcess } from '../test/contract/launchers.ts';
+
+export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd';
+export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
+
+/**
+ * Every limit of src/core/config.ts a scenario could hit, lifted so that the bench measures the
+ * server, not its abuse protection (the baseline has none):
+ *   RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST: 1,000,000 (the maximum), per connection;
+ *   MATCH_REQUESTS_PER_MINUTE: 100,000 (the maximum) per user: its burst alone outlasts any run
+ *     (a match client asks some 25 times a second);
+ *   MAX_CONNECTIONS_PER_IP: 0 (off; the default, stated): idle opens 19,500 sockets from 4 addresses;
+ *   SEND_QUEUE_MAX_BYTES: 64 MiB, so a load generator that falls behind for a moment on a room
+ *     broadcast is measured, not closed with 1013;
+ *   MAX_ROOMS_PER_CONNECTION (32), MAX_MESSAGE_BYTES (64 KiB), heartbeat (54 s): not reached.
+ */
+export const OURS_ENV: Record<string, string> = {
+  LOG_LEVEL: 'error',
+  RATE_LIMIT_PER_SECOND: '1000000',
+  RATE_LIMIT_BURST: '1000000',
+  MATCH_REQUESTS_PER_MINUTE: '100000',
+  MAX_CONNECTIONS_PER_IP: '0',
+  SEND_QUEUE_MAX_BYTES: String(64 * 1024 * 1024),
+};
+
+export const LABELS: Record<TargetName, string> = { baseline: 'raw ws (Node)', node: 'ours Node', deno: 'ours Deno', workerd: 'ours workerd' };
+
+export const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** `command args` to run pinned to `core`, when taskset exists. */
+export const pinnedCommand = (core: number, command: string, args: string[]): [string, string[]] =>
+  hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
+
+export interface Server {
+  baseUrl: string;
+  /** CPU seconds (user + system) of each serving process so far; undefined when they were not found. */
+  cpuSeconds: (() => number[]) | undefined;
+  /** Their resident memory, bytes. */
+  rss: (() => number) | undefined;
+  /** The serving processes (the one listening on the port first), for the record. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+const stat = (pid: number) => {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After "pid (comm) ": state, ppid, pgrp, ..., utime (14th field), stime (15th).
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+};
+const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+/** A reading of a process that may have died meanwhile (a NaN figure is dropped from medians). */
+const orElse = <T>(read: () => T, fallback: T): T => {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+};
+const pids = () => readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+
+/** The process holding the socket that listens on `port` (loopback, IPv4 or IPv6). */
+function listenerOf(port: number): number | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT; state 0A is LISTEN; column 9 is the inode.
+      if (cols[1]?.endsWith(`:${hexPort}`) && cols[3] === '0A') inodes.add(`socket:[${cols[9]}]`);
+    }
+  }
+  for (const pid of pids()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return pid;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The processes that serve: the listener, and for workerd every other workerd of its process group. */
+function servingProcesses(port: number, workerd: boolean): { serving: number[]; group: number[] } {
+  const listener = listenerOf(port);
+  if (listener === undefined) return { serving: [], group: [] };
+  const pgrp = stat(listener).pgrp;
+  const group = pids().filter((pid) => {
+    try {
+      return stat(pid).pgrp === pgrp;
+    } catch {
+      return false;
+    }
+  });
+  // The listener first: for workerd that is the proxy worker, then the Worker's own process.
+  const others = group.filter((pid) => pid !== listener && stat(pid).comm === 'workerd');
+  return { serving: workerd ? [listener, ...others] : [listener], group };
+}
+
+function launch(name: TargetName): Promise<LaunchedServer> {
+  switch (name) {
+    case 'baseline':
+      return launchProcess(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts'], {});
+    case 'node':
+      return launchNode(OURS_ENV);
+    case 'deno':
+      return launchDeno(OURS_ENV);
+    case 'workerd':
+      return launchCloudflare(OURS_ENV);
+  }
+}
+
+/**
+ * The state directory launchCloudflare made for this wrangler (its `--persist-to`), which it leaves
+ * behind: the bench removes it once the server is stopped.
+ */
+function persistDirOf(group: number[]): string | undefined {
+  for (const pid of group) {
+    const args = orElse(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
+    const dir = args[args.indexOf('--persist-to') + 1];
+    if (args.includes('--persist-to') && dir?.startsWith(join(tmpdir(), 'aleatoria-wrangler-'))) return dir;
+  }
+  return undefined;
+}
+
+/** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
+export async function startServer(name: TargetName): Promise<Server> {
+  const server = await launch(name);
+  let persistDir: string | undefined;
+  const stop = async () => {
+    await server.stop();
+    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
+  };
+  try {
+    const { serving, group } = servingProcesses(Number(new URL(server.baseUrl).port), name === 'workerd');
+    if (name === 'workerd') persistDir = persistDirOf(group);
+    for (const pid of hasTaskset ? group : []) {
+      try {
+        execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
+      } catch {
+        // Gone already (a short-lived helper of wrangler's).
+      }
+    }
+    const found = serving.length > 0;
+    return {
+      baseUrl: server.baseUrl,
+      pids: serving,
+      cpuSeconds: found ? () => serving.map((pid) => orElse(() => stat(pid).cpuTicks / 100, NaN)) : undefined,
+      rss: found ? () => serving.reduce((sum, pid) => sum + orElse(() => rssOf(pid), NaN), 0) : undefined,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
