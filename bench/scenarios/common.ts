@@ -24,12 +24,18 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** Each loopback source address has ~28k ephemeral ports; spreading over 4 allows ~110k sockets. */
 const SOURCE_ADDRESSES = 4;
+/**
+ * The source addresses are in a /24 of 127/8 drawn per run: the ~20k TIME_WAIT sockets an earlier
+ * run leaves behind keep their ports taken on their own addresses for a minute, and binding new
+ * sockets among them slowed a 19,500-socket ramp tenfold.
+ */
+const SOURCE_NET = `127.${1 + Math.floor(Math.random() * 254)}.${Math.floor(Math.random() * 256)}`;
 
 export function open(userId: string, index = 0): Promise<WebSocket> {
   const ws = new WebSocket(`${url}?userId=${encodeURIComponent(userId)}`, {
     headers: { origin: 'https://www.aleatoria.chat' },
     perMessageDeflate: false,
-    localAddress: `127.0.0.${1 + (index % SOURCE_ADDRESSES)}`,
+    localAddress: `${SOURCE_NET}.${1 + (index % SOURCE_ADDRESSES)}`,
     handshakeTimeout: 10_000,
   });
   return new Promise((resolve, reject) => {
