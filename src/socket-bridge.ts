@@ -1,13 +1,12 @@
 /**
  * Binds the hub to a runtime's sockets: gives each socket a connection id, routes frames in and
  * text out, and closes a socket whose outbound buffer passes `SEND_QUEUE_MAX_BYTES` so that nobody
- * else ever waits for a slow reader. Deno drives it through Hono's `WSEvents` (`events`); Node
- * binds its `ws` sockets to it directly once Hono's `upgradeWebSocket` has done the upgrade.
+ * else ever waits for a slow reader. Node and Deno hand it their native sockets once Hono's
+ * `upgradeWebSocket` has done the upgrade (see `upgrade`).
  */
 import type { Context, Next } from 'hono';
-import type { UpgradeWebSocket, WSContext, WSEvents } from 'hono/ws';
+import type { UpgradeWebSocket, WSEvents } from 'hono/ws';
 import type { ConnectRequest } from './app.ts';
-import { frameTooBig } from './core/frame.ts';
 import type { Config } from './core/config.ts';
 import { CloseCode, createHub, hubOptionsFrom, type ConnId, type Hub } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
@@ -16,7 +15,7 @@ import type { Logger } from './core/log.ts';
 /** How long a slow consumer gets to take its backlog and the 1013 close frame before it is cut off. */
 export const SLOW_CONSUMER_GRACE_MS = 1000;
 
-/** What the bridge needs of a socket: Hono's `WSContext` and a `ws` WebSocket both are one. */
+/** What the bridge needs of a socket: a `ws` WebSocket and a web-standard one both are one. */
 export interface BridgeSocket {
   send(text: string): void;
   close(code?: number, reason?: string): void;
@@ -32,14 +31,14 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
   terminate?: (ws: S) => void;
   /**
-   * Enforce `MAX_MESSAGE_BYTES` on arrival (close 1009), for runtimes that cannot cap frames
-   * themselves (Deno). Off where the runtime already does it (ws's `maxPayload`).
+   * The adapter checks `MAX_MESSAGE_BYTES` on arrival and reports with `tooBig` (Deno, which
+   * cannot cap frames). Off where the runtime closes with 1009 itself (ws's `maxPayload`).
    */
   checkFrameSize?: boolean;
   log: Logger;
 }
 
-export interface SocketBridge<S extends BridgeSocket = WSContext> {
+export interface SocketBridge<S extends BridgeSocket> {
   readonly hub: Hub;
   /** Sockets opened and not yet closed, whether or not the hub still routes to them. */
   readonly size: number;
@@ -53,13 +52,12 @@ export interface SocketBridge<S extends BridgeSocket = WSContext> {
   tooBig(link: Link): void;
   /** The socket is closed (by either side). */
   closed(link: Link, code: number): void;
-  /** Hono WebSocket events for one accepted upgrade, over `open`/`text`/`binary`/`closed`. */
-  events(request: ConnectRequest): WSEvents;
   /**
    * The `upgrade` of `createApp` for runtimes whose sockets come through Hono's
-   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades with `eventsFor(request)`.
+   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades with `eventsFor(request)`,
+   * whose `onOpen` hands the socket to `open`.
    */
-  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions?: unknown, eventsFor?: (request: ConnectRequest) => WSEvents): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
+  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions: unknown, eventsFor: (request: ConnectRequest) => WSEvents): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
   closeAll(code: number, reason: string): void;
 }
@@ -80,7 +78,7 @@ class Entry<S> implements Link {
   ) {}
 }
 
-export function createSocketBridge<S extends BridgeSocket = WSContext>(options: SocketBridgeOptions<S>): SocketBridge<S> {
+export function createSocketBridge<S extends BridgeSocket>(options: SocketBridgeOptions<S>): SocketBridge<S> {
   const sockets = new Map<ConnId, Entry<S>>();
   const { config, log, bufferedAmount } = options;
   const { sendQueueMaxBytes } = config;
@@ -186,24 +184,7 @@ export function createSocketBridge<S extends BridgeSocket = WSContext>(options: 
       hub.close(conn);
       log.debug('connection_closed', { conn, code });
     },
-    events(request) {
-      let link: Link | undefined;
-      return {
-        onOpen(_event, ws) {
-          link = bridge.open(request, ws as unknown as S);
-        },
-        onMessage(event) {
-          if (!link) return;
-          if (options.checkFrameSize && frameTooBig(event.data, config.maxMessageBytes)) bridge.tooBig(link);
-          else if (typeof event.data === 'string') bridge.text(link, event.data);
-          else bridge.binary(link);
-        },
-        onClose(event) {
-          if (link) bridge.closed(link, event.code);
-        },
-      };
-    },
-    upgrade(upgradeWebSocket, upgradeOptions, eventsFor = bridge.events) {
+    upgrade(upgradeWebSocket, upgradeOptions, eventsFor) {
       return async (c, request, next) => {
         if (perIp.full(request.ip)) {
           log.info('per_ip_refused', { ip: request.ip });

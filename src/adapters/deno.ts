@@ -5,7 +5,8 @@
  * Deno's own `idleTimeout` (its WebSocket has no ping API).
  */
 import { upgradeWebSocket } from 'hono/deno';
-import { createApp } from '../app.ts';
+import { createApp, type ConnectRequest } from '../app.ts';
+import { frameTooBig } from '../core/frame.ts';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
 import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -13,7 +14,7 @@ import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
 
 export interface DenoServer {
   readonly port: number;
-  readonly bridge: SocketBridge;
+  readonly bridge: SocketBridge<WebSocket>;
   /** Stops accepting, closes every socket with 1012, and resolves once all are gone or the drain window ends. */
   shutdown(): Promise<void>;
 }
@@ -29,16 +30,35 @@ function idleTimeoutSeconds(config: Config): number {
 
 export function startDenoServer(config: Config, log: Logger): DenoServer {
   let accepting = true;
-  const bridge = createSocketBridge({
+  const bridge = createSocketBridge<WebSocket>({
     config,
-    bufferedAmount: (ws) => (ws.raw as WebSocket).bufferedAmount,
+    bufferedAmount: (ws) => ws.bufferedAmount,
     checkFrameSize: true,
     log,
   });
+
+  /**
+   * Binds an upgraded socket to the bridge directly: Hono's helper sets the socket's handlers to
+   * closures that keep the request's Context for the socket's whole life; replacing them lets it go.
+   */
+  function adopt(ws: WebSocket, request: ConnectRequest) {
+    const link = bridge.open(request, ws);
+    ws.onmessage = (event) => {
+      if (frameTooBig(event.data, config.maxMessageBytes)) bridge.tooBig(link);
+      else if (typeof event.data === 'string') bridge.text(link, event.data);
+      else bridge.binary(link);
+    };
+    ws.onclose = (event) => bridge.closed(link, event.code);
+    ws.onerror = null;
+    ws.onopen = null;
+  }
+
   const app = createApp({
     config,
     log,
-    upgrade: bridge.upgrade(upgradeWebSocket, { idleTimeout: idleTimeoutSeconds(config) }),
+    upgrade: bridge.upgrade(upgradeWebSocket, { idleTimeout: idleTimeoutSeconds(config) }, (request) => ({
+      onOpen: (_event, ctx) => adopt(ctx.raw as WebSocket, request),
+    })),
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
