@@ -17,7 +17,7 @@ export const T0 = Date.UTC(2025, 4, 6, 7, 8, 9, 123);
 
 export function expectServerMessage(msg: unknown): void {
   const result = v.safeParse(ServerMessage, msg);
-  expect(result.success, `hub sent a frame outside the ServerMessage schema: ${JSON.stringify(msg)}`).toBe(true);
+  if (!result.success) expect.fail(`hub sent a frame outside the ServerMessage schema: ${JSON.stringify(msg)}`);
 }
 
 export const isSent = (item: Outgoing): item is Sent => 'msg' in item;

@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import * as v from 'valibot';
 import { CloseCode, SessionState } from '../../src/core/hub.ts';
 import { errorResponse, isSent, makeHub, mulberry32, refusal, T0, type TestHub } from './hub-harness.ts';
@@ -1190,5 +1190,41 @@ describe('hub: ICE servers and the matching cap (issue 5)', () => {
     h.advance(30_000); // one request's worth refills in 60 s / 2
     request();
     expect(sentMessages(h).at(-1).type).toBe('no_peer_available');
+  });
+});
+
+describe('serialization cost (issue 6)', () => {
+  /** JSON.stringify calls made while the hub handles `text` from `conn`. */
+  function stringifiesFor(h: TestHub, conn: string, text: string): number {
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      h.raw(conn, text);
+      return stringify.mock.calls.length;
+    } finally {
+      stringify.mockRestore();
+    }
+  }
+
+  it('serializes a room broadcast once, whatever the size of the room', () => {
+    for (const members of [2, 50]) {
+      const h = makeHub();
+      for (let i = 0; i < members; i++) h.connect(`m${i}`, { room: 'big' });
+      h.take();
+      expect(stringifiesFor(h, 'm0#1', JSON.stringify({ type: 'chat_message', room: 'big', payload: { content: 'hi all' } }))).toBe(1);
+      expect(h.sent()).toHaveLength(members);
+    }
+  });
+
+  it('serializes a direct chat message once for both copies, which differ only in incoming', () => {
+    const h = makeHub();
+    h.connect('alice');
+    h.connect('bob');
+    h.take();
+    expect(stringifiesFor(h, 'alice#1', JSON.stringify({ type: 'chat_message', toUser: 'bob', messageId: 'm1', payload: { content: 'hi "bob"', extra: [1] } }))).toBe(1);
+    const [toBob] = h.to('bob#1') as any[];
+    const [toAlice] = h.to('alice#1') as any[];
+    expect(toBob).toEqual({ ...toAlice, incoming: true });
+    expect(toAlice.incoming).toBe(false);
+    expect(toBob.payload).toEqual({ content: 'hi "bob"', extra: [1] });
   });
 });
