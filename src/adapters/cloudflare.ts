@@ -109,6 +109,11 @@ export class HubObject extends DurableObject<Env> {
   private readonly log: Logger;
   private readonly hub: Hub;
   private readonly sockets = new Map<ConnId, WebSocket>();
+  /**
+   * Each live socket's connection, so a frame costs no attachment read (a structured-clone copy of
+   * the whole session, then its validation). Rebuilt from the attachments on wake.
+   */
+  private readonly conns = new WeakMap<WebSocket, ConnId>();
   private readonly perIp: PerIpCounter;
   /** The connection `fetch` is opening: what the hub does to it waits until its socket is accepted. */
   private opening: { conn: ConnId; actions: Array<(ws: WebSocket) => void> } | undefined;
@@ -174,6 +179,7 @@ export class HubObject extends DurableObject<Env> {
         continue;
       }
       this.sockets.set(attachment.conn, ws);
+      this.conns.set(ws, attachment.conn);
       this.perIp.add(attachment.ip);
       restored++;
     }
@@ -236,6 +242,7 @@ export class HubObject extends DurableObject<Env> {
       this.ctx.acceptWebSocket(server);
       server.serializeAttachment({ conn, ip: connect.ip } satisfies Attachment);
       this.sockets.set(conn, server);
+      this.conns.set(server, conn);
       this.perIp.add(connect.ip);
       this.persist(conn, this.hub.state(conn)!);
     } else {
@@ -251,19 +258,19 @@ export class HubObject extends DurableObject<Env> {
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const attachment = this.attachmentOf(ws);
-    if (!attachment) return;
+    const conn = this.conns.get(ws);
+    if (conn === undefined) return;
     // The platform accepts frames up to 32 MiB: the protocol's cap is enforced here.
     if (frameTooBig(message, this.config.maxMessageBytes)) {
       this.hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
-      this.hub.close(attachment.conn);
+      this.hub.close(conn);
       this.detach(ws);
       closeQuietly(ws, CloseCode.messageTooBig, 'message too big');
       return;
     }
     try {
-      if (typeof message === 'string') this.hub.message(attachment.conn, message);
-      else this.hub.binary(attachment.conn);
+      if (typeof message === 'string') this.hub.message(conn, message);
+      else this.hub.binary(conn);
     } catch (error) {
       this.log.error('message_handler_failed', { error: error instanceof Error ? error.stack : String(error) });
     }
