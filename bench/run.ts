@@ -37,12 +37,13 @@ if (runtimes.includes('workerd') && !process.env.ALEATORIA_BENCH_ISOLATED) {
 const reps = quick ? 1 : 3;
 const sizes = quick
   ? { durationMs: 2000, pairs: 100, window: 8, rateOffered: 10_000, ratePairs: 100, rooms: 5, members: 20, roomRate: 500, matchClients: 1000, matchHoldMs: 2, idleSockets: 2000, workerdIdleSockets: 2000, idleHoldMs: 2000 }
-  : { durationMs: 8000, pairs: 200, window: 8, rateOffered: 10_000, ratePairs: 200, rooms: 10, members: 50, roomRate: 1000, matchClients: 1000, matchHoldMs: 2, idleSockets: 19_500, workerdIdleSockets: 5000, idleHoldMs: 45_000 };
+  : { durationMs: 8000, pairs: 200, window: 8, rateOffered: 10_000, ratePairs: 200, rooms: 10, members: 50, roomRate: 1000, matchClients: 1000, matchHoldMs: 2, idleSockets: 19_500, workerdIdleSockets: 2000, idleHoldMs: 45_000 };
 // Right after a ramp, RSS is mostly the heap's high-water mark from the garbage of the handshakes;
 // V8's memory reducer gives that back after some 30 s without allocation. So the full run also
 // holds the sockets `idleHoldMs` and reports the lowest RSS read meanwhile ("settled").
 // `wrangler dev` holds ~0.3 MB and takes ~6 ms per idle socket (two workerd processes, see
-// bench/targets.ts): 19,500 of them would take GBs and minutes, so workerd's idle run is smaller.
+// bench/targets.ts), and all three 5,000-socket ramps tried ended in "socket hang up": so
+// workerd's idle run holds 2,000.
 
 /** What one load run reports (bench/scenarios/*), plus what the runner read from /proc. */
 interface Measurement {
