@@ -142,6 +142,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   const rooms = new Map<string, Set<Session>>();
   const pool = createAvailabilityPool();
   const dirty = new Set<Session>();
+  // Sessions whose durable state changed in this operation, for `persist`; nothing to track without it.
+  const touch: (session: Session) => void = deps.persist ? (session) => void dirty.add(session) : () => {};
   let errorSeq = 0;
   const matchLimit: RateLimit | undefined =
     options.matchRequestsPerMinute === undefined ? undefined : { perSecond: options.matchRequestsPerMinute / 60, burst: options.matchRequestsPerMinute };
@@ -204,7 +206,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     if (!members) rooms.set(room, (members = new Set()));
     members.add(session);
     session.rooms.add(room);
-    dirty.add(session);
+    touch(session);
   }
 
   function leaveRoom(session: Session, room: string) {
@@ -212,17 +214,17 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     members?.delete(session);
     if (members?.size === 0) rooms.delete(room);
     session.rooms.delete(room);
-    dirty.add(session);
+    touch(session);
   }
 
   /** Ends `session`'s pair; the partner is told with a server `hangup` when `reason` is given. */
   function unpair(session: Session, reason?: string) {
     const partner = session.partner === undefined ? undefined : sessions.get(session.partner);
     session.partner = undefined;
-    dirty.add(session);
+    touch(session);
     if (!partner || partner.partner !== session.userId) return;
     partner.partner = undefined;
-    dirty.add(partner);
+    touch(partner);
     if (reason !== undefined) {
       send(partner.conn, encode({
         type: 'hangup',
@@ -238,7 +240,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     if (available && !pool.has(session.userId)) session.availableSince = deps.now();
     if (available) pool.add(session.userId);
     else pool.delete(session.userId);
-    dirty.add(session);
+    touch(session);
   }
 
   function remove(session: Session) {
@@ -511,7 +513,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       const existing = sessions.get(request.userId);
       let result: OpenResult;
       if (!existing) {
-        dirty.add(register(conn, { userId: request.userId, token: request.token, rooms: [room], available: false }));
+        touch(register(conn, { userId: request.userId, token: request.token, rooms: [room], available: false }));
         result = { accepted: true };
       } else if (existing.token !== undefined && existing.token === request.token) {
         // Takeover: the same client reconnecting before its old socket timed out keeps its
@@ -524,7 +526,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         existing.conn = conn;
         byConn.set(conn, existing);
         if (!existing.rooms.has(room) && existing.rooms.size < options.maxRoomsPerConnection) joinRoom(existing, room);
-        dirty.add(existing);
+        touch(existing);
         result = { accepted: true, replaced };
       } else {
         refuse(conn, request.userId, 'user_id_taken', 'That userId is already connected.');
