@@ -7,9 +7,7 @@
  * Object behind it; every frame crosses both, so both count).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { LaunchedServer } from '../test/contract/harness.ts';
 import { launchCloudflare, launchDeno, launchNode, launchProcess } from '../test/contract/launchers.ts';
 
@@ -144,30 +142,12 @@ function launch(name: TargetName): Promise<LaunchedServer> {
   }
 }
 
-/**
- * The state directory launchCloudflare made for this wrangler (its `--persist-to`), which it leaves
- * behind: the bench removes it once the server is stopped.
- */
-function persistDirOf(group: number[]): string | undefined {
-  for (const pid of group) {
-    const args = orElse(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').split('\0');
-    const dir = args[args.indexOf('--persist-to') + 1];
-    if (args.includes('--persist-to') && dir?.startsWith(join(tmpdir(), 'aleatoria-wrangler-'))) return dir;
-  }
-  return undefined;
-}
-
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
 export async function startServer(name: TargetName): Promise<Server> {
   const server = await launch(name);
-  let persistDir: string | undefined;
-  const stop = async () => {
-    await server.stop();
-    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
-  };
+  const stop = () => server.stop();
   try {
     const { serving, group } = servingProcesses(Number(new URL(server.baseUrl).port), name === 'workerd');
-    if (name === 'workerd') persistDir = persistDirOf(group);
     for (const pid of hasTaskset ? group : []) {
       try {
         execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });

@@ -1,6 +1,6 @@
 /** Launches each runtime's server as its npm script does, as a real child process on loopback. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,10 +103,19 @@ export const launchDeno = (env: Record<string, string>) =>
  * does, each launch with its own state directory. Run inside `unshare -n` (see scripts/test.sh).
  */
 export const launchCloudflare = async (env: Record<string, string>): Promise<LaunchedServer> => {
+  const state = mkdtempSync(join(tmpdir(), 'aleatoria-wrangler-'));
   const server = await launchProcess(process.execPath, ['--import', 'tsx', 'scripts/start-cloudflare.ts'], {
-    WRANGLER_PERSIST_TO: mkdtempSync(join(tmpdir(), 'aleatoria-wrangler-')),
+    WRANGLER_PERSIST_TO: state,
     ...env,
   }, 90_000);
-  // The process is a wrapper around wrangler and workerd: its memory says nothing about the server.
-  return { ...server, rss: undefined, cpuSeconds: undefined };
+  return {
+    ...server,
+    async stop() {
+      await server.stop();
+      rmSync(state, { recursive: true, force: true });
+    },
+    // The process is a wrapper around wrangler and workerd: its memory says nothing about the server.
+    rss: undefined,
+    cpuSeconds: undefined,
+  };
 };
