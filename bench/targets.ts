@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { LaunchedServer } from '../test/contract/harness.ts';
-import { launchCloudflare, launchDeno, launchNode, launchProcess } from '../test/contract/launchers.ts';
+import { launchCloudflare, launchDeno, launchNode, launchProcess, procRss, procStat } from '../test/contract/launchers.ts';
 
 export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd';
 export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
@@ -60,13 +60,6 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-const stat = (pid: number) => {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // After "pid (comm) ": state, ppid, pgrp, ..., utime (14th field), stime (15th).
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), pgrp: Number(fields[2]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
-};
-const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
 /** A reading of a process that may have died meanwhile (a NaN figure is dropped from medians). */
 const orElse = <T>(read: () => T, fallback: T): T => {
   try {
@@ -116,16 +109,16 @@ function listenerOf(port: number): number | undefined {
 function servingProcesses(port: number, workerd: boolean): { serving: number[]; group: number[] } {
   const listener = listenerOf(port);
   if (listener === undefined) return { serving: [], group: [] };
-  const pgrp = stat(listener).pgrp;
+  const pgrp = procStat(listener).pgrp;
   const group = pids().filter((pid) => {
     try {
-      return stat(pid).pgrp === pgrp;
+      return procStat(pid).pgrp === pgrp;
     } catch {
       return false;
     }
   });
   // The listener first: for workerd that is the proxy worker, then the Worker's own process.
-  const others = group.filter((pid) => pid !== listener && stat(pid).comm === 'workerd');
+  const others = group.filter((pid) => pid !== listener && procStat(pid).comm === 'workerd');
   return { serving: workerd ? [listener, ...others] : [listener], group };
 }
 
@@ -145,7 +138,6 @@ function launch(name: TargetName): Promise<LaunchedServer> {
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
 export async function startServer(name: TargetName): Promise<Server> {
   const server = await launch(name);
-  const stop = () => server.stop();
   try {
     const { serving, group } = servingProcesses(Number(new URL(server.baseUrl).port), name === 'workerd');
     for (const pid of hasTaskset ? group : []) {
@@ -159,12 +151,12 @@ export async function startServer(name: TargetName): Promise<Server> {
     return {
       baseUrl: server.baseUrl,
       pids: serving,
-      cpuSeconds: found ? () => serving.map((pid) => orElse(() => stat(pid).cpuTicks / 100, NaN)) : undefined,
-      rss: found ? () => serving.reduce((sum, pid) => sum + orElse(() => rssOf(pid), NaN), 0) : undefined,
-      stop,
+      cpuSeconds: found ? () => serving.map((pid) => orElse(() => procStat(pid).cpuSeconds, NaN)) : undefined,
+      rss: found ? () => serving.reduce((sum, pid) => sum + orElse(() => procRss(pid), NaN), 0) : undefined,
+      stop: () => server.stop(),
     };
   } catch (error) {
-    await stop();
+    await server.stop();
     throw error;
   }
 }

@@ -30,11 +30,6 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
   bufferedAmount?: (ws: S) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
   terminate?: (ws: S) => void;
-  /**
-   * The adapter checks `MAX_MESSAGE_BYTES` on arrival and reports with `tooBig` (Deno, which
-   * cannot cap frames). Off where the runtime closes with 1009 itself (ws's `maxPayload`).
-   */
-  checkFrameSize?: boolean;
   log: Logger;
 }
 
@@ -174,8 +169,6 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
       hub.close(conn);
     },
     closed({ conn }, code) {
-      // ws enforces maxPayload itself (Node): its 1009 is only seen here.
-      if (code === CloseCode.messageTooBig && !options.checkFrameSize) hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
       const entry = sockets.get(conn);
       if (!entry) return;
       live--;

@@ -33,7 +33,6 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
   const bridge = createSocketBridge<WebSocket>({
     config,
     bufferedAmount: (ws) => ws.bufferedAmount,
-    checkFrameSize: true,
     log,
   });
 

@@ -186,18 +186,13 @@ export const ClientMessage = v.variant('type', [
   GetIceServers,
 ]);
 export type ClientMessage = v.InferOutput<typeof ClientMessage>;
-export type ClientMessageType = ClientMessage['type'];
-
-export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ClientMessage.options.map(
-  (option) => ('pipe' in option ? option.pipe[0] : option).entries.type.literal,
-);
 
 /**
  * Each client message's schema by its `type`: validating with the one that applies gives the same
  * result as `ClientMessage`, without trying every option's discriminator first.
  */
 export const CLIENT_MESSAGE_SCHEMAS: ReadonlyMap<string, (typeof ClientMessage.options)[number]> = new Map(
-  ClientMessage.options.map((option, i) => [CLIENT_MESSAGE_TYPES[i]!, option]),
+  ClientMessage.options.map((option) => [('pipe' in option ? option.pipe[0] : option).entries.type.literal, option]),
 );
 
 /** Machine codes of `error_response` (the frame itself was bad). */

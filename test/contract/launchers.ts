@@ -9,6 +9,19 @@ import type { LaunchedServer } from './harness.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STARTED = /HTTP server started on :(\d+)/;
 
+/** A process's command name, process group and CPU time (user + system, seconds), from /proc. */
+export function procStat(pid: number): { comm: string; pgrp: number; cpuSeconds: number } {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After "pid (comm) ": state, ppid, pgrp, ..., utime (14th field), stime (15th), in ticks.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), pgrp: Number(fields[2]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
+
+/** A process's resident memory, bytes, from /proc. */
+export function procRss(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+}
+
 /** Process groups still running, killed when the test process exits however it exits. */
 const groups = new Set<number>();
 process.once('exit', () => {
@@ -75,16 +88,8 @@ export function launchProcess(command: string, args: string[], env: Record<strin
           if (running) await exited;
         },
         output: () => output,
-        cpuSeconds() {
-          // Fields 14 and 15 of /proc/PID/stat (after the command in parentheses): utime, stime in ticks.
-          const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          return (Number(fields[11]) + Number(fields[12])) / 100;
-        },
-        rss() {
-          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-          return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN) * 1024;
-        },
+        cpuSeconds: () => procStat(child.pid!).cpuSeconds,
+        rss: () => procRss(child.pid!),
       });
     };
     child.stdout.on('data', onData);
