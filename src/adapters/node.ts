@@ -60,7 +60,10 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   function onPong(this: WebSocket) {
     (this as Adopted)[SILENT_SWEEPS] = 0;
   }
-  function onError(this: WebSocket, error: Error) {
+  function onError(this: WebSocket, error: Error & { code?: string }) {
+    // ws enforces maxPayload itself and closes with 1009; it tells us only here (the close event
+    // then reports 1006: ws stops reading, so the client's echo of the close is never seen).
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') bridge.hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
     log.debug('socket_error', { conn: (this as Adopted)[LINK].conn, error: error.message });
   }
   function onClose(this: WebSocket, code: number) {

@@ -57,6 +57,14 @@ function expectNoInternals(message: Received) {
   expect(text).not.toMatch(/\bat .+:\d+:\d+|\.ts\b|\/work\/|node_modules|Error:/);
 }
 
+/** Reads `/metrics` once; the returned function gives a sample's value (0 when absent). */
+async function readMetrics(server: LaunchedServer): Promise<(sample: string) => number> {
+  const res = await fetch(`${server.baseUrl}/metrics`);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  return (sample) => Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+}
+
 export function defineContractSuite(target: ContractTarget) {
   /**
    * Runs `body` when the runtime has `capability`. Otherwise the platform does it: `instead` tests
@@ -110,13 +118,7 @@ export function defineContractSuite(target: ContractTarget) {
       });
 
       it('exposes Prometheus metrics at /metrics that follow what clients do', async () => {
-        const read = async () => {
-          const res = await fetch(`${server.baseUrl}/metrics`);
-          expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-          const text = await res.text();
-          const value = (sample: string) => Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-          return value;
-        };
+        const read = () => readMetrics(server);
         const before = await read();
         const a = await connect();
         a.send({ type: 'webrtc_offer', toUser: uid('ghost'), payload: { type: 'offer', sdp: 'v=0' } });
@@ -610,10 +612,20 @@ export function defineContractSuite(target: ContractTarget) {
 
       it('closes a socket that sends a frame over MAX_MESSAGE_BYTES with 1009, leaving others untouched', async () => {
         const [a, bystander, peer] = [await connect(), await connect(), await connect()];
+        const tooBig = 'aleatoria_closes_total{reason="message_too_big"}';
+        const before = (await readMetrics(server))(tooBig);
         a.send({ type: 'chat_message', room: 'Lobby', payload: { content: 'x'.repeat(70 * 1024) } });
         expect((await a.closed).code).toBe(1009);
         bystander.send({ type: 'chat_message', toUser: peer.userId, payload: { content: 'still here' } });
         expect((await peer.nextOfType('chat_message')).payload.content).toBe('still here');
+        // Counted once, however the runtime learned of it (ws's own cap, or the adapter's check).
+        let after = before;
+        for (let i = 0; i < 50 && after === before; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          after = (await readMetrics(server))(tooBig);
+        }
+        await bystander.roundTrip();
+        expect((await readMetrics(server))(tooBig)).toBe(before + 1);
       });
 
       it('accepts a frame just under MAX_MESSAGE_BYTES', async () => {
