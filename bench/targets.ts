@@ -18,7 +18,7 @@ export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
  * Every limit of src/core/config.ts a scenario could hit, lifted so that the bench measures the
  * server, not its abuse protection (the baseline has none):
  *   RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST: 1,000,000 (the maximum), per connection;
- *   MATCH_REQUESTS_PER_MINUTE: 100,000 (the maximum) per user: its burst alone outlasts any run
+ *   MATCHES_PER_MINUTE: 100,000 (the maximum) per user: its burst alone outlasts any run
  *     (a match client asks some 25 times a second);
  *   MAX_CONNECTIONS_PER_IP: 0 (off; the default, stated): idle opens 19,500 sockets from 4 addresses;
  *   SEND_QUEUE_MAX_BYTES: 64 MiB, so a load generator that falls behind for a moment on a room
@@ -29,7 +29,7 @@ export const OURS_ENV: Record<string, string> = {
   LOG_LEVEL: 'error',
   RATE_LIMIT_PER_SECOND: '1000000',
   RATE_LIMIT_BURST: '1000000',
-  MATCH_REQUESTS_PER_MINUTE: '100000',
+  MATCHES_PER_MINUTE: '100000',
   MAX_CONNECTIONS_PER_IP: '0',
   SEND_QUEUE_MAX_BYTES: String(64 * 1024 * 1024),
 };

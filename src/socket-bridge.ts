@@ -30,6 +30,11 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
   bufferedAmount?: (ws: S) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
   terminate?: (ws: S) => void;
+  /**
+   * Sends a protocol ping; false when it cannot. The runtime reports the pong either with `heard`
+   * or by calling `onLife`. Omit where it never can.
+   */
+  ping?: (ws: S, onLife: () => void) => boolean;
   log: Logger;
 }
 
@@ -41,6 +46,8 @@ export interface SocketBridge<S extends BridgeSocket> {
   open(request: ConnectRequest, ws: S): Link;
   /** One text frame arrived. */
   text(link: Link, data: string): void;
+  /** A pong arrived. */
+  heard(link: Link): void;
   /** One binary frame arrived (not part of the protocol: answered with an error). */
   binary(link: Link): void;
   /** A frame over `MAX_MESSAGE_BYTES` arrived on a runtime that cannot refuse it itself: 1009. */
@@ -49,8 +56,9 @@ export interface SocketBridge<S extends BridgeSocket> {
   closed(link: Link, code: number): void;
   /**
    * The `upgrade` of `createApp` for runtimes whose sockets come through Hono's
-   * `upgradeWebSocket`: applies the per-IP cap (429), then upgrades with `eventsFor(request)`,
-   * whose `onOpen` hands the socket to `open`.
+   * `upgradeWebSocket`: applies the per-IP cap (429), waits for the hub's takeover probe when the
+   * userId is held by a socket without the newcomer's token, then upgrades with
+   * `eventsFor(request)`, whose `onOpen` hands the socket to `open`.
    */
   upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions: unknown, eventsFor: (request: ConnectRequest) => WSEvents): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
@@ -125,6 +133,12 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
         }
       },
       close: (conn, code, reason) => drop(conn, code, reason),
+      ping: options.ping
+        ? (conn) => {
+            const entry = sockets.get(conn);
+            return entry !== undefined && !entry.dropped && options.ping!(entry.ws, () => hub.heard(conn));
+          }
+        : undefined,
     },
     hubOptionsFrom(config),
   );
@@ -156,6 +170,9 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
         handlerFailed(conn, error);
       }
     },
+    heard({ conn }) {
+      hub.heard(conn);
+    },
     binary({ conn }) {
       try {
         hub.binary(conn);
@@ -183,6 +200,9 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
           log.info('per_ip_refused', { ip: request.ip });
           return c.text(PER_IP_REFUSAL, 429);
         }
+        // Asynchronous: the request waits, the event loop does not.
+        const probe = hub.prepare(request);
+        if (probe) await probe;
         return upgradeWebSocket(() => eventsFor(request), upgradeOptions)(c, next);
       };
     },

@@ -223,11 +223,15 @@ export class HubObject extends DurableObject<Env> {
     } catch {
       return new Response('bad connect request', { status: 400 });
     }
+    const token = connect.token === undefined ? undefined : await digest(connect.token);
+    // The object cannot ping (Workers' WebSocket has no ping()), so the probe of a userId held
+    // without this token waits for the old socket's frame or close only; see README.
+    const probe = this.hub.prepare({ userId: connect.userId, token });
+    if (probe) await probe;
     if (this.perIp.full(connect.ip)) {
       this.log.info('per_ip_refused', { ip: connect.ip });
       return new Response(PER_IP_REFUSAL, { status: 429 });
     }
-    const token = connect.token === undefined ? undefined : await digest(connect.token);
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const conn: ConnId = crypto.randomUUID();
     const opening: NonNullable<HubObject['opening']> = { conn, actions: [] };

@@ -11,6 +11,7 @@ import { ConfigError, parseConfig, type Config } from '../core/config.ts';
 import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+import { createDenoPing, type DenoPing } from './deno-ping.ts';
 
 export interface DenoServer {
   readonly port: number;
@@ -30,9 +31,18 @@ function idleTimeoutSeconds(config: Config): number {
 
 export function startDenoServer(config: Config, log: Logger): DenoServer {
   let accepting = true;
+  let denoPing: DenoPing | undefined | null = null;
   const bridge = createSocketBridge<WebSocket>({
     config,
     bufferedAmount: (ws) => ws.bufferedAmount,
+    ping(ws, onLife) {
+      if (denoPing === null) {
+        denoPing = createDenoPing(ws);
+        if (!denoPing) log.warn('deno_ping_unavailable', { reason: 'Deno internals changed: takeover probes count old sockets as alive' });
+      }
+      denoPing?.(ws, onLife);
+      return denoPing !== undefined;
+    },
     log,
   });
 

@@ -36,6 +36,10 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
     config,
     bufferedAmount: (ws) => ws.bufferedAmount,
     terminate: (ws) => ws.terminate(),
+    ping: (ws) => {
+      ws.ping();
+      return true;
+    },
     log,
   });
   const app = createApp({
@@ -58,7 +62,9 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
     else bridge.text(ws[LINK], data.toString());
   }
   function onPong(this: WebSocket) {
-    (this as Adopted)[SILENT_SWEEPS] = 0;
+    const ws = this as Adopted;
+    ws[SILENT_SWEEPS] = 0;
+    bridge.heard(ws[LINK]);
   }
   function onError(this: WebSocket, error: Error & { code?: string }) {
     // ws enforces maxPayload itself and closes with 1009; it tells us only here (the close event

@@ -72,10 +72,13 @@ function optionalIndex(value: unknown): number | null | undefined {
 /**
  * The candidate of a `webrtc_candidate` payload, which the spec types `interface{}`: an
  * `RTCIceCandidateInit` (what `toJSON()` gives), a bare candidate string with `sdpMid` /
- * `sdpMLineIndex` beside it in the payload, or null for end-of-candidates. `undefined` when it is
+ * `sdpMLineIndex` beside it in the payload, or null (as the candidate or the whole payload) for
+ * end-of-candidates. `undefined` when it is
  * none of these.
  */
-export function candidateFromPayload(payload: Payload): RTCIceCandidateInit | null | undefined {
+export function candidateFromPayload(payload: Payload | null): RTCIceCandidateInit | null | undefined {
+  // `payload: null`: a peer that sent `e.candidate` itself at the end of gathering.
+  if (payload === null) return null;
   const raw = payload.candidate;
   if (raw === null || raw === undefined) return null;
   let candidate: string;
@@ -107,7 +110,8 @@ function candidateToJson(candidate: RTCIceCandidate) {
 }
 
 function endReasonFromHangup(message: ServerMessageOf<'hangup'>): CallEndReason {
-  const reason = message.payload?.reason;
+  // Any JSON may come as a hangup's payload; only the server's own reasons mean something here.
+  const reason = isRecord(message.payload) ? message.payload.reason : undefined;
   return reason === 'peer_left' || reason === 'peer_disconnected' ? reason : 'hangup';
 }
 

@@ -44,8 +44,10 @@ export interface Config {
   iceServers: IceServer[];
   /** TURN/STUN for `get_ice_servers` (coturn REST-API credentials). */
   turn: { secret: string | undefined; turnUrls: string[]; stunUrls: string[]; ttlSeconds: number };
-  /** `request_random_peer` per user per minute (bots cycling Next). */
-  matchRequestsPerMinute: number;
+  /** Matches made for one requester per minute (bots cycling Next); unanswered requests are free. */
+  matchesPerMinute: number;
+  /** How long a silent old socket has to show a sign of life before a newcomer without its token replaces it. */
+  takeoverProbeMs: number;
   /** Token auth; off when both are undefined. */
   auth: { secret: string | undefined; jwksUrl: string | undefined };
   /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
@@ -62,7 +64,8 @@ export const CONFIG_VARIABLES = [
   'PORT', 'HOST', 'ALLOWED_ORIGINS', 'ALLOW_NO_ORIGIN', 'MAX_MESSAGE_BYTES', 'MAX_ROOMS_PER_CONNECTION',
   'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
   'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
-  'LOG_LEVEL', 'ICE_SERVERS', 'TURN_SECRET', 'TURN_URLS', 'TURN_TTL', 'STUN_URLS', 'MATCH_REQUESTS_PER_MINUTE',
+  'LOG_LEVEL', 'ICE_SERVERS', 'TURN_SECRET', 'TURN_URLS', 'TURN_TTL', 'STUN_URLS', 'MATCHES_PER_MINUTE',
+  'TAKEOVER_PROBE_MS', 'MATCH_REQUESTS_PER_MINUTE',
   'AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'METRICS_TOKEN',
 ] as const;
 
@@ -143,6 +146,12 @@ export function parseConfig(env: Env): Config {
   }
   if (authJwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(authJwksUrl)) problems.push('AUTH_JWKS_URL: expected an http(s) URL');
 
+  // Renamed when it began counting matches instead of requests: an old deployment must not run on
+  // a silently ignored limit.
+  if (raw('MATCH_REQUESTS_PER_MINUTE') !== undefined) {
+    problems.push('MATCH_REQUESTS_PER_MINUTE: renamed MATCHES_PER_MINUTE (it counts matches made, not requests)');
+  }
+
   const config: Config = {
     port: int('PORT', 8085, 0, 65535),
     host: raw('HOST') ?? '0.0.0.0',
@@ -162,7 +171,8 @@ export function parseConfig(env: Env): Config {
     logLevel,
     iceServers,
     turn: { secret: turnSecret, turnUrls, stunUrls, ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400) },
-    matchRequestsPerMinute: int('MATCH_REQUESTS_PER_MINUTE', 30, 1, 100_000),
+    matchesPerMinute: int('MATCHES_PER_MINUTE', 30, 1, 100_000),
+    takeoverProbeMs: int('TAKEOVER_PROBE_MS', 2000, 0, 60_000),
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
   };

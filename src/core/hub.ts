@@ -20,7 +20,7 @@ import {
 import type { Config } from './config.ts';
 import { parseJson, MAX_JSON_DEPTH } from './json.ts';
 import { createAvailabilityPool } from './pool.ts';
-import { createTokenBucket, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
+import { createTokenBucket, hasToken, takeToken, type RateLimit, type TokenBucket } from './rate-limit.ts';
 import { iceServersFor, type TurnOptions } from './turn.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
@@ -43,6 +43,15 @@ export interface HubDeps {
   send(conn: ConnId, text: string): void;
   close(conn: ConnId, code: number, reason: string): void;
   /**
+   * Sends the socket a protocol ping, to which a live client answers with a pong reported through
+   * `heard`; false when it could not be sent. Absent where the runtime cannot ping (a Durable
+   * Object): a probe then waits for a frame or the close only, and a socket that shows neither
+   * counts as alive.
+   */
+  ping?(conn: ConnId): boolean;
+  /** Runs `fn` after `ms`; returns a cancel function. Default: `setTimeout`. */
+  setTimer?(ms: number, fn: () => void): () => void;
+  /**
    * Called once per operation for each session whose durable state changed, so an adapter that
    * must survive eviction (the Durable Object) can store it with the socket.
    */
@@ -55,7 +64,8 @@ export function hubOptionsFrom(config: Config): HubOptions {
     maxRoomsPerConnection: config.maxRoomsPerConnection,
     rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
     rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
-    matchRequestsPerMinute: config.matchRequestsPerMinute,
+    matchesPerMinute: config.matchesPerMinute,
+    takeoverProbeMs: config.takeoverProbeMs,
     turn: { ...config.turn, staticServers: config.iceServers },
   };
 }
@@ -65,8 +75,16 @@ export interface HubOptions {
   rateLimit: RateLimit;
   /** Continuous excess after which a flooding connection is closed with 1008; 0 never closes. */
   rateLimitCloseAfterMs: number;
-  /** `request_random_peer` per user per minute, burst included; past it: `error rate_limited`. */
-  matchRequestsPerMinute?: number;
+  /**
+   * Matches made for one requester per minute, burst included; past it `request_random_peer` gets
+   * `error rate_limited`. Requests answered `no_peer_available` cost nothing.
+   */
+  matchesPerMinute?: number;
+  /**
+   * How long an old socket has to show a sign of life before a newcomer without its token replaces
+   * it; 0 refuses such a newcomer at once, without asking.
+   */
+  takeoverProbeMs?: number;
   /** What `get_ice_servers` hands out; absent: no servers. */
   turn?: TurnOptions;
 }
@@ -99,8 +117,19 @@ export interface HubStats {
 }
 
 export interface Hub {
+  /**
+   * Call before upgrading a socket for `request`. Returns undefined when `open` can decide at once;
+   * otherwise `userId` is held by a session that `request` may not take over (no matching token),
+   * and the promise settles once that session's socket has shown a sign of life (`open` will
+   * refuse), has closed, or stayed silent for `takeoverProbeMs` (it is then closed and its session
+   * ended, so the first `open` for `userId` gets a fresh one and the others are refused). Never
+   * rejects. Newcomers racing for one userId share one probe.
+   */
+  prepare(request: OpenRequest): Promise<void> | undefined;
   /** Registers a freshly upgraded socket. A refused one has already been sent `error` and closed. */
   open(conn: ConnId, request: OpenRequest): OpenResult;
+  /** The socket answered a ping (any frame counts too, through `message`/`binary`). */
+  heard(conn: ConnId): void;
   /** Handles one text frame. */
   message(conn: ConnId, text: string): void;
   /** Handles one binary frame (not part of the protocol). */
@@ -130,6 +159,14 @@ interface Session {
   availableSince: number;
 }
 
+/** An old session's socket being asked for a sign of life on behalf of newcomers without its token. */
+interface Probe {
+  readonly session: Session;
+  readonly settled: Promise<void>;
+  readonly resolve: () => void;
+  cancelTimer: () => void;
+}
+
 const INCOMING_TRUE = '"incoming":true}';
 const INCOMING_FALSE = '"incoming":false}';
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
@@ -146,7 +183,15 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   const touch: (session: Session) => void = deps.persist ? (session) => void dirty.add(session) : () => {};
   let errorSeq = 0;
   const matchLimit: RateLimit | undefined =
-    options.matchRequestsPerMinute === undefined ? undefined : { perSecond: options.matchRequestsPerMinute / 60, burst: options.matchRequestsPerMinute };
+    options.matchesPerMinute === undefined ? undefined : { perSecond: options.matchesPerMinute / 60, burst: options.matchesPerMinute };
+  const probes = new Map<string, Probe>(); // by userId
+  const takeoverProbeMs = options.takeoverProbeMs ?? 0;
+  const setTimer =
+    deps.setTimer ??
+    ((ms: number, fn: () => void) => {
+      const timer = setTimeout(fn, ms);
+      return () => clearTimeout(timer);
+    });
 
   const metrics = createMetrics();
   // Every message to one recipient goes out through here (room broadcasts count themselves once).
@@ -244,6 +289,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   }
 
   function remove(session: Session) {
+    if (probes.size > 0) settleProbe(session, 'gone');
     for (const room of session.rooms) leaveRoom(session, room);
     setAvailable(session, false);
     unpair(session, 'peer_disconnected');
@@ -252,7 +298,45 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     dirty.delete(session);
   }
 
-  function requestRandomPeer(session: Session, currentPeerId: string | undefined, messageId: string | undefined) {
+  /**
+   * Ends the probe of `session`'s socket, if one runs. `silent`: the socket gave no sign of life in
+   * time, so it is closed and its session ended as on a disconnect (the partner is told); nothing
+   * of it carries over to whoever opens next.
+   */
+  function settleProbe(session: Session, outcome: 'alive' | 'silent' | 'gone' | 'unknown') {
+    const probe = probes.get(session.userId);
+    if (probe?.session !== session) return;
+    probes.delete(session.userId);
+    probe.cancelTimer();
+    metrics.inc('aleatoria_takeover_probes_total', outcome);
+    if (outcome === 'silent' && byConn.get(session.conn) === session) {
+      refuse(session.conn, session.userId, 'replaced', 'This session was replaced by a new connection.');
+      metrics.inc('aleatoria_closes_total', 'replaced');
+      deps.close(session.conn, CloseCode.replaced, 'silent; replaced by a new connection');
+      remove(session);
+      flush();
+    }
+    probe.resolve();
+  }
+
+  /** A frame or a pong from `session`'s socket: if it is being probed, it is alive. */
+  function signOfLife(session: Session) {
+    if (probes.size > 0) settleProbe(session, 'alive');
+  }
+
+  function startProbe(session: Session): Promise<void> {
+    let resolve!: () => void;
+    const settled = new Promise<void>((r) => (resolve = r));
+    const probe: Probe = { session, settled, resolve, cancelTimer: () => {} };
+    probes.set(session.userId, probe);
+    // Where the runtime could not ask, silence proves nothing: the socket counts as alive ('unknown').
+    const asked = deps.ping?.(session.conn) === true;
+    probe.cancelTimer = setTimer(takeoverProbeMs, () => settleProbe(session, asked ? 'silent' : 'unknown'));
+    return settled;
+  }
+
+  /** Matches `session` with a random available user; false when nobody was available. */
+  function requestRandomPeer(session: Session, currentPeerId: string | undefined, messageId: string | undefined): boolean {
     const chosen = pool.pick(deps.random, [session.userId, currentPeerId || undefined]);
     const partner = chosen === undefined ? undefined : sessions.get(chosen);
     if (!partner) {
@@ -264,7 +348,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         messageId,
         createTime: timestamp(),
       }));
-      return;
+      return false;
     }
     setAvailable(session, false);
     setAvailable(partner, false);
@@ -293,6 +377,7 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
       payload: { role: 'polite', peerId: session.userId },
       createTime,
     }));
+    return true;
   }
 
   function dispatch(session: Session, msg: ClientMessage) {
@@ -345,11 +430,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         return;
       }
       case 'leave_room': {
-        if (!session.rooms.has(msg.room)) {
-          refuse(conn, userId, 'not_in_room', 'You are not in that room.');
-          return;
-        }
-        leaveRoom(session, msg.room);
+        // Idempotent, as join_room is: the spec answers room_left, and a UI waits for it.
+        if (session.rooms.has(msg.room)) leaveRoom(session, msg.room);
         send(conn, encode({
           type: 'room_left',
           fromUser: SYSTEM_USER,
@@ -378,14 +460,15 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
         setAvailable(session, false);
         return;
       case 'request_random_peer': {
-        if (matchLimit) {
-          session.matchBucket ??= createTokenBucket(matchLimit, deps.now());
-          if (!takeToken(session.matchBucket, matchLimit, deps.now())) {
-            refuse(conn, userId, 'rate_limited', 'Too many requests for a stranger. Wait a moment.');
-            return;
-          }
+        // Only matches made cost a token: a client re-asking until someone arrives is never refused.
+        if (matchLimit && session.matchBucket && !hasToken(session.matchBucket, matchLimit, deps.now())) {
+          refuse(conn, userId, 'rate_limited', 'Too many new strangers in a minute. Wait a moment.');
+          return;
         }
-        requestRandomPeer(session, msg.payload?.currentPeerId ?? undefined, messageId);
+        if (requestRandomPeer(session, msg.payload?.currentPeerId ?? undefined, messageId) && matchLimit) {
+          session.matchBucket ??= createTokenBucket(matchLimit, deps.now());
+          takeToken(session.matchBucket, matchLimit, deps.now());
+        }
         return;
       }
       case 'get_ice_servers': {
@@ -412,7 +495,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
           type: msg.type,
           fromUser: userId,
           toUser: recipient.userId,
-          payload: msg.payload ?? undefined,
+          // Verbatim: `null` (end of candidates, an empty hangup) stays null; an absent payload stays absent.
+          payload: msg.payload,
           messageId,
           createTime: timestamp(),
         } as ServerMessage));
@@ -508,6 +592,16 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
   }
 
   return {
+    prepare(request) {
+      const existing = sessions.get(request.userId);
+      if (!existing || takeoverProbeMs === 0 || (existing.token !== undefined && existing.token === request.token)) return undefined;
+      const probe = probes.get(request.userId);
+      return probe?.session === existing ? probe.settled : startProbe(existing);
+    },
+    heard(conn) {
+      const session = probes.size > 0 ? byConn.get(conn) : undefined;
+      if (session) signOfLife(session);
+    },
     open(conn, request) {
       const room = request.room ?? DEFAULT_ROOM;
       const existing = sessions.get(request.userId);
@@ -539,12 +633,14 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     },
     message(conn, text) {
       const session = byConn.get(conn);
+      if (session) signOfLife(session);
       if (!session || !admit(session)) return flush();
       handleText(session, text);
       flush();
     },
     binary(conn) {
       const session = byConn.get(conn);
+      if (session) signOfLife(session);
       if (!session || !admit(session)) return flush();
       respondError(conn, session.userId, 'binary_not_supported', 'Binary frames are not supported', 'send JSON in text frames');
       flush();

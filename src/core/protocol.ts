@@ -5,6 +5,7 @@
  * unbounded value.
  */
 import * as v from 'valibot';
+import { exceedsUtf8Bytes } from './frame.ts';
 
 /** Longest userId / peer id (DECISIONS.md: 1-128 characters). */
 export const MAX_USER_ID_LENGTH = 128;
@@ -18,6 +19,8 @@ export const MAX_TOKEN_LENGTH = 256;
 /** SDP and ICE strings are bounded by the frame limit too; these keep each field sane on its own. */
 export const MAX_SDP_BYTES = 60_000;
 export const MAX_CANDIDATE_LENGTH = 2048;
+/** A `hangup` payload may be any JSON value up to this size (DECISIONS.md). */
+export const MAX_HANGUP_PAYLOAD_BYTES = 1024;
 
 /** The room every connection joins when `?room=` is absent. */
 export const DEFAULT_ROOM = 'Lobby';
@@ -147,14 +150,17 @@ export const WebRtcCandidate = v.object({
   type: v.literal('webrtc_candidate'),
   ...envelope,
   toUser: UserId,
-  payload: v.looseObject({
-    // The spec's `interface{}`: clients send the init object, the bare string, or null at end-of-candidates.
-    // The init object first: it is what browsers send, and a union stops at the first match.
-    candidate: v.nullable(v.union([IceCandidateInit, CandidateString])),
-    sdpMid: SdpMid,
-    sdpMLineIndex: SdpMLineIndex,
-    usernameFragment: UsernameFragment,
-  }),
+  // `payload: null` is what `send({..., payload: e.candidate})` gives at the end of gathering.
+  payload: v.nullable(
+    v.looseObject({
+      // The spec's `interface{}`: clients send the init object, the bare string, or null/"" at end-of-candidates.
+      // The init object first: it is what browsers send, and a union stops at the first match.
+      candidate: v.nullish(v.union([IceCandidateInit, CandidateString])),
+      sdpMid: SdpMid,
+      sdpMLineIndex: SdpMLineIndex,
+      usernameFragment: UsernameFragment,
+    }),
+  ),
 });
 export type WebRtcCandidate = v.InferOutput<typeof WebRtcCandidate>;
 
@@ -162,7 +168,10 @@ export const Hangup = v.object({
   type: v.literal('hangup'),
   ...envelope,
   toUser: UserId,
-  payload: optionalField(v.looseObject({ reason: optionalField(v.pipe(v.string(), v.maxLength(256))) })),
+  // Any JSON (object, string, null...): clients of the original send a bare reason string too.
+  payload: v.optional(
+    v.custom<unknown>((value) => !exceedsUtf8Bytes(JSON.stringify(value), MAX_HANGUP_PAYLOAD_BYTES), `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`),
+  ),
 });
 export type Hangup = v.InferOutput<typeof Hangup>;
 
@@ -248,8 +257,8 @@ export const ServerMessage = v.variant('type', [
   }),
   v.object({ type: v.literal('webrtc_offer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
   v.object({ type: v.literal('webrtc_answer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
-  v.object({ type: v.literal('webrtc_candidate'), ...serverEnvelope, payload: v.looseObject({ candidate: v.unknown() }) }),
-  v.object({ type: v.literal('hangup'), ...serverEnvelope, payload: v.optional(v.looseObject({ reason: v.optional(v.string()) })) }),
+  v.object({ type: v.literal('webrtc_candidate'), ...serverEnvelope, payload: v.nullable(v.looseObject({ candidate: v.unknown() })) }),
+  v.object({ type: v.literal('hangup'), ...serverEnvelope, payload: v.optional(v.unknown()) }),
   v.object({
     type: v.literal('error_response'),
     ...serverEnvelope,

@@ -23,6 +23,14 @@ export function createTokenBucket(limit: RateLimit, now: number): TokenBucket {
   return { tokens: limit.burst, refilledAt: now, limitedSince: -1, refusedAt: -Infinity, notifiedAt: -Infinity };
 }
 
+/** Whether a token is there to take, without taking it (refills first). */
+export function hasToken(bucket: TokenBucket, limit: RateLimit, now: number): boolean {
+  const elapsed = Math.max(0, now - bucket.refilledAt);
+  bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.perSecond) / 1000);
+  bucket.refilledAt = now;
+  return bucket.tokens >= 1;
+}
+
 /** Gap between refusals that ends a run of sustained excess. */
 export const EXCESS_RUN_GAP_MS = 1000;
 
@@ -32,10 +40,7 @@ export const EXCESS_RUN_GAP_MS = 1000;
  * not reset the run, or sustained abuse would never be recognised.
  */
 export function takeToken(bucket: TokenBucket, limit: RateLimit, now: number): boolean {
-  const elapsed = Math.max(0, now - bucket.refilledAt);
-  bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.perSecond) / 1000);
-  bucket.refilledAt = now;
-  if (bucket.tokens >= 1) {
+  if (hasToken(bucket, limit, now)) {
     bucket.tokens -= 1;
     return true;
   }

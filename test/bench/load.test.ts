@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchNode, launchProcess } from '../contract/launchers.ts';
 import type { LaunchedServer } from '../contract/harness.ts';
 
-const LIFTED = { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000', MATCH_REQUESTS_PER_MINUTE: '100000' };
+const LIFTED = { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000', MATCHES_PER_MINUTE: '100000' };
 
 function load(server: LaunchedServer, args: string[]): Promise<Record<string, any>> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, ...args, '--timeout', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -393,6 +393,7 @@ describe('candidateFromPayload', () => {
     expect(candidateFromPayload({ candidate: { candidate: 'c3' }, sdpMLineIndex: 2 }))
       .toEqual({ candidate: 'c3', sdpMLineIndex: 2 });
     expect(candidateFromPayload({ candidate: null })).toBeNull();
+    expect(candidateFromPayload(null)).toBeNull();
   });
 
   it('rejects anything else', () => {

@@ -8,7 +8,7 @@ const target = {
   name: 'Cloudflare (workerd)',
   // The platform pings, buffers and restarts: the Durable Object has no timers, no view of a
   // socket's outbound buffer, and no signals.
-  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true, processMemory: false },
+  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true, processMemory: false, serverPing: false },
   launch: launchCloudflare,
 };
 

@@ -39,6 +39,11 @@ export interface Capabilities {
   closeHandshakeUnderFlood: boolean;
   /** The launched process is the server itself, so its RSS is the server's (not so for wrangler). */
   processMemory: boolean;
+  /**
+   * The server can send a protocol ping when it wants to (the takeover probe). A Durable Object
+   * cannot: Workers' WebSocket has no ping(), and pongs never reach it.
+   */
+  serverPing: boolean;
 }
 
 export interface ContractTarget {

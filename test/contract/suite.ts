@@ -16,7 +16,8 @@ const MAIN_ENV = {
   RATE_LIMIT_PER_SECOND: '5000',
   RATE_LIMIT_BURST: '5000',
   MAX_ROOMS_PER_CONNECTION: '4',
-  MATCH_REQUESTS_PER_MINUTE: '100000',
+  MATCHES_PER_MINUTE: '100000',
+  TAKEOVER_PROBE_MS: '1000',
 };
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -243,13 +244,13 @@ export function defineContractSuite(target: ContractTarget) {
         expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
       });
 
-      it('refuses leave_room for a room not joined with error not_in_room', async () => {
+      it('answers leave_room for a room not joined with room_left too, as the original did', async () => {
         const a = await connect();
-        a.send({ type: 'leave_room', room: 'never-joined' });
-        const error = await a.nextOfType('error');
-        expect(error.fromUser).toBe('system');
-        expect(error.toUser).toBe(a.userId);
-        expect(error.payload.code).toBe('not_in_room');
+        a.send({ type: 'leave_room', room: 'never-joined', messageId: 'lv-1' });
+        expect(await a.nextOfType('room_left')).toMatchObject({ fromUser: 'system', toUser: a.userId, room: 'never-joined', messageId: 'lv-1', payload: { room: 'never-joined', action: 'left' } });
+        a.send({ type: 'get_rooms' });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
+        await a.expectNothing(100, (m) => m.type === 'error');
       });
 
       it('refuses joining past MAX_ROOMS_PER_CONNECTION with error too_many_rooms', async () => {
@@ -462,7 +463,9 @@ export function defineContractSuite(target: ContractTarget) {
         b.send({ type: 'webrtc_answer', toUser: a.userId, payload: answer });
         expect(await a.nextOfType('webrtc_answer')).toMatchObject({ fromUser: b.userId, payload: answer });
         const init = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' };
-        for (const payload of [{ candidate: init, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: init.candidate, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: null }]) {
+        // Nested init, bare string, the flat init that `payload: e.candidate` gives, and the ends of
+        // gathering: a null candidate, an empty one, and `payload: null` itself.
+        for (const payload of [{ candidate: init, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: init.candidate, sdpMid: '0', sdpMLineIndex: 0 }, init, { candidate: null }, { candidate: '', sdpMid: '0', sdpMLineIndex: 0 }, null]) {
           a.send({ type: 'webrtc_candidate', toUser: b.userId, payload });
           const relayed = await b.nextOfType('webrtc_candidate');
           expect(relayed.fromUser).toBe(a.userId);
@@ -490,6 +493,27 @@ export function defineContractSuite(target: ContractTarget) {
         expect((await a.nextOfType('error_response')).payload.details).toContain('payload.sdpMLineIndex');
         await b.expectNothing(100);
       });
+
+      it('relays a hangup whose payload is any JSON up to 1 KiB verbatim (string, null, object)', async () => {
+        const [a, b] = [await connect(), await connect()];
+        for (const payload of ['bye', null, { reason: 'next', extra: [1] }]) {
+          a.send({ type: 'hangup', toUser: b.userId, payload });
+          expect((await b.nextOfType('hangup')).payload).toEqual(payload);
+        }
+        a.send({ type: 'hangup', toUser: b.userId, payload: 'x'.repeat(2000) });
+        expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
+        await b.expectNothing(100);
+      });
+
+      it.each(['assign_role', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'error', 'error_response', 'ice_servers', 'recent_messages', 'direct_messages', 'user_status', 'room_members'])(
+        'answers a client-sent %s (a server-only type) with error_response unknown_type and never relays it',
+        async (type) => {
+          const [a, b] = [await connect(), await connect()];
+          a.send({ type, toUser: b.userId, fromUser: 'system', room: 'Lobby', payload: { role: 'polite', peerId: a.userId } });
+          expect((await a.nextOfType('error_response')).payload.code).toBe('unknown_type');
+          await b.expectNothing(100);
+        },
+      );
 
       it('relays hangup to the partner, after which neither is told when the other leaves', async () => {
         const [a, b] = [await connect(), await connect()];
@@ -733,6 +757,92 @@ export function defineContractSuite(target: ContractTarget) {
       });
     });
 
+    describe('takeover of a silent session without a token (TAKEOVER_PROBE_MS)', () => {
+      const PROBE_MS = 1000;
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ TAKEOVER_PROBE_MS: String(PROBE_MS) });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      /** `old` (answering pings or not) matched with a partner, both also in room "t". */
+      async function oldInACall(autoPong: boolean) {
+        const old = await connect({ autoPong, room: 't' });
+        const partner = await connect({ room: 't' });
+        await settle(partner, { type: 'user_available_webrtc' });
+        old.send({ type: 'request_random_peer' });
+        expect((await old.nextOfType('assign_role')).payload.peerId).toBe(partner.userId);
+        await partner.nextOfType('assign_role');
+        return { old, partner };
+      }
+
+      /** Opens a tokenless newcomer for `userId`; resolves with how it ended up and when. */
+      async function newcomer(userId: string) {
+        const started = Date.now();
+        const client = await connect({ userId });
+        const outcome = await Promise.race([client.closed.then(({ code }) => code), client.roundTrip().then(() => 'served' as const)]);
+        return { client, outcome, elapsedMs: Date.now() - started };
+      }
+
+      it('leaves a live session alone: a newcomer without the token gets user_id_taken and 4009', async () => {
+        const { old, partner } = await oldInACall(true);
+        const { client, outcome } = await newcomer(old.userId);
+        expect(outcome).toBe(4009);
+        expect(client.queue.find((m) => m.type === 'error')?.payload).toMatchObject({ code: 'user_id_taken' });
+        await old.roundTrip();
+        partner.send({ type: 'chat_message', toUser: old.userId, payload: { content: 'still there?' } });
+        expect((await old.nextOfType('chat_message')).payload.content).toBe('still there?');
+        await partner.expectNothing(100, (m) => m.type === 'hangup');
+      });
+
+      if (target.capabilities.serverPing) {
+        it('replaces a socket that stops answering pings within TAKEOVER_PROBE_MS + 1 s, as a fresh session, and hangs up its partner', async () => {
+          const { old, partner } = await oldInACall(false);
+          const { client, outcome, elapsedMs } = await newcomer(old.userId);
+          expect(outcome).toBe('served');
+          expect(elapsedMs).toBeLessThan(PROBE_MS + 1000);
+          expect((await old.nextOfType('error')).payload.code).toBe('replaced');
+          expect((await old.closed).code).toBe(4000);
+          expect(await partner.nextOfType('hangup')).toMatchObject({ fromUser: old.userId, payload: { reason: 'peer_disconnected' } });
+          // Fresh: the default room only, no partner, not available.
+          client.send({ type: 'get_rooms' });
+          expect((await client.nextOfType('rooms_list')).payload.rooms).toEqual(['Lobby']);
+          partner.send({ type: 'request_random_peer' });
+          await partner.nextOfType('no_peer_available');
+          partner.send({ type: 'chat_message', toUser: old.userId, payload: { content: 'who is this?' } });
+          expect((await client.nextOfType('chat_message')).payload.content).toBe('who is this?');
+        });
+
+        it('lets exactly one of three racing newcomers replace a silent socket; the others get 4009', async () => {
+          const { old } = await oldInACall(false);
+          const results = await Promise.all([newcomer(old.userId), newcomer(old.userId), newcomer(old.userId)]);
+          const outcomes = results.map((r) => r.outcome).sort();
+          expect(outcomes).toEqual([4009, 4009, 'served']);
+          expect((await old.closed).code).toBe(4000);
+        });
+      } else {
+        it('cannot ping here, so a silent socket that the platform keeps open is not replaced: the newcomer gets 4009 after the probe', async () => {
+          const { old, partner } = await oldInACall(false);
+          const { outcome, elapsedMs } = await newcomer(old.userId);
+          expect(outcome).toBe(4009);
+          expect(elapsedMs).toBeGreaterThanOrEqual(PROBE_MS - 100);
+          await partner.expectNothing(100, (m) => m.type === 'hangup');
+        });
+
+        it('gives the userId to the newcomer when the old socket closes during the probe', async () => {
+          const { old, partner } = await oldInACall(false);
+          const pending = newcomer(old.userId);
+          await new Promise((r) => setTimeout(r, PROBE_MS / 4));
+          old.ws.terminate();
+          const { outcome, elapsedMs } = await pending;
+          expect(outcome).toBe('served');
+          expect(elapsedMs).toBeLessThan(PROBE_MS + 1000);
+          expect(await partner.nextOfType('hangup')).toMatchObject({ fromUser: old.userId, payload: { reason: 'peer_disconnected' } });
+        });
+      }
+    });
+
     describe('TURN credentials and the matching cap', () => {
       let server: LaunchedServer;
       beforeAll(async () => {
@@ -741,7 +851,7 @@ export function defineContractSuite(target: ContractTarget) {
           TURN_URLS: 'turn:turn.example.test:3478,turns:turn.example.test:5349',
           TURN_TTL: '600',
           STUN_URLS: 'stun:stun.example.test:3478',
-          MATCH_REQUESTS_PER_MINUTE: '3',
+          MATCHES_PER_MINUTE: '3',
         });
       });
       afterAll(() => server?.stop());
@@ -761,15 +871,31 @@ export function defineContractSuite(target: ContractTarget) {
         expect(turn!.credential).toBe(createHmac('sha1', 'contract-secret').update(turn!.username!).digest('base64'));
       });
 
-      it('refuses request_random_peer past MATCH_REQUESTS_PER_MINUTE with error rate_limited', async () => {
+      it('never refuses a client that re-asks until someone arrives: 40 request_random_peer at 4/s, 40 no_peer_available', async () => {
+        const a = await connect();
+        for (let i = 0; i < 40; i++) {
+          a.send({ type: 'request_random_peer' });
+          expect((await a.next((m) => m.type === 'no_peer_available' || m.type === 'error')).type).toBe('no_peer_available');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }, 30_000);
+
+      it('refuses request_random_peer past MATCHES_PER_MINUTE matches made with error rate_limited', async () => {
         const a = await connect();
         for (let i = 0; i < 3; i++) {
+          const partner = await connect();
+          await settle(partner, { type: 'user_available_webrtc' });
           a.send({ type: 'request_random_peer' });
-          await a.nextOfType('no_peer_available');
+          expect((await a.nextOfType('assign_role')).payload.peerId).toBe(partner.userId);
         }
+        const waiting = await connect();
+        await settle(waiting, { type: 'user_available_webrtc' });
         a.send({ type: 'request_random_peer' });
         expect((await a.nextOfType('error')).payload.code).toBe('rate_limited');
-        await a.roundTrip();
+        // Refused before drawing: the one waiting is still there for someone else.
+        const other = await connect();
+        other.send({ type: 'request_random_peer' });
+        expect((await other.nextOfType('assign_role')).payload.peerId).toBe(waiting.userId);
       });
     });
 

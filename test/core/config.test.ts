@@ -30,6 +30,8 @@ describe('parseConfig defaults', () => {
       pingIntervalMs: 54_000,
       pongTimeoutMs: 60_000,
       shutdownTimeoutMs: 10_000,
+      matchesPerMinute: 30,
+      takeoverProbeMs: 2000,
     });
     expect(config.allowedOrigins).toStrictEqual({
       any: false,
@@ -62,6 +64,8 @@ describe('parseConfig overrides', () => {
       PING_INTERVAL_MS: '1000',
       PONG_TIMEOUT_MS: '2000',
       SHUTDOWN_TIMEOUT_MS: '500',
+      MATCHES_PER_MINUTE: '4',
+      TAKEOVER_PROBE_MS: '750',
     });
     expect(config).toMatchObject<Partial<Config>>({
       port: 9000,
@@ -76,6 +80,8 @@ describe('parseConfig overrides', () => {
       pingIntervalMs: 1000,
       pongTimeoutMs: 2000,
       shutdownTimeoutMs: 500,
+      matchesPerMinute: 4,
+      takeoverProbeMs: 750,
     });
     expect(config.allowedOrigins).toStrictEqual(parseAllowedOrigins('https://a.example.com,http://localhost:3000'));
   });
@@ -115,11 +121,20 @@ describe('parseConfig refusals', () => {
     ['MAX_ROOMS_PER_CONNECTION', '0'],
     ['RATE_LIMIT_PER_SECOND', 'fast'],
     ['LOG_LEVEL', 'chatty'],
+    ['MATCHES_PER_MINUTE', '0'],
+    ['TAKEOVER_PROBE_MS', '60001'],
   ])('throws ConfigError naming %s for %j', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.name).toBe('ConfigError');
     expect(error.message).toContain(name);
     expect(error.problems).toHaveLength(1);
+  });
+
+  it('fails start-up on the old MATCH_REQUESTS_PER_MINUTE, naming MATCHES_PER_MINUTE', () => {
+    const error = configError({ MATCH_REQUESTS_PER_MINUTE: '30' });
+    expect(error.problems).toHaveLength(1);
+    expect(error.message).toContain('MATCH_REQUESTS_PER_MINUTE');
+    expect(error.message).toContain('MATCHES_PER_MINUTE');
   });
 
   it('names every bad variable in one error', () => {

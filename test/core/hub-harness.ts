@@ -30,8 +30,15 @@ export const DEFAULT_OPTIONS: HubOptions = {
   rateLimitCloseAfterMs: 10_000,
 };
 
-export function makeHub(options: Partial<HubOptions> = {}) {
+export interface HarnessOptions {
+  /** The runtime can send protocol pings (default true); a Durable Object cannot. */
+  canPing?: boolean;
+}
+
+export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptions = {}) {
   let t = T0;
+  const timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
+  const pinged: ConnId[] = [];
   const scripted: number[] = [];
   let source: (() => number) | undefined;
   const outbox: Outgoing[] = [];
@@ -57,6 +64,12 @@ export function makeHub(options: Partial<HubOptions> = {}) {
       persist: (conn, state) => {
         persisted.push({ conn, state: structuredClone(state) });
       },
+      setTimer: (ms, fn) => {
+        const timer = { at: t + ms, fn, cancelled: false };
+        timers.push(timer);
+        return () => void (timer.cancelled = true);
+      },
+      ...(harness.canPing === false ? {} : { ping: (conn: ConnId) => pinged.push(conn) > 0 }),
     },
     { ...DEFAULT_OPTIONS, ...options },
   );
@@ -68,8 +81,23 @@ export function makeHub(options: Partial<HubOptions> = {}) {
     get now() {
       return t;
     },
+    /** Moves the fake clock on, running the timers that fall due, in order. */
     advance(ms: number) {
-      t += ms;
+      const end = t + ms;
+      for (;;) {
+        const due = timers.filter((timer) => !timer.cancelled && timer.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (!due) break;
+        t = Math.max(t, due.at);
+        due.cancelled = true;
+        due.fn();
+      }
+      t = end;
+    },
+    /** Connections the hub asked to ping, in order. */
+    pinged,
+    /** Timers set and neither run nor cancelled. */
+    get pendingTimers(): number {
+      return timers.filter((timer) => !timer.cancelled).length;
     },
     setTime(ms: number) {
       t = ms;

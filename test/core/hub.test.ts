@@ -267,12 +267,18 @@ describe('rooms', () => {
     expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) }]);
   });
 
-  it('refuses leave_room for a room not joined with error not_in_room', () => {
+  it('answers leave_room for a room not joined with room_left, as the spec lists, and changes nothing', () => {
     const h = makeHub();
     connectAll(h, 'alice');
-    h.send('alice#1', { type: 'leave_room', room: 'never' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) }]);
+    h.send('alice#1', { type: 'leave_room', room: 'never', messageId: 'l1' });
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'alice#1',
+        msg: { type: 'room_left', fromUser: 'system', toUser: 'alice', room: 'never', payload: { room: 'never', action: 'left' }, messageId: 'l1', createTime: h.iso() },
+      },
+    ]);
     expect(roomsOf(h, 'alice')).toStrictEqual(['Lobby']);
+    expect(h.hub.stats().rooms).toBe(1);
   });
 
   it('deletes a room when its last member leaves', () => {
@@ -1178,18 +1184,50 @@ describe('hub: ICE servers and the matching cap (issue 5)', () => {
     expect(sentMessages(h)).toEqual([]);
   });
 
-  it('caps request_random_peer per user per minute with error rate_limited, refilling over the minute', () => {
-    const h = makeHub({ matchRequestsPerMinute: 2 });
+  it('never refuses re-asking while nobody is available: 40 requests at 4/s get 40 no_peer_available', () => {
+    const h = makeHub({ matchesPerMinute: 30 });
     h.hub.open('c1', { userId: 'alice' });
-    const request = () => h.hub.message('c1', JSON.stringify({ type: 'request_random_peer' }));
+    for (let i = 0; i < 40; i++) {
+      h.hub.message('c1', JSON.stringify({ type: 'request_random_peer' }));
+      h.advance(250);
+    }
+    expect(sentMessages(h).map((m) => m.type)).toEqual(Array(40).fill('no_peer_available'));
+  });
+
+  it('counts matches made for the requester: past matchesPerMinute it answers error rate_limited, refilling over the minute', () => {
+    const h = makeHub({ matchesPerMinute: 2 });
+    for (const user of ['alice', 'p1', 'p2', 'p3']) h.hub.open(`${user}#1`, { userId: user });
+    const request = () => h.hub.message('alice#1', JSON.stringify({ type: 'request_random_peer' }));
+    const offer = (user: string) => h.hub.message(`${user}#1`, JSON.stringify({ type: 'user_available_webrtc' }));
+    request(); // nobody yet: free
+    offer('p1');
+    h.script(0);
+    request(); // match 1
+    offer('p2');
+    h.script(0);
+    request(); // match 2
+    offer('p3');
+    request(); // over the limit: no draw, p3 stays available
+    const toAlice = h.to('alice#1') as any[];
+    expect(toAlice.map((m) => m.type)).toEqual(['no_peer_available', 'assign_role', 'assign_role', 'error']);
+    expect(toAlice[3].payload.code).toBe('rate_limited');
+    expect(h.hub.stats().available).toBe(1);
+    h.advance(30_000); // one match's worth refills in 60 s / 2
+    h.script(0);
     request();
-    request();
-    request();
-    expect(sentMessages(h).map((m) => m.type)).toEqual(['no_peer_available', 'no_peer_available', 'error']);
-    expect(sentMessages(h)[2].payload.code).toBe('rate_limited');
-    h.advance(30_000); // one request's worth refills in 60 s / 2
-    request();
-    expect(sentMessages(h).at(-1).type).toBe('no_peer_available');
+    expect((h.to('alice#1') as any[]).at(-1)).toMatchObject({ type: 'assign_role', payload: { peerId: 'p3' } });
+  });
+
+  it('does not count being picked as a partner against the one picked', () => {
+    const h = makeHub({ matchesPerMinute: 1 });
+    for (const user of ['alice', 'bob', 'carol']) h.hub.open(`${user}#1`, { userId: user });
+    h.hub.message('bob#1', JSON.stringify({ type: 'user_available_webrtc' }));
+    h.script(0);
+    h.hub.message('alice#1', JSON.stringify({ type: 'request_random_peer' })); // bob picked
+    h.hub.message('carol#1', JSON.stringify({ type: 'user_available_webrtc' }));
+    h.script(0);
+    h.hub.message('bob#1', JSON.stringify({ type: 'request_random_peer' }));
+    expect((h.to('bob#1') as any[]).map((m) => m.type)).toEqual(['assign_role', 'assign_role']);
   });
 });
 
@@ -1226,5 +1264,183 @@ describe('serialization cost (issue 6)', () => {
     expect(toBob).toEqual({ ...toAlice, incoming: true });
     expect(toAlice.incoming).toBe(false);
     expect(toBob.payload).toEqual({ content: 'hi "bob"', extra: [1] });
+  });
+});
+
+describe('clients of the original: lenient relay (issue 10)', () => {
+  it.each<[string, string, unknown]>([
+    ['end of candidates as payload null', 'webrtc_candidate', null],
+    ['an empty candidate string', 'webrtc_candidate', { candidate: '', sdpMid: '0', sdpMLineIndex: 0 }],
+    ['a null candidate in an init object', 'webrtc_candidate', { candidate: { candidate: null, sdpMid: '0' } }],
+    ['the flat RTCIceCandidateInit that payload: e.candidate gives', 'webrtc_candidate', { candidate: 'candidate:842163049 1 udp 1677729535 127.0.0.1 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Ab1c network-cost 999', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'Ab1c' }],
+    ['a string hangup payload', 'hangup', 'bye'],
+    ['a null hangup payload', 'hangup', null],
+    ['an array hangup payload', 'hangup', [1, 'two', { three: 3 }]],
+  ])('relays %s verbatim', (_label, type, payload) => {
+    const h = makeHub();
+    connectAll(h, 'alice', 'bob');
+    h.send('alice#1', { type, toUser: 'bob', payload });
+    expect(h.take()).toStrictEqual([{ conn: 'bob#1', msg: { type, fromUser: 'alice', toUser: 'bob', payload, createTime: h.iso() } }]);
+  });
+
+  it('refuses a hangup payload over 1 KiB of JSON with error_response invalid_message and relays nothing', () => {
+    const h = makeHub();
+    connectAll(h, 'alice', 'bob');
+    h.send('alice#1', { type: 'hangup', toUser: 'bob', payload: 'x'.repeat(1022) }); // 1,024 bytes with its quotes
+    expect(h.take().map((item) => item.conn)).toStrictEqual(['bob#1']);
+    h.send('alice#1', { type: 'hangup', toUser: 'bob', payload: 'x'.repeat(1023) });
+    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+  });
+
+  it.each(['assign_role', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'error', 'error_response', 'ice_servers', 'recent_messages', 'direct_messages', 'user_status', 'room_members'])(
+    'answers a client-sent %s with error_response unknown_type and relays nothing',
+    (type) => {
+      const h = makeHub();
+      connectAll(h, 'alice', 'bob');
+      h.send('alice#1', { type, toUser: 'bob', fromUser: 'system', room: 'Lobby', payload: { role: 'polite', peerId: 'alice' } });
+      expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'unknown_type', h.iso()) }]);
+    },
+  );
+});
+
+describe('takeover of a silent session without its token (issue 10)', () => {
+  const PROBE_MS = 2000;
+
+  /** alice (no token) paired with bob; returns the hub with the outbox cleared. */
+  function alicePairedWithBob(canPing = true) {
+    const h = makeHub({ takeoverProbeMs: PROBE_MS }, { canPing });
+    h.connect('alice', { room: 'r' });
+    h.connect('bob', { room: 'r' });
+    h.hub.message('alice#1', JSON.stringify({ type: 'join_room', room: 'second' }));
+    pair(h, 'alice', 'bob');
+    return h;
+  }
+
+  const settledFlag = (promise: Promise<void> | undefined) => {
+    const flag = { settled: false };
+    void promise?.then(() => (flag.settled = true));
+    return flag;
+  };
+  const microtasks = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('needs no probe for a free userId, for the right token, or with takeoverProbeMs 0', () => {
+    const h = makeHub({ takeoverProbeMs: PROBE_MS });
+    expect(h.hub.prepare({ userId: 'alice' })).toBeUndefined();
+    h.connect('alice', { token: 'tok' });
+    expect(h.hub.prepare({ userId: 'alice', token: 'tok' })).toBeUndefined();
+    expect(h.pinged).toStrictEqual([]);
+    const off = makeHub({ takeoverProbeMs: 0 });
+    off.connect('alice');
+    expect(off.hub.prepare({ userId: 'alice' })).toBeUndefined();
+    expect(off.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({ accepted: false, code: 'user_id_taken' });
+  });
+
+  it('pings the old socket and, when it answers within takeoverProbeMs, leaves it alone: the newcomer is refused with 4009', async () => {
+    const h = alicePairedWithBob();
+    const before = h.hub.state('alice#1');
+    const flag = settledFlag(h.hub.prepare({ userId: 'alice' }));
+    expect(h.pinged).toStrictEqual(['alice#1']);
+    h.advance(PROBE_MS - 1);
+    await microtasks();
+    expect(flag.settled).toBe(false);
+    h.hub.heard('alice#1');
+    await microtasks();
+    expect(flag.settled).toBe(true);
+    expect(h.take()).toStrictEqual([]);
+    expect(h.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({ accepted: false, code: 'user_id_taken' });
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#2', msg: refusal('alice', 'user_id_taken', h.iso()) },
+      { conn: 'alice#2', code: CloseCode.userIdTaken, reason: expect.any(String) },
+    ]);
+    expect(h.hub.state('alice#1')).toStrictEqual(before);
+    expect(h.pendingTimers).toBe(0);
+  });
+
+  it('counts any frame from the old socket as a sign of life', async () => {
+    const h = alicePairedWithBob();
+    const flag = settledFlag(h.hub.prepare({ userId: 'alice' }));
+    h.advance(500);
+    h.send('alice#1', { type: 'get_rooms' });
+    await microtasks();
+    expect(flag.settled).toBe(true);
+    h.advance(PROBE_MS);
+    expect(h.closes()).toStrictEqual([]);
+    expect(h.hub.open('alice#2', { userId: 'alice' }).accepted).toBe(false);
+  });
+
+  it('replaces a socket silent for takeoverProbeMs: error replaced + 4000, the partner hung up, the newcomer gets a fresh session', async () => {
+    const h = alicePairedWithBob();
+    const flag = settledFlag(h.hub.prepare({ userId: 'alice', room: 'new' }));
+    h.advance(PROBE_MS - 1);
+    await microtasks();
+    expect(flag.settled).toBe(false);
+    expect(h.take()).toStrictEqual([]);
+    h.advance(1);
+    await microtasks();
+    expect(flag.settled).toBe(true);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'replaced', h.iso()) },
+      { conn: 'alice#1', code: CloseCode.replaced, reason: expect.any(String) },
+      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+    ]);
+    expect(h.hub.open('alice#2', { userId: 'alice', room: 'new' })).toStrictEqual({ accepted: true });
+    // Nothing of the old session: only the requested room, not available, no partner.
+    expect(h.hub.state('alice#2')).toStrictEqual({ userId: 'alice', rooms: ['new'], available: false });
+    expect(h.hub.state('bob#1')?.partner).toBeUndefined();
+    expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 2, available: 0, pairs: 0 });
+    // The old connection is gone for good: its late frames and close change nothing.
+    h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'ghost' } });
+    h.hub.close('alice#1');
+    expect(h.take()).toStrictEqual([]);
+    expect(h.hub.metrics.render({ aleatoria_connections: 0, aleatoria_rooms: 0, aleatoria_pool_size: 0, aleatoria_pairs: 0 }))
+      .toContain('aleatoria_takeover_probes_total{outcome="silent"} 1');
+  });
+
+  it('lets exactly one of three racing newcomers win: one ping, one probe, the others refused with 4009', async () => {
+    const h = alicePairedWithBob();
+    const probes = [h.hub.prepare({ userId: 'alice' }), h.hub.prepare({ userId: 'alice' }), h.hub.prepare({ userId: 'alice' })];
+    expect(new Set(probes).size).toBe(1);
+    expect(h.pinged).toStrictEqual(['alice#1']);
+    h.advance(PROBE_MS);
+    await Promise.all(probes);
+    h.take();
+    const results = ['alice#2', 'alice#3', 'alice#4'].map((conn) => h.hub.open(conn, { userId: 'alice' }));
+    expect(results).toStrictEqual([{ accepted: true }, { accepted: false, code: 'user_id_taken' }, { accepted: false, code: 'user_id_taken' }]);
+    expect(h.closes().map((c) => [c.conn, c.code])).toStrictEqual([['alice#3', 4009], ['alice#4', 4009]]);
+    expect(h.hub.stats().connections).toBe(2);
+  });
+
+  it('settles when the old socket closes during the probe, so the newcomer is accepted at once', async () => {
+    const h = alicePairedWithBob();
+    const flag = settledFlag(h.hub.prepare({ userId: 'alice' }));
+    h.advance(300);
+    h.hub.close('alice#1');
+    await microtasks();
+    expect(flag.settled).toBe(true);
+    expect(h.pendingTimers).toBe(0);
+    expect(h.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({ accepted: true });
+  });
+
+  it('where the runtime cannot ping (Durable Object), counts a silent socket as alive and refuses the newcomer', async () => {
+    const h = alicePairedWithBob(false);
+    const flag = settledFlag(h.hub.prepare({ userId: 'alice' }));
+    h.advance(PROBE_MS);
+    await microtasks();
+    expect(flag.settled).toBe(true);
+    expect(h.take()).toStrictEqual([]);
+    expect(h.hub.open('alice#2', { userId: 'alice' }).accepted).toBe(false);
+    expect(h.hub.state('alice#1')?.partner).toBe('bob');
+  });
+
+  it('starts a new probe for a later newcomer once the previous one settled', async () => {
+    const h = alicePairedWithBob();
+    const first = h.hub.prepare({ userId: 'alice' });
+    h.hub.heard('alice#1');
+    await first;
+    const second = h.hub.prepare({ userId: 'alice' });
+    expect(second).not.toBe(first);
+    expect(h.pinged).toStrictEqual(['alice#1', 'alice#1']);
+    h.hub.heard('alice#1');
+    await second;
   });
 });
