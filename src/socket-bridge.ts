@@ -55,6 +55,12 @@ export interface SocketBridge<S extends BridgeSocket> {
   /** The socket is closed (by either side). */
   closed(link: Link, code: number): void;
   /**
+   * Everything decided between the checks of `createApp` and the upgrade itself: the per-IP cap
+   * (a 429 response is returned) and, when the userId is held by a socket without the newcomer's
+   * token, the hub's takeover probe (waited for; the event loop is not). Undefined: upgrade.
+   */
+  admit(request: ConnectRequest): Promise<{ status: 429; body: string } | undefined>;
+  /**
    * The `upgrade` of `createApp` for runtimes whose sockets come through Hono's
    * `upgradeWebSocket`: applies the per-IP cap (429), waits for the hub's takeover probe when the
    * userId is held by a socket without the newcomer's token, then upgrades with
@@ -194,15 +200,17 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
       hub.close(conn);
       log.debug('connection_closed', { conn, code });
     },
+    async admit(request) {
+      const probe = hub.prepare(request);
+      if (probe) await probe;
+      if (!perIp.full(request.ip)) return undefined;
+      log.info('per_ip_refused', { ip: request.ip });
+      return { status: 429, body: PER_IP_REFUSAL };
+    },
     upgrade(upgradeWebSocket, upgradeOptions, eventsFor) {
       return async (c, request, next) => {
-        if (perIp.full(request.ip)) {
-          log.info('per_ip_refused', { ip: request.ip });
-          return c.text(PER_IP_REFUSAL, 429);
-        }
-        // Asynchronous: the request waits, the event loop does not.
-        const probe = hub.prepare(request);
-        if (probe) await probe;
+        const refusal = await bridge.admit(request);
+        if (refusal) return c.text(refusal.body, refusal.status);
         return upgradeWebSocket(() => eventsFor(request), upgradeOptions)(c, next);
       };
     },
