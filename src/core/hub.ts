@@ -653,7 +653,8 @@ export function createHub(deps: HubDeps, options: HubOptions): Hub {
     restore(conn, state) {
       const parsed = v.safeParse(SessionState, state);
       if (!parsed.success || sessions.has(parsed.output.userId)) return false;
-      register(conn, parsed.output);
+      // The state came from storage: nothing to write back until it changes.
+      dirty.delete(register(conn, parsed.output));
       return true;
     },
     state(conn) {

@@ -1107,6 +1107,17 @@ describe('restore', () => {
     expect(h.hub.open('alice#10', { userId: 'alice', token: 'tok' })).toStrictEqual({ accepted: true, replaced: 'alice#9' });
   });
 
+  it('persists nothing for restored sessions: a chat after a wake rewrites no attachment', () => {
+    const h = makeHub();
+    for (const user of ['alice', 'bob', 'carol']) expect(h.hub.restore(`${user}#w`, { userId: user, rooms: ['r'], available: user === 'carol' })).toBe(true);
+    h.send('alice#w', { type: 'chat_message', room: 'r', payload: { content: 'awake?' } });
+    expect(h.sent()).toHaveLength(3);
+    expect(h.persisted).toStrictEqual([]);
+    // A change after the wake persists the one session it changed.
+    h.send('bob#w', { type: 'join_room', room: 'q' });
+    expect(h.persisted.map((p) => p.conn)).toStrictEqual(['bob#w']);
+  });
+
   it('rebuilds a pair so that a drop still sends peer_disconnected', () => {
     const h = makeHub();
     expect(h.hub.restore('a', { userId: 'alice', rooms: [], available: false, partner: 'bob' })).toBe(true);
