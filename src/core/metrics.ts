@@ -14,6 +14,7 @@ const COUNTERS = {
   aleatoria_closes_total: 'Connections the server closed, by reason.',
   aleatoria_matches_total: 'Random matches made.',
   aleatoria_relays_to_unknown_total: 'Signaling or direct messages addressed to a user who is not connected.',
+  aleatoria_state_failures_total: 'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
   aleatoria_takeover_probes_total: 'Old sockets probed for a newcomer without their token, by outcome (alive, silent, gone; unknown where the runtime cannot ping).',
 } as const;
 
@@ -43,6 +44,7 @@ const LABELS: Partial<Record<CounterName, string>> = {
   aleatoria_messages_out_total: 'type',
   aleatoria_errors_total: 'code',
   aleatoria_closes_total: 'reason',
+  aleatoria_state_failures_total: 'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
   aleatoria_takeover_probes_total: 'outcome',
 };
 

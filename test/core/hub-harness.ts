@@ -33,6 +33,18 @@ export const DEFAULT_OPTIONS: HubOptions = {
 export interface HarnessOptions {
   /** The runtime can send protocol pings (default true); a Durable Object cannot. */
   canPing?: boolean;
+  /** Users, rooms and pool answer with promises, as shared state in another process would. */
+  asyncSeams?: boolean;
+}
+
+/** Wraps every method's answer in a promise: the in-memory state, reached as if it were remote. */
+function answeringLater<T extends object>(local: T): T {
+  return new Proxy(local, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (...args: unknown[]) => Promise.resolve().then(() => value.apply(target, args)) : value;
+    },
+  });
 }
 
 export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptions = {}) {
@@ -72,6 +84,20 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
       ...(harness.canPing === false ? {} : { ping: (conn: ConnId) => pinged.push(conn) > 0 }),
     },
     { ...DEFAULT_OPTIONS, ...options },
+    harness.asyncSeams
+      ? {
+          users: answeringLater,
+          pool: (local) => ({
+            get size() {
+              return local.size;
+            },
+            has: (userId) => local.has(userId),
+            add: (userId, since) => local.add(userId, since),
+            delete: (userId) => local.delete(userId),
+            take: (...args) => Promise.resolve().then(() => local.take(...args)),
+          }),
+        }
+      : {},
   );
 
   return {

@@ -1455,3 +1455,44 @@ describe('takeover of a silent session without its token (issue 10)', () => {
     await second;
   });
 });
+
+describe('seams that answer later (state in another process)', () => {
+  /** Runs the same conversation on `h`; returns what each connection received, in order. */
+  async function conversation(h: TestHub) {
+    for (const user of ['alice', 'bob', 'carol']) h.connect(user, { room: 'r' });
+    const steps: unknown[][] = [
+      ['alice#1', { type: 'chat_message', toUser: 'bob', messageId: 'd1', payload: { content: 'hi bob' } }],
+      ['alice#1', { type: 'chat_message', toUser: 'nobody', payload: { content: 'anyone?' } }],
+      ['bob#1', { type: 'webrtc_offer', toUser: 'alice', payload: { type: 'offer', sdp: 'v=0' } }],
+      ['bob#1', { type: 'user_available_webrtc' }],
+      ['alice#1', { type: 'request_random_peer', messageId: 'm1' }],
+      ['carol#1', { type: 'user_available_webrtc' }],
+      ['bob#1', { type: 'request_random_peer' }],
+      ['carol#1', { type: 'hangup', toUser: 'bob', payload: 'bye' }],
+    ];
+    h.script(0, 0);
+    for (const [conn, msg] of steps) {
+      h.send(conn as string, msg);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    h.hub.close('alice#1');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return h.take();
+  }
+
+  it('produces the same frames, in the same order, as the in-memory seams', async () => {
+    const now = await conversation(makeHub());
+    const later = await conversation(makeHub({}, { asyncSeams: true }));
+    expect(later).toStrictEqual(now);
+    expect(now.map((item) => ('msg' in item ? `${item.conn}:${item.msg.type}` : `${item.conn}:close`))).toContain('bob#1:hangup');
+  });
+
+  it('answers user_not_found only once the directory says nobody has the user', async () => {
+    const h = makeHub({}, { asyncSeams: true });
+    connectAll(h, 'alice');
+    h.send('alice#1', { type: 'webrtc_offer', toUser: 'ghost', payload: { type: 'offer', sdp: 'v=0' } });
+    expect(h.take()).toStrictEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) }]);
+  });
+});

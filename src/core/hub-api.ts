@@ -1,0 +1,107 @@
+/**
+ * What the hub is given and what it offers: its dependencies (clock, random, outputs, timers,
+ * persistence), its limits, the seams where its state may live, and its interface to adapters.
+ */
+import type { Config } from './config.ts';
+import type { OpenRequest, OpenResult } from './identity.ts';
+import type { Metrics } from './metrics.ts';
+import type { RateLimit } from './rate-limit.ts';
+import type { MatchPool, RoomRegistry, UserDirectory } from './seams.ts';
+import type { ConnId, SessionState } from './session.ts';
+import type { TurnOptions } from './turn.ts';
+
+export interface HubDeps {
+  now(): number;
+  random(): number;
+  send(conn: ConnId, text: string): void;
+  close(conn: ConnId, code: number, reason: string): void;
+  /**
+   * Sends the socket a protocol ping, to which a live client answers with a pong reported through
+   * `heard`; false when it could not be sent. Absent where the runtime cannot ping (a Durable
+   * Object): a probe then waits for a frame or the close only, and a socket that shows neither
+   * counts as alive.
+   */
+  ping?(conn: ConnId): boolean;
+  /** Runs `fn` after `ms`; returns a cancel function. Default: `setTimeout`. */
+  setTimer?(ms: number, fn: () => void): () => void;
+  /**
+   * Called once per operation for each session whose durable state changed, so an adapter that
+   * must survive eviction (the Durable Object) can store it with the socket.
+   */
+  persist?(conn: ConnId, state: SessionState): void;
+}
+
+/** Where state lives; each defaults to this process's memory (`local-state.ts`). */
+export interface HubSeams {
+  users?(local: UserDirectory): UserDirectory;
+  rooms?(local: RoomRegistry): RoomRegistry;
+  pool?(local: MatchPool): MatchPool;
+}
+
+/** The hub's limits, as configured (`MAX_ROOMS_PER_CONNECTION`, `RATE_LIMIT_*`...). */
+export function hubOptionsFrom(config: Config): HubOptions {
+  return {
+    maxRoomsPerConnection: config.maxRoomsPerConnection,
+    rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
+    rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
+    matchesPerMinute: config.matchesPerMinute,
+    takeoverProbeMs: config.takeoverProbeMs,
+    turn: { ...config.turn, staticServers: config.iceServers },
+  };
+}
+
+export interface HubOptions {
+  maxRoomsPerConnection: number;
+  rateLimit: RateLimit;
+  /** Continuous excess after which a flooding connection is closed with 1008; 0 never closes. */
+  rateLimitCloseAfterMs: number;
+  /**
+   * Matches made for one requester per minute, burst included; past it `request_random_peer` gets
+   * `error rate_limited`. Requests answered `no_peer_available` cost nothing.
+   */
+  matchesPerMinute?: number;
+  /**
+   * How long an old socket has to show a sign of life before a newcomer without its token replaces
+   * it; 0 refuses such a newcomer at once, without asking.
+   */
+  takeoverProbeMs?: number;
+  /** What `get_ice_servers` hands out; absent: no servers. */
+  turn?: TurnOptions;
+}
+
+export interface HubStats {
+  connections: number;
+  rooms: number;
+  available: number;
+  pairs: number;
+}
+
+export interface Hub {
+  /**
+   * Call before upgrading a socket for `request`. Returns undefined when `open` can decide at once;
+   * otherwise `userId` is held by a session that `request` may not take over (no matching token),
+   * and the promise settles once that session's socket has shown a sign of life (`open` will
+   * refuse), has closed, or stayed silent for `takeoverProbeMs` (it is then closed and its session
+   * ended, so the first `open` for `userId` gets a fresh one and the others are refused). Never
+   * rejects. Newcomers racing for one userId share one probe.
+   */
+  prepare(request: OpenRequest): Promise<void> | undefined;
+  /** Registers a freshly upgraded socket. A refused one has already been sent `error` and closed. */
+  open(conn: ConnId, request: OpenRequest): OpenResult;
+  /** The socket answered a ping (any frame counts too, through `message`/`binary`). */
+  heard(conn: ConnId): void;
+  /** Handles one text frame. */
+  message(conn: ConnId, text: string): void;
+  /** Handles one binary frame (not part of the protocol). */
+  binary(conn: ConnId): void;
+  /** The socket is gone; a connection that was replaced or never accepted is ignored. */
+  close(conn: ConnId): void;
+  /** Re-registers a session after the adapter lost its memory (Durable Object wake); sends nothing. */
+  restore(conn: ConnId, state: unknown): boolean;
+  state(conn: ConnId): SessionState | undefined;
+  stats(): HubStats;
+  /** Counters of this hub, for `GET /metrics`; adapters add the closes they make themselves. */
+  readonly metrics: Metrics;
+  /** The Prometheus exposition of this hub's metrics and gauges. */
+  renderMetrics(): string;
+}

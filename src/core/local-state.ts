@@ -1,0 +1,100 @@
+/**
+ * The in-memory implementations of the seams (`seams.ts`): everything in this process, answered at
+ * once. `npm start` and every Deno or Node process without a shared store run on these.
+ */
+import type { Envelopes } from './envelope.ts';
+import { createAvailabilityPool } from './pool.ts';
+import type { MatchPool, RoomRegistry, UserDirectory } from './seams.ts';
+import type { ConnId, Session, Sessions } from './session.ts';
+
+export interface LocalStateDeps {
+  readonly sessions: Sessions;
+  readonly envelopes: Envelopes;
+  /** Sends to one socket of this process, counted. */
+  send(conn: ConnId, text: string): void;
+  /** The session's durable state changed. */
+  touch(session: Session): void;
+  /** Ends `session`'s pair, telling its partner `hangup {reason}`. */
+  endPairOf(session: Session, reason: string): void;
+}
+
+export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
+  const { byUser } = deps.sessions;
+  return {
+    deliver(userId, text) {
+      const session = byUser.get(userId);
+      if (session) deps.send(session.conn, text);
+      return session !== undefined;
+    },
+    pair(userId, partner) {
+      const session = byUser.get(userId);
+      if (!session) return false;
+      // A user is in one pair at most: whoever it was paired with learns that call is over.
+      if (session.partner !== partner) deps.endPairOf(session, 'peer_left');
+      session.partner = partner;
+      deps.touch(session);
+      return true;
+    },
+    endPair(userId, formerPartner, hangup) {
+      const session = byUser.get(userId);
+      if (session?.partner !== formerPartner) return;
+      session.partner = undefined;
+      deps.touch(session);
+      if (hangup !== undefined) deps.send(session.conn, hangup);
+    },
+  };
+}
+
+/** Rooms of this process; a broadcast is serialized once by the caller and written to each member. */
+export function createLocalRooms(write: (conn: ConnId, text: string) => void): RoomRegistry {
+  const rooms = new Map<string, Set<Session>>();
+  return {
+    get size() {
+      return rooms.size;
+    },
+    join(room, member) {
+      let members = rooms.get(room);
+      if (!members) rooms.set(room, (members = new Set()));
+      members.add(member);
+    },
+    leave(room, member) {
+      const members = rooms.get(room);
+      members?.delete(member);
+      if (members?.size === 0) rooms.delete(room);
+    },
+    broadcast(room, text) {
+      const members = rooms.get(room);
+      if (!members) return 0;
+      for (const member of members) write(member.conn, text);
+      return members.size;
+    },
+  };
+}
+
+export function createLocalPool(): MatchPool {
+  const pool = createAvailabilityPool();
+  const since = new Map<string, number>();
+  return {
+    get size() {
+      return pool.size;
+    },
+    has: (userId) => pool.has(userId),
+    add(userId, at) {
+      if (pool.has(userId)) return;
+      pool.add(userId);
+      since.set(userId, at);
+    },
+    delete(userId) {
+      pool.delete(userId);
+      since.delete(userId);
+    },
+    take(requester, exclude, random) {
+      const picked = pool.pick(random, [requester, exclude]);
+      if (picked === undefined) return undefined;
+      const at = since.get(picked)!;
+      this.delete(requester);
+      this.delete(picked);
+      return { userId: picked, since: at };
+    },
+  };
+}

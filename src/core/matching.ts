@@ -1,0 +1,77 @@
+/**
+ * Random matching: the availability pool, `request_random_peer` and the per-requester match limit.
+ * The partner is drawn uniformly from the pool (never the requester or `currentPeerId`); both leave
+ * the pool; the requester is told `impolite`, the partner `polite`. Only a match made costs a
+ * token of `MATCHES_PER_MINUTE`: asking while nobody is available is free.
+ */
+import type { Envelopes } from './envelope.ts';
+import type { Metrics } from './metrics.ts';
+import type { RefusalCode } from './protocol.ts';
+import { createTokenBucket, hasToken, takeToken, type RateLimit } from './rate-limit.ts';
+import type { MatchPool, MaybePromise, UserDirectory } from './seams.ts';
+import type { ConnId, Session } from './session.ts';
+
+const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
+
+export interface MatchingDeps {
+  readonly pool: MatchPool;
+  readonly users: UserDirectory;
+  readonly envelopes: Envelopes;
+  readonly metrics: Metrics;
+  /** `MATCHES_PER_MINUTE` as a bucket; undefined: no limit. */
+  readonly limit: RateLimit | undefined;
+  now(): number;
+  random(): number;
+  send(conn: ConnId, text: string): void;
+  refuse(session: Session, code: RefusalCode, error: string): void;
+  touch(session: Session): void;
+  endPairOf(session: Session, reason: string): void;
+  /** Continues with a seam's answer, now or when it comes. */
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+}
+
+export interface Matching {
+  setAvailable(session: Session, available: boolean): void;
+  request(session: Session, currentPeerId: string | undefined, messageId: string | undefined): void;
+}
+
+export function createMatching(deps: MatchingDeps): Matching {
+  const { pool, users, envelopes, metrics, limit } = deps;
+
+  function paired(session: Session, partner: { userId: string; since: number }, messageId: string | undefined) {
+    session.partner = partner.userId;
+    deps.touch(session);
+    if (limit) takeToken((session.matchBucket ??= createTokenBucket(limit, deps.now())), limit, deps.now());
+    metrics.inc('aleatoria_matches_total');
+    metrics.observeMatch(Math.max(0, deps.now() - partner.since) / 1000);
+    deps.send(session.conn, envelopes.system('assign_role', session.userId, { role: 'impolite', peerId: partner.userId }, messageId));
+    deps.later(users.deliver(partner.userId, envelopes.system('assign_role', partner.userId, { role: 'polite', peerId: session.userId })), () => {});
+  }
+
+  return {
+    setAvailable(session, available) {
+      if (available) pool.add(session.userId, deps.now());
+      else pool.delete(session.userId);
+      deps.touch(session);
+    },
+    request(session, currentPeerId, messageId) {
+      if (limit && session.matchBucket && !hasToken(session.matchBucket, limit, deps.now())) {
+        deps.refuse(session, 'rate_limited', 'Too many new strangers in a minute. Wait a moment.');
+        return;
+      }
+      deps.later(pool.take(session.userId, currentPeerId, deps.random), (partner) => {
+        if (!partner) {
+          deps.send(session.conn, envelopes.system('no_peer_available', session.userId, { message: NO_PEER_MESSAGE }, messageId));
+          return;
+        }
+        deps.touch(session);
+        // A user is in one pair at most: whoever the requester was paired with learns it is over.
+        if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
+        deps.later(users.pair(partner.userId, session.userId), (found) => {
+          if (found) paired(session, partner, messageId);
+          else deps.send(session.conn, envelopes.system('no_peer_available', session.userId, { message: NO_PEER_MESSAGE }, messageId));
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * One connected user as the hub keeps it: identity, rooms, partner and rate buckets. Small and
+ * serializable ({@link SessionState}), so a Durable Object can keep it with the socket.
+ */
+import * as v from 'valibot';
+import { ReconnectToken, RoomName, UserId } from './protocol.ts';
+import type { TokenBucket } from './rate-limit.ts';
+
+/** An adapter's handle for one socket; opaque to the hub. */
+export type ConnId = string;
+
+/** What the hub remembers of one user: small, and serializable as it is. */
+export const SessionState = v.object({
+  userId: UserId,
+  token: v.optional(ReconnectToken),
+  rooms: v.pipe(v.array(RoomName), v.maxLength(10_000)),
+  available: v.boolean(),
+  partner: v.optional(UserId),
+});
+export type SessionState = v.InferOutput<typeof SessionState>;
+
+/** A user connected to this process. */
+export interface Session {
+  /** The socket now serving the user (a takeover moves the session to a new one). */
+  conn: ConnId;
+  readonly userId: string;
+  readonly token: string | undefined;
+  readonly rooms: Set<string>;
+  /** Who the user is in a call with, as far as this session knows. */
+  partner: string | undefined;
+  /** The per-connection frame budget (`RATE_LIMIT_*`). */
+  readonly bucket: TokenBucket;
+  /** Matches made for this user as requester (`MATCHES_PER_MINUTE`); created on the first one. */
+  matchBucket: TokenBucket | undefined;
+}
+
+/** This process's sessions, by userId and by connection. */
+export interface Sessions {
+  readonly byUser: Map<string, Session>;
+  readonly byConn: Map<ConnId, Session>;
+}
+
+/** The session's durable state; `available` is the pool's to say. */
+export function stateOf(session: Session, available: boolean): SessionState {
+  return {
+    userId: session.userId,
+    ...(session.token === undefined ? {} : { token: session.token }),
+    rooms: [...session.rooms],
+    available,
+    ...(session.partner === undefined ? {} : { partner: session.partner }),
+  };
+}
