@@ -44,7 +44,6 @@ const LABELS: Partial<Record<CounterName, string>> = {
   aleatoria_messages_out_total: 'type',
   aleatoria_errors_total: 'code',
   aleatoria_closes_total: 'reason',
-  aleatoria_state_failures_total: 'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
   aleatoria_takeover_probes_total: 'outcome',
 };
 
