@@ -1,14 +1,17 @@
 /**
- * Binds the hub to a runtime's sockets: gives each socket a connection id, routes frames in and
- * text out, and closes a socket whose outbound buffer passes `SEND_QUEUE_MAX_BYTES` so that nobody
- * else ever waits for a slow reader. Node and Deno hand it their native sockets once Hono's
- * `upgradeWebSocket` has done the upgrade (see `upgrade`).
+ * The connection layer of every runtime: binds the hub to sockets. It gives each socket a
+ * connection id, admits upgrades (per-IP cap, takeover probe), routes frames in (size cap, errors
+ * isolated) and text out, closes quietly, and closes a socket whose outbound buffer passes
+ * `SEND_QUEUE_MAX_BYTES` so that nobody else ever waits for a slow reader. Node and Deno keep
+ * their sockets in memory; the Durable Object also persists each session with its socket
+ * (`persist`) and rebuilds the layer from them when it wakes (`restore`).
  */
 import type { Context, Next } from 'hono';
 import type { UpgradeWebSocket, WSEvents } from 'hono/ws';
 import type { ConnectRequest } from './app.ts';
 import type { Config } from './core/config.ts';
-import { CloseCode, createHub, hubOptionsFrom, type ConnId, type Hub } from './core/hub.ts';
+import { frameTooBig } from './core/frame.ts';
+import { CloseCode, createHub, hubOptionsFrom, type ConnId, type Hub, type SessionState } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
 import type { Logger } from './core/log.ts';
 
@@ -35,6 +38,12 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
    * or by calling `onLife`. Omit where it never can.
    */
   ping?: (ws: S, onLife: () => void) => boolean;
+  /** A fresh connection id; default: a counter (ids must outlive the process where sockets do). */
+  newConnId?: () => ConnId;
+  /** Stores a session's changed state with its socket (the Durable Object's attachments). */
+  persist?: (ws: S, conn: ConnId, ip: string | undefined, state: SessionState) => void;
+  /** The server is closing `ws`: whatever the runtime keeps of its session must go with it. */
+  onDrop?: (ws: S) => void;
   log: Logger;
 }
 
@@ -44,6 +53,10 @@ export interface SocketBridge<S extends BridgeSocket> {
   readonly size: number;
   /** A socket finished its upgrade: registers it with the hub; the link names it from then on. */
   open(request: ConnectRequest, ws: S): Link;
+  /** Re-registers a socket that outlived the process's memory (wake); undefined if its state is bad. */
+  restore(ws: S, conn: ConnId, ip: string | undefined, state: unknown): Link | undefined;
+  /** One frame, text or binary, on a runtime that delivers frames over `MAX_MESSAGE_BYTES` (1009). */
+  frame(link: Link, data: string | ArrayBuffer): void;
   /** One text frame arrived. */
   text(link: Link, data: string): void;
   /** A pong arrived. */
@@ -100,6 +113,7 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
     const entry = sockets.get(conn);
     if (!entry || entry.dropped) return;
     entry.dropped = true;
+    options.onDrop?.(entry.ws);
     try {
       entry.ws.close(code, reason);
     } catch {
@@ -145,9 +159,22 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
             return entry !== undefined && !entry.dropped && options.ping!(entry.ws, () => hub.heard(conn));
           }
         : undefined,
+      persist: options.persist
+        ? (conn, state) => {
+            const entry = sockets.get(conn);
+            if (entry && !entry.dropped) options.persist!(entry.ws, conn, entry.ip, state);
+          }
+        : undefined,
     },
     hubOptionsFrom(config),
   );
+
+  function add(conn: ConnId, ws: S, ip: string | undefined): Entry<S> {
+    live++;
+    const entry = new Entry(conn, ws, perIp.add(ip));
+    sockets.set(conn, entry);
+    return entry;
+  }
 
   /** A bug must cost one frame, not the process; the stack stays in the server log. */
   function handlerFailed(conn: ConnId, error: unknown) {
@@ -160,14 +187,20 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
       return live;
     },
     open(request, ws) {
-      const conn: ConnId = `c${(nextConn = (nextConn + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
-      live++;
-      const entry = new Entry(conn, ws, perIp.add(request.ip));
-      sockets.set(conn, entry);
+      const conn: ConnId = options.newConnId?.() ?? `c${(nextConn = (nextConn + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+      const entry = add(conn, ws, request.ip);
       const result = hub.open(conn, request);
       if (!result.accepted) log.info('connection_refused', { conn, userId: request.userId, code: result.code });
       else log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
       return entry;
+    },
+    restore(ws, conn, ip, state) {
+      return hub.restore(conn, state) ? add(conn, ws, ip) : undefined;
+    },
+    frame(link, data) {
+      if (frameTooBig(data, config.maxMessageBytes)) bridge.tooBig(link);
+      else if (typeof data === 'string') bridge.text(link, data);
+      else bridge.binary(link);
     },
     text({ conn }, data) {
       try {

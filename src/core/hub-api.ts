@@ -86,6 +86,8 @@ export interface Hub {
    * rejects. Newcomers racing for one userId share one probe.
    */
   prepare(request: OpenRequest): Promise<void> | undefined;
+  /** Whether `open` would accept `request` now (after `prepare`): a runtime may accept sockets it keeps differently. */
+  accepts(request: OpenRequest): boolean;
   /** Registers a freshly upgraded socket. A refused one has already been sent `error` and closed. */
   open(conn: ConnId, request: OpenRequest): OpenResult;
   /** The socket answered a ping (any frame counts too, through `message`/`binary`). */

@@ -264,6 +264,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
 
   return {
     prepare: identity.prepare,
+    accepts: identity.accepts,
     heard(conn) {
       const session = byConn.get(conn);
       if (session) identity.signOfLife(session);

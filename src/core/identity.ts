@@ -48,6 +48,8 @@ export interface IdentityDeps {
 
 export interface Identity {
   prepare(request: OpenRequest): Promise<void> | undefined;
+  /** Whether `open` would accept `request` now. */
+  accepts(request: OpenRequest): boolean;
   open(conn: ConnId, request: OpenRequest): OpenResult;
   /** A frame or a pong from `session`'s socket. */
   signOfLife(session: Session): void;
@@ -96,10 +98,16 @@ export function createIdentity(deps: IdentityDeps): Identity {
     return settled;
   }
 
+  const takesOver = (existing: Session, request: OpenRequest) => existing.token !== undefined && existing.token === request.token;
+
   return {
+    accepts(request) {
+      const existing = byUser.get(request.userId);
+      return !existing || takesOver(existing, request);
+    },
     prepare(request) {
       const existing = byUser.get(request.userId);
-      if (!existing || deps.probeMs === 0 || (existing.token !== undefined && existing.token === request.token)) return undefined;
+      if (!existing || deps.probeMs === 0 || takesOver(existing, request)) return undefined;
       const probe = probes.get(request.userId);
       return probe?.session === existing ? probe.settled : startProbe(existing);
     },
@@ -110,7 +118,7 @@ export function createIdentity(deps: IdentityDeps): Identity {
         deps.touch(deps.register(conn, { userId: request.userId, token: request.token, rooms: [room], available: false }));
         return { accepted: true };
       }
-      if (existing.token !== undefined && existing.token === request.token) {
+      if (takesOver(existing, request)) {
         // Takeover: the same client reconnecting before its old socket timed out keeps its
         // rooms, availability and call; the old socket is told why it is being dropped.
         const replaced = existing.conn;

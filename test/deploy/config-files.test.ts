@@ -44,10 +44,13 @@ describe('wrangler.toml', () => {
 
   it('points at the Cloudflare adapter, whose Durable Object class it binds and migrates', () => {
     expect(wrangler.main).toBe('src/adapters/cloudflare.ts');
-    const adapter = read(wrangler.main);
     const [binding] = wrangler.durable_objects.bindings;
     expect(binding.name).toBe('HUB');
-    expect(adapter).toMatch(new RegExp(`export class ${binding.class_name} extends DurableObject`));
+    // The entry exports the class, declared there or in the module it re-exports it from.
+    const entry = read(wrangler.main);
+    const from = new RegExp(`export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`).exec(entry)?.[1];
+    const declaring = from === undefined ? entry : read(`src/adapters/${from}`);
+    expect(declaring).toMatch(new RegExp(`export class ${binding.class_name} extends DurableObject`));
     expect(wrangler.migrations.flatMap((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes ?? [])).toContain(binding.class_name);
   });
 
