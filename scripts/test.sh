@@ -26,6 +26,9 @@ chromium --version 2>/dev/null | tail -n 1
 step "typecheck (Node, Workers, Deno)"
 npm run --silent typecheck || status=1
 
+step "lint + format check (biome ci, no writes)"
+node_modules/.bin/biome ci . || status=1
+
 step "wrangler deploy --dry-run"
 node_modules/.bin/wrangler deploy --dry-run --outdir test-results/worker-build > test-results/wrangler-build.log 2>&1 \
   && tail -n 3 test-results/wrangler-build.log || { cat test-results/wrangler-build.log; status=1; }
