@@ -2,7 +2,7 @@
  * Load generator, run in its own process (pinned to its own core by bench/run.ts), loopback only.
  * One scenario per process, chosen by --kind (each lives in bench/scenarios/):
  *   idle               hold N sockets until stdin closes          --sockets N
- *   relay | chat       closed-loop DMs, W in flight per pair       --pairs P --window W --ms D
+ *   relay | relay-flat | chat  closed-loop DMs, W in flight per pair --pairs P --window W --ms D
  *   rate               DMs at a fixed offered rate (open loop)     --pairs P --rate R --ms D
  *   room               R rooms x S members at a fixed offered rate --rooms R --members S --rate M --ms D
  *   match              N clients cycling available/request/hangup  --clients N --hold H --ms D
@@ -20,6 +20,7 @@ import { room } from './scenarios/room.ts';
 const SCENARIOS: Record<string, () => Promise<object>> = {
   idle,
   relay: () => dm('relay'),
+  'relay-flat': () => dm('relay-flat'),
   chat: () => dm('chat'),
   rate,
   room,

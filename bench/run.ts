@@ -88,8 +88,14 @@ const ms = ['--ms', String(sizes.durationMs)];
 const SCENARIOS: Scenario[] = [
   {
     key: 'relay',
-    title: `DM relay (webrtc_candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
+    title: `DM relay (webrtc_candidate, init nested in payload.candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
     args: () => ['--kind', 'relay', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
+  },
+  {
+    key: 'relay-flat',
+    title: `DM relay (webrtc_candidate, payload: e.candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
+    args: () => ['--kind', 'relay-flat', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
     metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
   },
   {
