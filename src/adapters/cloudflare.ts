@@ -8,9 +8,10 @@
 import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
 import { ConfigError } from '../core/config.ts';
-import { CONNECT_HEADER, configFor, type Env, HUB_NAME, logFor } from './cloudflare-object.ts';
+import { CONNECT_HEADER, configFor, type Env, HUB_NAME, logFor } from './cloudflare-env.ts';
 
-export { HubObject, type Env } from './cloudflare-object.ts';
+export type { Env } from './cloudflare-env.ts';
+export { HubObject } from './cloudflare-object.ts';
 
 const apps = new WeakMap<object, Hono>();
 function appFor(env: Env): Hono {
