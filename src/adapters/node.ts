@@ -10,10 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp, type ConnectRequest } from '../app.ts';
-import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import type { Config } from '../core/config.ts';
 import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
-import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
+import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+import { LINK, SILENT_SWEEPS, startHeartbeat, track, type Adopted } from './node-heartbeat.ts';
+import { runServer } from './run.ts';
 
 export interface NodeServerOptions {
   config: Config;
@@ -83,10 +85,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
    * helper has attached its listeners (right after `onOpen` returns), they are taken off again.
    */
   function adopt(raw: WebSocket, request: ConnectRequest) {
-    const ws = raw as Adopted;
-    ws[SILENT_SWEEPS] = 0;
-    ws[SWEEPS_SINCE_PING] = 0;
-    ws[LINK] = bridge.open(request, ws);
+    const ws = track(raw, bridge.open(request, raw));
     ws.on('message', onMessage);
     ws.on('pong', onPong);
     ws.on('error', onError);
@@ -135,79 +134,16 @@ function shedLaterListeners(ws: WebSocket) {
   });
 }
 
-const LINK = Symbol('aleatoria.link');
-const SILENT_SWEEPS = Symbol('aleatoria.silentSweeps');
-const SWEEPS_SINCE_PING = Symbol('aleatoria.sweepsSincePing');
-
-/** A socket bound to the bridge: its link, and its heartbeat counters (in sweeps, small integers). */
-interface Adopted extends WebSocket {
-  [LINK]: Link;
-  [SILENT_SWEEPS]: number;
-  [SWEEPS_SINCE_PING]: number;
-}
-
-/**
- * One sweep timer for all sockets instead of a timer each: pings a socket every `pingIntervalMs`
- * and terminates it once nothing (pong or frame) has arrived for `pongTimeoutMs`. Time is counted
- * in sweeps, at an eighth of the shorter period, so a frame costs no clock read and both periods
- * are honoured to within a sweep.
- */
-function startHeartbeat(wss: WebSocketServer, config: Config) {
-  const sweepMs = Math.max(5, Math.floor(Math.min(config.pingIntervalMs, config.pongTimeoutMs) / 8));
-  const pingEvery = Math.max(1, Math.round(config.pingIntervalMs / sweepMs));
-  const silentLimit = Math.max(1, Math.round(config.pongTimeoutMs / sweepMs));
-  const timer = setInterval(() => {
-    for (const client of wss.clients) {
-      const ws = client as Adopted;
-      if (ws[LINK] === undefined) continue;
-      if (++ws[SILENT_SWEEPS] >= silentLimit) {
-        ws.terminate();
-      } else if (++ws[SWEEPS_SINCE_PING] >= pingEvery && ws.readyState === ws.OPEN) {
-        ws[SWEEPS_SINCE_PING] = 0;
-        ws.ping();
-      }
-    }
-  }, sweepMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
-}
-
-async function main() {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // A log collector that goes away (EPIPE) must not take the server and every call with it.
   process.stdout.on('error', () => {});
-  let config: Config;
-  try {
-    config = parseConfig(process.env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`aleatoria: ${error.message}\n`);
-    process.exit(1);
-  }
-  const log = createLogger(config.logLevel, (line) => process.stdout.write(`${line}\n`));
-  const server = await startNodeServer({ config, log });
-  // The Go server's start-up line, kept verbatim for scripts that wait for it.
-  process.stdout.write(`HTTP server started on :${server.port}\n`);
-  log.info('server_started', { runtime: 'node', host: config.host, port: server.port });
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutdown_started', { signal, sockets: server.bridge.size });
-    // The drain ends on its own deadline; this is the backstop should anything hang past it.
-    setTimeout(() => process.exit(0), config.shutdownTimeoutMs + 1000).unref();
-    void server.shutdown().then(() => {
-      log.info('shutdown_complete', {});
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error) => {
-    process.stderr.write(`aleatoria: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+  void runServer({
+    name: 'node',
+    env: process.env,
+    writeLine: (line) => process.stdout.write(`${line}\n`),
+    errorLine: (line) => process.stderr.write(`${line}\n`),
+    exit: (code) => process.exit(code),
+    onSignal: (signal, listener) => process.on(signal, listener),
+    start: (config, log) => startNodeServer({ config, log }),
   });
 }
