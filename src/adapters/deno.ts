@@ -1,17 +1,16 @@
 /**
- * Deno adapter (`npm run start:deno`, or `deno task start` with a native Deno): `Deno.serve` with
- * Hono's Deno `upgradeWebSocket`, the same app and core as Node. What Deno lacks, it adds: the
- * frame-size cap (checked on arrival, close 1009) and the SIGTERM/SIGINT drain. The heartbeat is
- * Deno's own `idleTimeout` (its WebSocket has no ping API).
+ * Deno adapter (`npm run start:deno`, or `deno task start` with a native Deno): `Deno.serve` and
+ * `Deno.upgradeWebSocket`, the same app and core as Node. What Deno lacks, it adds: the frame-size
+ * cap (checked on arrival, close 1009) and the drain. The heartbeat is Deno's own `idleTimeout`
+ * (its WebSocket has no ping API; `deno-ping.ts` reaches the runtime's for the takeover probe).
  */
-import { upgradeWebSocket } from 'hono/deno';
-import { createApp, type ConnectRequest } from '../app.ts';
-import { frameTooBig } from '../core/frame.ts';
-import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import { createApp } from '../app.ts';
+import type { Config } from '../core/config.ts';
 import { CloseCode } from '../core/hub.ts';
-import { createLogger, type Logger } from '../core/log.ts';
-import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+import type { Logger } from '../core/log.ts';
+import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
 import { createDenoPing, type DenoPing } from './deno-ping.ts';
+import { runServer } from './run.ts';
 
 export interface DenoServer {
   readonly port: number;
@@ -29,6 +28,13 @@ function idleTimeoutSeconds(config: Config): number {
   return Math.min(config.pongTimeoutMs, 2 * config.pingIntervalMs) / 1000;
 }
 
+const LINK = Symbol('aleatoria.link');
+
+/** A socket as the adapter keeps it: its bridge link, from its `open` event on. */
+interface Bound extends WebSocket {
+  [LINK]?: Link;
+}
+
 export function startDenoServer(config: Config, log: Logger): DenoServer {
   let accepting = true;
   let denoPing: DenoPing | undefined | null = null;
@@ -38,7 +44,10 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
     ping(ws, onLife) {
       if (denoPing === null) {
         denoPing = createDenoPing(ws);
-        if (!denoPing) log.warn('deno_ping_unavailable', { reason: 'Deno internals changed: takeover probes count old sockets as alive' });
+        if (!denoPing) {
+          const reason = 'Deno internals changed: takeover probes count old sockets as alive';
+          log.warn('deno_ping_unavailable', { reason });
+        }
       }
       denoPing?.(ws, onLife);
       return denoPing !== undefined;
@@ -46,33 +55,44 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
     log,
   });
 
-  /**
-   * Binds an upgraded socket to the bridge directly: Hono's helper sets the socket's handlers to
-   * closures that keep the request's Context for the socket's whole life; replacing them lets it go.
-   */
-  function adopt(ws: WebSocket, request: ConnectRequest) {
-    const link = bridge.open(request, ws);
-    ws.onmessage = (event) => {
-      if (frameTooBig(event.data, config.maxMessageBytes)) bridge.tooBig(link);
-      else if (typeof event.data === 'string') bridge.text(link, event.data);
-      else bridge.binary(link);
-    };
-    ws.onclose = (event) => bridge.closed(link, event.code);
-    ws.onerror = null;
-    ws.onopen = null;
+  // One set of listeners for every socket (each finds its socket as `this`): nothing per socket
+  // but its link. Deno sends nothing before the 101 is out, so the link is opened on `open`.
+  function onMessage(this: Bound, event: MessageEvent<string | ArrayBuffer>) {
+    // Deno has no frame cap of its own: the bridge closes an oversized frame with 1009.
+    bridge.frame(this[LINK]!, event.data);
+  }
+  function onClose(this: Bound, event: CloseEvent) {
+    // A socket that never opened has no link, and the bridge never knew it.
+    if (this[LINK]) bridge.closed(this[LINK], event.code);
   }
 
   const app = createApp({
     config,
     log,
-    upgrade: bridge.upgrade(upgradeWebSocket, { idleTimeout: idleTimeoutSeconds(config) }, (request) => ({
-      onOpen: (_event, ctx) => adopt(ctx.raw as WebSocket, request),
-    })),
-    remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
+    async upgrade(c, request) {
+      const refusal = await bridge.admit(request);
+      if (refusal) return c.text(refusal.body, refusal.status);
+      // Deno splits the offered list on ", " only: `request.protocol` is the first entry as Node
+      // and Hono's helper read it (split on ","), so a list without spaces fails as it did there.
+      const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
+        idleTimeout: idleTimeoutSeconds(config),
+        protocol: request.protocol,
+      });
+      const ws = socket as Bound;
+      ws.addEventListener('open', () => (ws[LINK] = bridge.open(request, ws)), { once: true });
+      ws.addEventListener('message', onMessage);
+      ws.addEventListener('close', onClose, { once: true });
+      return response;
+    },
+    remoteAddress: (c) =>
+      (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
   });
-  const server = Deno.serve({ port: config.port, hostname: config.host, onListen: () => {} }, (request, info) => app.fetch(request, info));
+  const server = Deno.serve(
+    { port: config.port, hostname: config.host, onListen: () => {} },
+    (request, info) => app.fetch(request, info),
+  );
 
   return {
     port: (server.addr as Deno.NetAddr).port,
@@ -82,37 +102,22 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
       bridge.closeAll(CloseCode.serviceRestart, 'service restart');
       const deadline = Date.now() + config.shutdownTimeoutMs;
       while (bridge.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      await Promise.race([
+        server.shutdown(),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ]);
     },
   };
 }
 
-async function main() {
-  let config: Config;
-  try {
-    config = parseConfig(Deno.env.toObject());
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(`aleatoria: ${error.message}`);
-    Deno.exit(1);
-  }
-  const log = createLogger(config.logLevel, (line) => console.log(line));
-  const server = startDenoServer(config, log);
-  console.log(`HTTP server started on :${server.port}`);
-  log.info('server_started', { runtime: 'deno', host: config.host, port: server.port });
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutdown_started', { signal, sockets: server.bridge.size });
-    void server.shutdown().then(() => {
-      log.info('shutdown_complete', {});
-      Deno.exit(0);
-    });
-  };
-  Deno.addSignalListener('SIGTERM', () => stop('SIGTERM'));
-  Deno.addSignalListener('SIGINT', () => stop('SIGINT'));
+if (import.meta.main) {
+  await runServer({
+    name: 'deno',
+    env: Deno.env.toObject(),
+    writeLine: (line) => console.log(line),
+    errorLine: (line) => console.error(line),
+    exit: (code) => Deno.exit(code),
+    onSignal: (signal, listener) => Deno.addSignalListener(signal, listener),
+    start: startDenoServer,
+  });
 }
-
-if (import.meta.main) await main();
