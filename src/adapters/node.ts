@@ -81,7 +81,7 @@ export async function startNodeServer({ config, log = createLogger(config.logLev
   /**
    * Binds an upgraded socket to the bridge directly. Hono's helper keeps, per socket, closures
    * that hold the request's Context, Request and IncomingMessage for the socket's whole life, and
-   * builds a MessageEvent and a copy of every frame (measured: README, Performance). Once the
+   * builds a MessageEvent and a copy of every frame (measured: bench/README.md). Once the
    * helper has attached its listeners (right after `onOpen` returns), they are taken off again.
    */
   function adopt(raw: WebSocket, request: ConnectRequest) {

@@ -1,6 +1,6 @@
 /**
- * The wire protocol of record (`shared/spec/aleatoria-go-server.md`), defined once as valibot
- * schemas. Client frames are parsed with {@link ClientMessage}; everything the server sends is
+ * The wire protocol (`docs/protocol.md`: the original Go server's, with our decisions where it is
+ * silent), defined once as valibot schemas. Client frames are parsed with {@link ClientMessage}; everything the server sends is
  * typed by {@link ServerMessage}. Every string is bounded here, so the hub never sees an
  * unbounded value.
  */
