@@ -9,34 +9,42 @@
  * - `inbound.ts`: a text frame to a checked client message
  * - `envelope.ts`: every frame the server writes
  * - `matching.ts`: the pool, `request_random_peer`, the match limit
+ * - `dispatch.ts`: what each client message does
  * - `local-state.ts`: the in-memory users, rooms and pool
  */
 import * as v from 'valibot';
 import type { Hub, HubDeps, HubOptions, HubSeams, HubStats } from './hub-api.ts';
-import { createEnvelopes, senderCopy } from './envelope.ts';
+import { createDispatch } from './dispatch.ts';
+import { createEnvelopes } from './envelope.ts';
 import { CloseCode, createIdentity } from './identity.ts';
 import { parseClientFrame } from './inbound.ts';
 import { createLocalPool, createLocalRooms, createLocalUsers } from './local-state.ts';
 import { createMatching } from './matching.ts';
 import { createMetrics } from './metrics.ts';
-import type { ClientMessage, RefusalCode, ResponseErrorCode } from './protocol.ts';
+import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
 import { createTokenBucket, takeToken } from './rate-limit.ts';
 import { type MaybePromise, whenReady } from './seams.ts';
 import { type ConnId, type Session, SessionState, type Sessions, stateOf } from './session.ts';
-import { iceServersFor, type TurnOptions } from './turn.ts';
 
 export { CloseCode, type OpenRequest, type OpenResult } from './identity.ts';
 export { type ConnId, SessionState } from './session.ts';
-export { type Hub, type HubDeps, type HubOptions, type HubSeams, type HubStats, hubOptionsFrom } from './hub-api.ts';
-
-const NO_TURN: TurnOptions = { secret: undefined, turnUrls: [], stunUrls: [], ttlSeconds: 0, staticServers: [] };
+export {
+  type Hub,
+  type HubDeps,
+  type HubOptions,
+  type HubSeams,
+  type HubStats,
+  hubOptionsFrom,
+} from './hub-api.ts';
 
 export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = {}): Hub {
   const sessions: Sessions = { byUser: new Map(), byConn: new Map() };
   const { byUser, byConn } = sessions;
   const dirty = new Set<Session>();
   // Sessions whose durable state changed in this operation, for `persist`; nothing to track without it.
-  const touch: (session: Session) => void = deps.persist ? (session) => void dirty.add(session) : () => {};
+  const touch: (session: Session) => void = deps.persist
+    ? (session) => void dirty.add(session)
+    : () => {};
   const metrics = createMetrics();
   const envelopes = createEnvelopes(deps.now);
   // Every message to one recipient goes out through here (room broadcasts count themselves once).
@@ -48,26 +56,49 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
   /** Continues with a seam's answer; an answer that comes later persists what it changed. */
   const later = <T>(value: MaybePromise<T>, fn: (value: T) => void) => {
     if (!(value instanceof Promise)) return fn(value);
-    whenReady(value, (result) => (fn(result), flush()), () => metrics.inc('aleatoria_state_failures_total'));
+    whenReady(
+      value,
+      (result) => {
+        fn(result);
+        flush();
+      },
+      () => metrics.inc('aleatoria_state_failures_total'),
+    );
   };
 
   const pool = seams.pool ? seams.pool(createLocalPool()) : createLocalPool();
-  const rooms = seams.rooms ? seams.rooms(createLocalRooms(deps.send)) : createLocalRooms(deps.send);
-  const localUsers = createLocalUsers({ sessions, envelopes, send, touch, endPairOf: (session, reason) => endPairOf(session, reason) });
+  const rooms = seams.rooms
+    ? seams.rooms(createLocalRooms(deps.send))
+    : createLocalRooms(deps.send);
+  const localUsers = createLocalUsers({
+    sessions,
+    envelopes,
+    send,
+    touch,
+    endPairOf: (session, reason) => endPairOf(session, reason),
+  });
   const users = seams.users ? seams.users(localUsers) : localUsers;
 
   const refuse = (session: Pick<Session, 'conn' | 'userId'>, code: RefusalCode, error: string) => {
     metrics.inc('aleatoria_errors_total', code);
     send(session.conn, envelopes.refusal(session.userId, code, error));
   };
-  const respondError = (session: Session, code: ResponseErrorCode, error: string, details: string) => {
+  const respondError = (
+    session: Session,
+    code: ResponseErrorCode,
+    error: string,
+    details: string,
+  ) => {
     metrics.inc('aleatoria_errors_total', code);
     send(session.conn, envelopes.errorResponse(session.userId, code, error, details));
   };
 
   function flush() {
     if (dirty.size === 0) return;
-    if (deps.persist) for (const session of dirty) if (byConn.get(session.conn) === session) deps.persist(session.conn, stateOf(session, pool.has(session.userId)));
+    if (deps.persist)
+      for (const session of dirty)
+        if (byConn.get(session.conn) === session)
+          deps.persist(session.conn, stateOf(session, pool.has(session.userId)));
     dirty.clear();
   }
 
@@ -89,7 +120,14 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     session.partner = undefined;
     touch(session);
     if (former === undefined) return;
-    later(users.endPair(former, session.userId, reason === undefined ? undefined : envelopes.hangup(session.userId, former, reason)), () => {});
+    later(
+      users.endPair(
+        former,
+        session.userId,
+        reason === undefined ? undefined : envelopes.hangup(session.userId, former, reason),
+      ),
+      () => {},
+    );
   }
 
   const matching = createMatching({
@@ -97,7 +135,10 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     users,
     envelopes,
     metrics,
-    limit: options.matchesPerMinute === undefined ? undefined : { perSecond: options.matchesPerMinute / 60, burst: options.matchesPerMinute },
+    limit:
+      options.matchesPerMinute === undefined
+        ? undefined
+        : { perSecond: options.matchesPerMinute / 60, burst: options.matchesPerMinute },
     now: deps.now,
     random: deps.random,
     send,
@@ -155,64 +196,22 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     flush,
   });
 
-  /** Delivers a user-to-user frame; an unknown recipient gets the sender `error user_not_found`. */
-  function relay(session: Session, toUser: string, text: string, delivered: (text: string) => void) {
-    later(users.deliver(toUser, text), (found) => {
-      if (found) return delivered(text);
-      metrics.inc('aleatoria_relays_to_unknown_total');
-      refuse(session, 'user_not_found', 'That user is not connected.');
-    });
-  }
-
-  function dispatch(session: Session, msg: ClientMessage) {
-    const { conn, userId } = session;
-    const messageId = msg.messageId ?? undefined;
-    switch (msg.type) {
-      case 'chat_message':
-        if (msg.room != null) {
-          if (!session.rooms.has(msg.room)) return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
-          const text = envelopes.roomChat(userId, msg.room, msg.payload, messageId);
-          metrics.inc('aleatoria_messages_out_total', 'chat_message', rooms.broadcast(msg.room, text));
-          return;
-        }
-        return relay(session, msg.toUser!, envelopes.directChat(userId, msg.toUser!, msg.payload, messageId), (text) => send(conn, senderCopy(text)));
-      case 'join_room':
-        if (!session.rooms.has(msg.room)) {
-          if (session.rooms.size >= options.maxRoomsPerConnection) {
-            return refuse(session, 'too_many_rooms', `You are already in ${options.maxRoomsPerConnection} rooms. Leave one first.`);
-          }
-          joinRoom(session, msg.room);
-        }
-        return send(conn, envelopes.system('room_joined', userId, { room: msg.room, action: 'joined' }, messageId, msg.room));
-      case 'leave_room':
-        // Idempotent, as join_room is: the spec answers room_left, and a UI waits for it.
-        if (session.rooms.has(msg.room)) leaveRoom(session, msg.room);
-        return send(conn, envelopes.system('room_left', userId, { room: msg.room, action: 'left' }, messageId, msg.room));
-      case 'get_rooms':
-        return send(conn, envelopes.system('rooms_list', userId, { rooms: [...session.rooms] }, messageId));
-      case 'user_available_webrtc':
-        return matching.setAvailable(session, true);
-      case 'user_unavailable_webrtc':
-        return matching.setAvailable(session, false);
-      case 'request_random_peer':
-        return matching.request(session, msg.payload?.currentPeerId || undefined, messageId);
-      case 'get_ice_servers':
-        void iceServersFor(options.turn ?? NO_TURN, userId, deps.now()).then((reply) => {
-          // Web Crypto is asynchronous: the user may have gone (or reconnected) meanwhile.
-          if (byUser.get(userId) === session) send(session.conn, envelopes.system('ice_servers', userId, reply, messageId));
-        });
-        return;
-      case 'webrtc_offer':
-      case 'webrtc_answer':
-      case 'webrtc_candidate':
-      case 'hangup':
-        return relay(session, msg.toUser, envelopes.relay(msg.type, userId, msg.toUser, msg.payload, messageId), () => {
-          if (msg.type === 'hangup' && session.partner === msg.toUser) endPairOf(session);
-        });
-      default:
-        msg satisfies never;
-    }
-  }
+  const dispatch = createDispatch({
+    options,
+    envelopes,
+    metrics,
+    rooms,
+    users,
+    matching,
+    byUser,
+    now: deps.now,
+    send,
+    refuse,
+    joinRoom,
+    leaveRoom,
+    endPairOf,
+    later,
+  });
 
   function handleText(session: Session, text: string) {
     const inbound = parseClientFrame(text);
@@ -229,7 +228,10 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     const now = deps.now();
     if (takeToken(session.bucket, options.rateLimit, now)) return true;
     const { bucket } = session;
-    if (options.rateLimitCloseAfterMs > 0 && now - bucket.limitedSince >= options.rateLimitCloseAfterMs) {
+    if (
+      options.rateLimitCloseAfterMs > 0 &&
+      now - bucket.limitedSince >= options.rateLimitCloseAfterMs
+    ) {
       metrics.inc('aleatoria_closes_total', 'rate_limited');
       deps.close(session.conn, CloseCode.policyViolation, 'rate limit exceeded');
       remove(session);
@@ -247,7 +249,12 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     let pairs = 0;
     for (const session of byUser.values()) {
       // Each mutual pair once; a half restored after a wake (partner not back yet) is not a pair.
-      if (session.partner !== undefined && session.userId < session.partner && byUser.get(session.partner)?.partner === session.userId) pairs++;
+      if (
+        session.partner !== undefined &&
+        session.userId < session.partner &&
+        byUser.get(session.partner)?.partner === session.userId
+      )
+        pairs++;
     }
     return { connections: byUser.size, rooms: rooms.size, available: pool.size, pairs };
   }
@@ -275,7 +282,15 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       return result;
     },
     message: (conn, text) => frame(conn, (session) => handleText(session, text)),
-    binary: (conn) => frame(conn, (session) => respondError(session, 'binary_not_supported', 'Binary frames are not supported', 'send JSON in text frames')),
+    binary: (conn) =>
+      frame(conn, (session) =>
+        respondError(
+          session,
+          'binary_not_supported',
+          'Binary frames are not supported',
+          'send JSON in text frames',
+        ),
+      ),
     close(conn) {
       const session = byConn.get(conn);
       if (session) remove(session);

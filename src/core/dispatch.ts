@@ -1,0 +1,163 @@
+/**
+ * What each client message does: one `case` per type of `ClientMessage` (TypeScript refuses to
+ * compile until a new type has one). Replies are built by `envelope.ts`; users, rooms and the
+ * pool are reached through the seams, wherever they live.
+ */
+import type { Envelopes } from './envelope.ts';
+import { senderCopy } from './envelope.ts';
+import type { HubOptions } from './hub-api.ts';
+import type { Matching } from './matching.ts';
+import type { Metrics } from './metrics.ts';
+import type { ClientMessage, RefusalCode } from './protocol.ts';
+import type { MaybePromise, RoomRegistry, UserDirectory } from './seams.ts';
+import type { ConnId, Session } from './session.ts';
+import { iceServersFor, type TurnOptions } from './turn.ts';
+
+const NO_TURN: TurnOptions = {
+  secret: undefined,
+  turnUrls: [],
+  stunUrls: [],
+  ttlSeconds: 0,
+  staticServers: [],
+};
+
+export interface DispatchDeps {
+  readonly options: HubOptions;
+  readonly envelopes: Envelopes;
+  readonly metrics: Metrics;
+  readonly rooms: RoomRegistry;
+  readonly users: UserDirectory;
+  readonly matching: Matching;
+  /** This process's sessions by userId. */
+  readonly byUser: ReadonlyMap<string, Session>;
+  now(): number;
+  send(conn: ConnId, text: string): void;
+  refuse(session: Session, code: RefusalCode, error: string): void;
+  joinRoom(session: Session, room: string): void;
+  leaveRoom(session: Session, room: string): void;
+  endPairOf(session: Session, reason?: string): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+}
+
+export function createDispatch(deps: DispatchDeps): (session: Session, msg: ClientMessage) => void {
+  const {
+    options,
+    envelopes,
+    metrics,
+    rooms,
+    users,
+    matching,
+    byUser,
+    send,
+    refuse,
+    joinRoom,
+    leaveRoom,
+    endPairOf,
+    later,
+  } = deps;
+
+  /** Delivers a user-to-user frame; an unknown recipient gets the sender `error user_not_found`. */
+  function relay(
+    session: Session,
+    toUser: string,
+    text: string,
+    delivered: (text: string) => void,
+  ) {
+    later(users.deliver(toUser, text), (found) => {
+      if (found) return delivered(text);
+      metrics.inc('aleatoria_relays_to_unknown_total');
+      refuse(session, 'user_not_found', 'That user is not connected.');
+    });
+  }
+
+  return function dispatch(session: Session, msg: ClientMessage) {
+    const { conn, userId } = session;
+    const messageId = msg.messageId ?? undefined;
+    switch (msg.type) {
+      case 'chat_message':
+        if (msg.room != null) {
+          if (!session.rooms.has(msg.room))
+            return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+          const text = envelopes.roomChat(userId, msg.room, msg.payload, messageId);
+          metrics.inc(
+            'aleatoria_messages_out_total',
+            'chat_message',
+            rooms.broadcast(msg.room, text),
+          );
+          return;
+        }
+        return relay(
+          session,
+          msg.toUser!,
+          envelopes.directChat(userId, msg.toUser!, msg.payload, messageId),
+          (text) => send(conn, senderCopy(text)),
+        );
+      case 'join_room':
+        if (!session.rooms.has(msg.room)) {
+          if (session.rooms.size >= options.maxRoomsPerConnection) {
+            return refuse(
+              session,
+              'too_many_rooms',
+              `You are already in ${options.maxRoomsPerConnection} rooms. Leave one first.`,
+            );
+          }
+          joinRoom(session, msg.room);
+        }
+        return send(
+          conn,
+          envelopes.system(
+            'room_joined',
+            userId,
+            { room: msg.room, action: 'joined' },
+            messageId,
+            msg.room,
+          ),
+        );
+      case 'leave_room':
+        // Idempotent, as join_room is: the spec answers room_left, and a UI waits for it.
+        if (session.rooms.has(msg.room)) leaveRoom(session, msg.room);
+        return send(
+          conn,
+          envelopes.system(
+            'room_left',
+            userId,
+            { room: msg.room, action: 'left' },
+            messageId,
+            msg.room,
+          ),
+        );
+      case 'get_rooms':
+        return send(
+          conn,
+          envelopes.system('rooms_list', userId, { rooms: [...session.rooms] }, messageId),
+        );
+      case 'user_available_webrtc':
+        return matching.setAvailable(session, true);
+      case 'user_unavailable_webrtc':
+        return matching.setAvailable(session, false);
+      case 'request_random_peer':
+        return matching.request(session, msg.payload?.currentPeerId || undefined, messageId);
+      case 'get_ice_servers':
+        void iceServersFor(options.turn ?? NO_TURN, userId, deps.now()).then((reply) => {
+          // Web Crypto is asynchronous: the user may have gone (or reconnected) meanwhile.
+          if (byUser.get(userId) === session)
+            send(session.conn, envelopes.system('ice_servers', userId, reply, messageId));
+        });
+        return;
+      case 'webrtc_offer':
+      case 'webrtc_answer':
+      case 'webrtc_candidate':
+      case 'hangup':
+        return relay(
+          session,
+          msg.toUser,
+          envelopes.relay(msg.type, userId, msg.toUser, msg.payload, messageId),
+          () => {
+            if (msg.type === 'hangup' && session.partner === msg.toUser) endPairOf(session);
+          },
+        );
+      default:
+        msg satisfies never;
+    }
+  };
+}
