@@ -3,6 +3,8 @@
  * the call) and room chat (the Lobby panel). Built on the SDK in ../client; bundled to /app.js.
  * Server strings only ever reach the page through `textContent`.
  */
+import { appendToLog, chatLine, element } from './dom.ts';
+import { createRoomsPanel } from './rooms.ts';
 import {
   createClient,
   randomToken,
@@ -26,13 +28,6 @@ declare global {
 const SESSION_USER_KEY = 'aleatoria.userId';
 const SESSION_TOKEN_KEY = 'aleatoria.token';
 const MAX_ERRORS = 5;
-const MAX_ROOM_LINES = 200;
-
-function element<T extends HTMLElement>(id: string, type: { new (): T }): T {
-  const found = document.getElementById(id);
-  if (!(found instanceof type)) throw new Error(`#${id} is missing from the page`);
-  return found;
-}
 
 const ui = {
   connectionStatus: element('connection-status', HTMLElement),
@@ -47,15 +42,6 @@ const ui = {
   chatInput: element('chat-input', HTMLInputElement),
   chatSend: element('chat-send', HTMLButtonElement),
   chatLog: element('chat-log', HTMLElement),
-  rooms: element('rooms', HTMLElement),
-  roomForm: element('room-form', HTMLFormElement),
-  roomInput: element('room-input', HTMLInputElement),
-  leaveRoom: element('leave-room', HTMLButtonElement),
-  lobbyTitle: element('lobby-title', HTMLElement),
-  lobbyLog: element('lobby-log', HTMLElement),
-  lobbyForm: element('lobby-form', HTMLFormElement),
-  lobbyInput: element('lobby-input', HTMLInputElement),
-  lobbySend: element('lobby-send', HTMLButtonElement),
 };
 
 // ---- page state ---------------------------------------------------------------------------
@@ -72,12 +58,6 @@ let currentCall: Call | undefined;
 /** The last stranger, so Next does not match the same one again. */
 let skipPeerId: string | undefined;
 let resolvedIceServers: RTCIceServer[] = [];
-
-let joinedRooms: string[] = [];
-let selectedRoom: string | undefined;
-/** A room the user asked to join: selected when the server confirms it. */
-let roomToSelect: string | undefined;
-const roomLines = new Map<string, { from: string; text: string }[]>();
 
 // ---- errors -------------------------------------------------------------------------------
 
@@ -132,7 +112,10 @@ function serverUrl(): string {
 function isIceServer(value: unknown): value is RTCIceServer {
   if (typeof value !== 'object' || value === null) return false;
   const urls = (value as { urls?: unknown }).urls;
-  return typeof urls === 'string' || (Array.isArray(urls) && urls.every((url) => typeof url === 'string'));
+  return (
+    typeof urls === 'string' ||
+    (Array.isArray(urls) && urls.every((url) => typeof url === 'string'))
+  );
 }
 
 async function loadIceServers(): Promise<RTCIceServer[]> {
@@ -176,7 +159,9 @@ client.onStatus((status, detail) => {
     openedBefore = true;
   }
   if (status === 'closed' && detail.fatal) {
-    showError(detail.diagnosis ? DIAGNOSES[detail.diagnosis] : 'The connection to the server was closed.');
+    showError(
+      detail.diagnosis ? DIAGNOSES[detail.diagnosis] : 'The connection to the server was closed.',
+    );
     // Signaling is gone for good; a call without it cannot renegotiate or be hung up properly.
     if (localStream) stop({ notify: false });
   }
@@ -187,14 +172,16 @@ renderConnection(client.status, {});
 function afterOpen(reconnected: boolean): void {
   if (reconnected) {
     // join_room is idempotent, so rejoining rooms the server kept is harmless.
-    for (const room of joinedRooms) client.joinRoom(room);
+    for (const room of rooms.joined()) client.joinRoom(room);
     if (phase === 'searching' || phase === 'waiting') enterPool(skipPeerId);
   }
   client.getRooms();
 }
 
 client.on('error', (message) => showError(message.payload.error));
-client.on('error_response', (message) => showError(`${message.payload.error}: ${message.payload.details}`));
+client.on('error_response', (message) =>
+  showError(`${message.payload.error}: ${message.payload.details}`),
+);
 
 // ---- the call panel -----------------------------------------------------------------------
 
@@ -203,7 +190,8 @@ function setCallStatus(text: string): void {
 }
 
 function updateControls(): void {
-  const busy = phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call';
+  const busy =
+    phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call';
   ui.start.disabled = busy;
   ui.next.disabled = !localStream || phase === 'starting';
   ui.stop.disabled = !localStream;
@@ -216,12 +204,14 @@ function mediaErrorText(error: unknown): string {
   const name = error instanceof DOMException ? error.name : '';
   if (name === 'NotAllowedError') return 'Camera and microphone access was denied.';
   if (name === 'NotFoundError') return 'No camera or microphone was found.';
-  if (name === 'NotReadableError') return 'The camera or microphone is in use by another application.';
+  if (name === 'NotReadableError')
+    return 'The camera or microphone is in use by another application.';
   return 'The camera and microphone could not be started.';
 }
 
 async function start(): Promise<void> {
-  if (phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call') return;
+  if (phase === 'starting' || phase === 'searching' || phase === 'waiting' || phase === 'in-call')
+    return;
   const previous = phase;
   phase = 'starting';
   updateControls();
@@ -301,9 +291,11 @@ function onCallEnded(reason: CallEndReason | undefined): void {
   ui.remoteVideo.srcObject = null;
   phase = 'ended';
   // The server took both of us out of the pool when it matched us: stay out until Next or Start.
-  setCallStatus(reason === 'failed'
-    ? 'The connection to the stranger failed. Press Next to meet someone else.'
-    : 'The stranger left. Press Next to meet someone else.');
+  setCallStatus(
+    reason === 'failed'
+      ? 'The connection to the stranger failed. Press Next to meet someone else.'
+      : 'The stranger left. Press Next to meet someone else.',
+  );
   updateControls();
 }
 
@@ -357,26 +349,6 @@ ui.stop.addEventListener('click', () => stop());
 
 // ---- chat inside the call -----------------------------------------------------------------
 
-function chatLine(from: string, label: string, text: string): HTMLElement {
-  const line = document.createElement('p');
-  line.className = 'chat-line';
-  line.dataset.from = from;
-  const who = document.createElement('span');
-  who.className = 'from';
-  who.textContent = label;
-  const body = document.createElement('span');
-  body.className = 'text';
-  body.textContent = text;
-  line.append(who, body);
-  return line;
-}
-
-function appendToLog(log: HTMLElement, line: HTMLElement): void {
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
-  log.append(line);
-  if (atBottom) log.scrollTop = log.scrollHeight;
-}
-
 function clearChat(): void {
   ui.chatLog.replaceChildren();
 }
@@ -395,97 +367,18 @@ function onDirectMessage(message: ServerMessageOf<'chat_message'>): void {
   if (!call) return;
   const content = message.payload.content;
   if (message.incoming === true) {
-    if (message.fromUser === call.peerId) appendToLog(ui.chatLog, chatLine('stranger', 'Stranger', content));
+    if (message.fromUser === call.peerId)
+      appendToLog(ui.chatLog, chatLine('stranger', 'Stranger', content));
   } else if (message.toUser === call.peerId) {
     appendToLog(ui.chatLog, chatLine('me', 'You', content));
   }
 }
 
-// ---- rooms --------------------------------------------------------------------------------
-
-function renderRooms(): void {
-  const items = joinedRooms.map((room) => {
-    const item = document.createElement('li');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'room';
-    button.dataset.room = room;
-    button.textContent = room;
-    button.setAttribute('aria-pressed', String(room === selectedRoom));
-    button.addEventListener('click', () => selectRoom(room));
-    item.append(button);
-    return item;
-  });
-  ui.rooms.replaceChildren(...items);
-}
-
-function roomLine(from: string, text: string): HTMLElement {
-  return chatLine(from, from, text);
-}
-
-function renderLobbyLog(): void {
-  ui.lobbyTitle.textContent = selectedRoom ? `Chat in ${selectedRoom}` : 'Room chat';
-  const lines = selectedRoom ? roomLines.get(selectedRoom) ?? [] : [];
-  ui.lobbyLog.replaceChildren(...lines.map((line) => roomLine(line.from, line.text)));
-  ui.lobbyLog.scrollTop = ui.lobbyLog.scrollHeight;
-  ui.lobbyInput.disabled = !selectedRoom;
-  ui.lobbySend.disabled = !selectedRoom;
-}
-
-function selectRoom(room: string | undefined): void {
-  selectedRoom = room;
-  renderRooms();
-  renderLobbyLog();
-}
-
-function onRoomMessage(room: string, from: string, text: string): void {
-  let lines = roomLines.get(room);
-  if (!lines) roomLines.set(room, (lines = []));
-  lines.push({ from, text });
-  if (lines.length > MAX_ROOM_LINES) lines.splice(0, lines.length - MAX_ROOM_LINES);
-  if (room === selectedRoom) appendToLog(ui.lobbyLog, roomLine(from, text));
-}
-
-client.on('rooms_list', (message) => {
-  joinedRooms = message.payload.rooms;
-  if (roomToSelect && joinedRooms.includes(roomToSelect)) {
-    selectedRoom = roomToSelect;
-    roomToSelect = undefined;
-  }
-  if (!selectedRoom || !joinedRooms.includes(selectedRoom)) selectedRoom = joinedRooms[0];
-  renderRooms();
-  renderLobbyLog();
-});
-client.on('room_joined', () => client.getRooms());
-client.on('room_left', () => client.getRooms());
-
+const rooms = createRoomsPanel(client, showError);
 client.on('chat_message', (message) => {
-  if (message.room !== undefined) onRoomMessage(message.room, message.fromUser ?? '', message.payload.content);
+  if (message.room !== undefined)
+    rooms.onMessage(message.room, message.fromUser ?? '', message.payload.content);
   else onDirectMessage(message);
-});
-
-ui.roomForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const room = ui.roomInput.value.trim();
-  if (!room) return;
-  roomToSelect = room;
-  if (client.joinRoom(room)) ui.roomInput.value = '';
-  else showError('Not connected to the server.');
-});
-
-ui.leaveRoom.addEventListener('click', () => {
-  const room = ui.roomInput.value.trim() || selectedRoom;
-  if (!room) return;
-  if (client.leaveRoom(room)) ui.roomInput.value = '';
-  else showError('Not connected to the server.');
-});
-
-ui.lobbyForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const text = ui.lobbyInput.value.trim();
-  if (!text || !selectedRoom) return;
-  if (client.sendRoomMessage(selectedRoom, text)) ui.lobbyInput.value = '';
-  else showError('Not connected to the server: the message was not sent.');
 });
 
 // ---- start-up -----------------------------------------------------------------------------
@@ -498,5 +391,3 @@ window.__aleatoria = {
 };
 
 updateControls();
-renderRooms();
-renderLobbyLog();

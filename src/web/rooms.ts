@@ -1,0 +1,119 @@
+/**
+ * The demo page's room panel: the rooms this connection is in, the chat of the selected one, and
+ * joining, leaving and writing. Keeps the last lines of each room it has seen.
+ */
+import type { AleatoriaClient } from '../client/index.ts';
+import { appendToLog, chatLine, element } from './dom.ts';
+
+const MAX_ROOM_LINES = 200;
+
+export interface RoomsPanel {
+  /** The rooms the server last listed for this connection. */
+  joined(): string[];
+  onMessage(room: string, from: string, text: string): void;
+}
+
+export function createRoomsPanel(
+  client: AleatoriaClient,
+  showError: (text: string) => void,
+): RoomsPanel {
+  const ui = {
+    rooms: element('rooms', HTMLElement),
+    roomForm: element('room-form', HTMLFormElement),
+    roomInput: element('room-input', HTMLInputElement),
+    leaveRoom: element('leave-room', HTMLButtonElement),
+    lobbyTitle: element('lobby-title', HTMLElement),
+    lobbyLog: element('lobby-log', HTMLElement),
+    lobbyForm: element('lobby-form', HTMLFormElement),
+    lobbyInput: element('lobby-input', HTMLInputElement),
+    lobbySend: element('lobby-send', HTMLButtonElement),
+  };
+  let joinedRooms: string[] = [];
+  let selectedRoom: string | undefined;
+  /** A room the user asked to join: selected when the server confirms it. */
+  let roomToSelect: string | undefined;
+  const roomLines = new Map<string, { from: string; text: string }[]>();
+
+  const roomLine = (from: string, text: string) => chatLine(from, from, text);
+
+  function renderRooms(): void {
+    const items = joinedRooms.map((room) => {
+      const item = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'room';
+      button.dataset.room = room;
+      button.textContent = room;
+      button.setAttribute('aria-pressed', String(room === selectedRoom));
+      button.addEventListener('click', () => selectRoom(room));
+      item.append(button);
+      return item;
+    });
+    ui.rooms.replaceChildren(...items);
+  }
+
+  function renderLobbyLog(): void {
+    ui.lobbyTitle.textContent = selectedRoom ? `Chat in ${selectedRoom}` : 'Room chat';
+    const lines = selectedRoom ? (roomLines.get(selectedRoom) ?? []) : [];
+    ui.lobbyLog.replaceChildren(...lines.map((line) => roomLine(line.from, line.text)));
+    ui.lobbyLog.scrollTop = ui.lobbyLog.scrollHeight;
+    ui.lobbyInput.disabled = !selectedRoom;
+    ui.lobbySend.disabled = !selectedRoom;
+  }
+
+  function selectRoom(room: string | undefined): void {
+    selectedRoom = room;
+    renderRooms();
+    renderLobbyLog();
+  }
+
+  client.on('rooms_list', (message) => {
+    joinedRooms = message.payload.rooms;
+    if (roomToSelect && joinedRooms.includes(roomToSelect)) {
+      selectedRoom = roomToSelect;
+      roomToSelect = undefined;
+    }
+    if (!selectedRoom || !joinedRooms.includes(selectedRoom)) selectedRoom = joinedRooms[0];
+    renderRooms();
+    renderLobbyLog();
+  });
+  client.on('room_joined', () => client.getRooms());
+  client.on('room_left', () => client.getRooms());
+
+  ui.roomForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const room = ui.roomInput.value.trim();
+    if (!room) return;
+    roomToSelect = room;
+    if (client.joinRoom(room)) ui.roomInput.value = '';
+    else showError('Not connected to the server.');
+  });
+
+  ui.leaveRoom.addEventListener('click', () => {
+    const room = ui.roomInput.value.trim() || selectedRoom;
+    if (!room) return;
+    if (client.leaveRoom(room)) ui.roomInput.value = '';
+    else showError('Not connected to the server.');
+  });
+
+  ui.lobbyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = ui.lobbyInput.value.trim();
+    if (!text || !selectedRoom) return;
+    if (client.sendRoomMessage(selectedRoom, text)) ui.lobbyInput.value = '';
+    else showError('Not connected to the server: the message was not sent.');
+  });
+
+  renderRooms();
+  renderLobbyLog();
+  return {
+    joined: () => joinedRooms,
+    onMessage(room, from, text) {
+      let lines = roomLines.get(room);
+      if (!lines) roomLines.set(room, (lines = []));
+      lines.push({ from, text });
+      if (lines.length > MAX_ROOM_LINES) lines.splice(0, lines.length - MAX_ROOM_LINES);
+      if (room === selectedRoom) appendToLog(ui.lobbyLog, roomLine(from, text));
+    },
+  };
+}
