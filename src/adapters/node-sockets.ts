@@ -1,11 +1,14 @@
 /**
- * The Node adapter's protocol heartbeat (Deno's is the runtime's own `idleTimeout`; Workers have the
- * platform's): the per-socket state it reads, kept on the `ws` socket itself as ws's own heartbeat
- * example does, and one sweep timer for every socket.
+ * What the Node adapter keeps on and does to each `ws` socket: its link to the bridge and its
+ * heartbeat counters, kept on the socket itself as ws's own heartbeat example does; one sweep
+ * timer for every socket (Deno's heartbeat is the runtime's own `idleTimeout`; Workers have the
+ * platform's); and shedding the listeners Hono's upgrade helper left on it.
  */
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Config } from '../core/config.ts';
-import type { Link } from '../socket-bridge.ts';
+import type { ConnectRequest } from '../app.ts';
+import type { Logger } from '../core/log.ts';
+import type { Link, SocketBridge } from '../socket-bridge.ts';
 
 export const LINK = Symbol('aleatoria.link');
 export const SILENT_SWEEPS = Symbol('aleatoria.silentSweeps');
@@ -54,4 +57,68 @@ export function startHeartbeat(wss: WebSocketServer, config: Config) {
   }, sweepMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/** The socket events Hono's Node helper listens to for its own dispatch, which `adopt` replaces. */
+const SHED_EVENTS = ['message', 'close', 'error'] as const;
+
+/**
+ * Removes, at the end of the current job, the `SHED_EVENTS` listeners added after this call: the
+ * upgrade helper's. (Its own scope, so that no per-socket closure keeps the snapshot alive.)
+ */
+export function shedLaterListeners(ws: WebSocket) {
+  const kept = SHED_EVENTS.map((event) => ws.listeners(event));
+  queueMicrotask(() => {
+    SHED_EVENTS.forEach((event, i) => {
+      for (const listener of ws.listeners(event))
+        if (!kept[i]!.includes(listener)) ws.off(event, listener as (...args: unknown[]) => void);
+    });
+  });
+}
+
+/**
+ * Binds upgraded sockets to the bridge: one set of listeners for every socket (each finds its
+ * socket as `this`), so nothing per socket but the bridge's link and two counters.
+ */
+export function createAdopter(bridge: SocketBridge<WebSocket>, log: Logger) {
+  // One set of listeners for every socket (each finds its socket as `this`): nothing per socket
+  // but the bridge's link and two counters, kept on the socket as ws's own heartbeat example does.
+  function onMessage(this: WebSocket, data: Buffer, isBinary: boolean) {
+    const ws = this as Adopted;
+    ws[SILENT_SWEEPS] = 0;
+    if (isBinary) bridge.binary(ws[LINK]);
+    else bridge.text(ws[LINK], data.toString());
+  }
+  function onPong(this: WebSocket) {
+    const ws = this as Adopted;
+    ws[SILENT_SWEEPS] = 0;
+    bridge.heard(ws[LINK]);
+  }
+  function onError(this: WebSocket, error: Error & { code?: string }) {
+    // ws enforces maxPayload itself and closes with 1009; it tells us only here (the close event
+    // then reports 1006: ws stops reading, so the client's echo of the close is never seen).
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+      bridge.hub.metrics.inc('aleatoria_closes_total', 'message_too_big');
+    log.debug('socket_error', { conn: (this as Adopted)[LINK].conn, error: error.message });
+  }
+  function onClose(this: WebSocket, code: number) {
+    bridge.closed((this as Adopted)[LINK], code);
+  }
+
+  /**
+   * Binds an upgraded socket to the bridge directly. Hono's helper keeps, per socket, closures
+   * that hold the request's Context, Request and IncomingMessage for the socket's whole life, and
+   * builds a MessageEvent and a copy of every frame (measured: bench/README.md). Once the
+   * helper has attached its listeners (right after `onOpen` returns), they are taken off again.
+   */
+  function adopt(raw: WebSocket, request: ConnectRequest) {
+    const ws = track(raw, bridge.open(request, raw));
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('error', onError);
+    ws.on('close', onClose);
+    shedLaterListeners(ws);
+  }
+
+  return adopt;
 }
