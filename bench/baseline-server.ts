@@ -58,7 +58,9 @@ function poolDelete(id: string) {
 }
 /** A uniformly random pool member other than `a` and `b`: draw a rank, step over excluded slots. */
 function poolPick(a: string, b: string | undefined): string | undefined {
-  const skipped = [poolIndex.get(a), b === undefined || b === a ? undefined : poolIndex.get(b)].filter((x): x is number => x !== undefined).sort((x, y) => x - y);
+  const skipped = [poolIndex.get(a), b === undefined || b === a ? undefined : poolIndex.get(b)]
+    .filter((x): x is number => x !== undefined)
+    .sort((x, y) => x - y);
   const eligible = pool.length - skipped.length;
   if (eligible <= 0) return undefined;
   let at = Math.floor(Math.random() * eligible);
@@ -79,7 +81,16 @@ function unpair(client: Client, reason?: string) {
   client.partner = undefined;
   if (!partner || partner.partner !== client.id) return;
   partner.partner = undefined;
-  if (reason) partner.ws.send(JSON.stringify({ type: 'hangup', fromUser: client.id, toUser: partner.id, payload: { reason }, createTime: new Date().toISOString() }));
+  if (reason)
+    partner.ws.send(
+      JSON.stringify({
+        type: 'hangup',
+        fromUser: client.id,
+        toUser: partner.id,
+        payload: { reason },
+        createTime: new Date().toISOString(),
+      }),
+    );
 }
 
 function requestRandomPeer(client: Client, msg: Incoming) {
@@ -87,7 +98,16 @@ function requestRandomPeer(client: Client, msg: Incoming) {
   const partner = chosen === undefined ? undefined : byId.get(chosen);
   const createTime = new Date().toISOString();
   if (!partner) {
-    client.ws.send(JSON.stringify({ type: 'no_peer_available', fromUser: SYSTEM, toUser: client.id, payload: { message: 'No peer available at the moment. Please try again later.' }, messageId: msg.messageId, createTime }));
+    client.ws.send(
+      JSON.stringify({
+        type: 'no_peer_available',
+        fromUser: SYSTEM,
+        toUser: client.id,
+        payload: { message: 'No peer available at the moment. Please try again later.' },
+        messageId: msg.messageId,
+        createTime,
+      }),
+    );
     return;
   }
   poolDelete(client.id);
@@ -98,8 +118,25 @@ function requestRandomPeer(client: Client, msg: Incoming) {
   }
   client.partner = partner.id;
   partner.partner = client.id;
-  client.ws.send(JSON.stringify({ type: 'assign_role', fromUser: SYSTEM, toUser: client.id, payload: { role: 'impolite', peerId: partner.id }, messageId: msg.messageId, createTime }));
-  partner.ws.send(JSON.stringify({ type: 'assign_role', fromUser: SYSTEM, toUser: partner.id, payload: { role: 'polite', peerId: client.id }, createTime }));
+  client.ws.send(
+    JSON.stringify({
+      type: 'assign_role',
+      fromUser: SYSTEM,
+      toUser: client.id,
+      payload: { role: 'impolite', peerId: partner.id },
+      messageId: msg.messageId,
+      createTime,
+    }),
+  );
+  partner.ws.send(
+    JSON.stringify({
+      type: 'assign_role',
+      fromUser: SYSTEM,
+      toUser: partner.id,
+      payload: { role: 'polite', peerId: client.id },
+      createTime,
+    }),
+  );
 }
 
 function handle(client: Client, msg: Incoming) {
@@ -107,7 +144,17 @@ function handle(client: Client, msg: Incoming) {
     case 'join_room': {
       if (typeof msg.room !== 'string') return;
       join(client, msg.room);
-      client.ws.send(JSON.stringify({ type: 'room_joined', fromUser: SYSTEM, toUser: client.id, room: msg.room, payload: { room: msg.room, action: 'joined' }, messageId: msg.messageId, createTime: new Date().toISOString() }));
+      client.ws.send(
+        JSON.stringify({
+          type: 'room_joined',
+          fromUser: SYSTEM,
+          toUser: client.id,
+          room: msg.room,
+          payload: { room: msg.room, action: 'joined' },
+          messageId: msg.messageId,
+          createTime: new Date().toISOString(),
+        }),
+      );
       return;
     }
     case 'user_available_webrtc':
@@ -124,7 +171,14 @@ function handle(client: Client, msg: Incoming) {
         const members = rooms.get(msg.room);
         if (!members || !client.rooms.has(msg.room)) return;
         // Once per broadcast, the sender included.
-        const text = JSON.stringify({ type: 'chat_message', fromUser: client.id, room: msg.room, payload: msg.payload, messageId: msg.messageId, createTime: new Date().toISOString() });
+        const text = JSON.stringify({
+          type: 'chat_message',
+          fromUser: client.id,
+          room: msg.room,
+          payload: msg.payload,
+          messageId: msg.messageId,
+          createTime: new Date().toISOString(),
+        });
         for (const member of members) member.ws.send(text);
         return;
       }
@@ -151,7 +205,12 @@ function handle(client: Client, msg: Incoming) {
 const wss = new WebSocketServer({ port, host, maxPayload: 65536, perMessageDeflate: false });
 wss.on('connection', (ws, request) => {
   const query = new URL(request.url ?? '/', 'http://x').searchParams;
-  const client: Client = { id: query.get('userId') ?? '', ws, rooms: new Set(), partner: undefined };
+  const client: Client = {
+    id: query.get('userId') ?? '',
+    ws,
+    rooms: new Set(),
+    partner: undefined,
+  };
   byId.set(client.id, client);
   join(client, query.get('room') ?? 'Lobby');
   ws.on('close', () => {
@@ -177,6 +236,8 @@ wss.on('connection', (ws, request) => {
 });
 wss.on('listening', () => {
   const address = wss.address();
-  console.log(`HTTP server started on :${address !== null && typeof address === 'object' ? address.port : port}`);
+  console.log(
+    `HTTP server started on :${address !== null && typeof address === 'object' ? address.port : port}`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -50,9 +50,21 @@ const PROBE = `(() => {
 async function measure(page: Page): Promise<{ connectedMs: number; videoMs: number }> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const probe = await page.evaluate(() => (window as unknown as { __probe: { requestAt: number; connectedAt: number; videoAt: number } }).__probe);
-    if (probe.videoAt) return { connectedMs: probe.connectedAt - probe.requestAt, videoMs: probe.videoAt - probe.requestAt };
-    if (Date.now() > deadline) throw new Error(`call not connected with video within 20 s: ${JSON.stringify(probe)}`);
+    const probe = await page.evaluate(
+      () =>
+        (
+          window as unknown as {
+            __probe: { requestAt: number; connectedAt: number; videoAt: number };
+          }
+        ).__probe,
+    );
+    if (probe.videoAt)
+      return {
+        connectedMs: probe.connectedAt - probe.requestAt,
+        videoMs: probe.videoAt - probe.requestAt,
+      };
+    if (Date.now() > deadline)
+      throw new Error(`call not connected with video within 20 s: ${JSON.stringify(probe)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -93,8 +105,12 @@ try {
     requestToVideoMs: { p50: percentile(video, 50), p95: percentile(video, 95) },
   };
   console.log(`\n| ${calls} sequential calls | p50 (ms) | p95 (ms) |\n|---|---|---|`);
-  console.log(`| request -> connected | ${summary.requestToConnectedMs.p50.toFixed(1)} | ${summary.requestToConnectedMs.p95.toFixed(1)} |`);
-  console.log(`| request -> remote video decoded | ${summary.requestToVideoMs.p50.toFixed(1)} | ${summary.requestToVideoMs.p95.toFixed(1)} |`);
+  console.log(
+    `| request -> connected | ${summary.requestToConnectedMs.p50.toFixed(1)} | ${summary.requestToConnectedMs.p95.toFixed(1)} |`,
+  );
+  console.log(
+    `| request -> remote video decoded | ${summary.requestToVideoMs.p50.toFixed(1)} | ${summary.requestToVideoMs.p95.toFixed(1)} |`,
+  );
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/calls-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify({ ...summary, results }, null, 2));

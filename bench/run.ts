@@ -13,31 +13,78 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { hasTaskset, LABELS, pinnedCommand, RUNTIMES, startServer, type Server, type TargetName } from './targets.ts';
+import {
+  hasTaskset,
+  LABELS,
+  pinnedCommand,
+  RUNTIMES,
+  startServer,
+  type Server,
+  type TargetName,
+} from './targets.ts';
 
 const argv = process.argv.slice(2);
-const option = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const option = (name: string) =>
+  argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined;
 const quick = argv.includes('--quick');
 const runtimeOption = option('runtime') ?? 'node';
 if (runtimeOption !== 'all' && !(RUNTIMES as readonly string[]).includes(runtimeOption)) {
   console.error(`--runtime: expected ${RUNTIMES.join(', ')} or all, got ${runtimeOption}`);
   process.exit(2);
 }
-const runtimes: TargetName[] = runtimeOption === 'all' ? [...RUNTIMES] : [runtimeOption as TargetName];
+const runtimes: TargetName[] =
+  runtimeOption === 'all' ? [...RUNTIMES] : [runtimeOption as TargetName];
 
 // workerd must not reach outside: run the whole bench in a loopback-only network namespace.
 if (runtimes.includes('workerd') && !process.env.ALEATORIA_BENCH_ISOLATED) {
-  const result = spawnSync('bash', ['scripts/isolated.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...argv], {
-    stdio: 'inherit',
-    env: { ...process.env, ALEATORIA_BENCH_ISOLATED: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
-  });
+  const result = spawnSync(
+    'bash',
+    ['scripts/isolated.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...argv],
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        ALEATORIA_BENCH_ISOLATED: '1',
+        WRANGLER_SEND_METRICS: 'false',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      },
+    },
+  );
   process.exit(result.status ?? 1);
 }
 
 const reps = quick ? 1 : 3;
 const sizes = quick
-  ? { durationMs: 2000, pairs: 100, window: 8, rateOffered: 10_000, ratePairs: 100, rooms: 5, members: 20, roomRate: 500, matchClients: 1000, matchHoldMs: 2, idleSockets: 2000, workerdIdleSockets: 2000, idleHoldMs: 2000 }
-  : { durationMs: 8000, pairs: 200, window: 8, rateOffered: 10_000, ratePairs: 200, rooms: 10, members: 50, roomRate: 1000, matchClients: 1000, matchHoldMs: 2, idleSockets: 19_500, workerdIdleSockets: 2000, idleHoldMs: 45_000 };
+  ? {
+      durationMs: 2000,
+      pairs: 100,
+      window: 8,
+      rateOffered: 10_000,
+      ratePairs: 100,
+      rooms: 5,
+      members: 20,
+      roomRate: 500,
+      matchClients: 1000,
+      matchHoldMs: 2,
+      idleSockets: 2000,
+      workerdIdleSockets: 2000,
+      idleHoldMs: 2000,
+    }
+  : {
+      durationMs: 8000,
+      pairs: 200,
+      window: 8,
+      rateOffered: 10_000,
+      ratePairs: 200,
+      rooms: 10,
+      members: 50,
+      roomRate: 1000,
+      matchClients: 1000,
+      matchHoldMs: 2,
+      idleSockets: 19_500,
+      workerdIdleSockets: 2000,
+      idleHoldMs: 45_000,
+    };
 // Right after a ramp, RSS is mostly the heap's high-water mark from the garbage of the handshakes;
 // V8's memory reducer gives that back after some 30 s without allocation. So the full run also
 // holds the sockets `idleHoldMs` and reports the lowest RSS read meanwhile ("settled").
@@ -82,55 +129,156 @@ interface Scenario {
 }
 
 const rate = (name: string): Metric => ({ name, value: (m) => m.rate, digits: 0 });
-const perCore = (name: string): Metric => ({ name: `${name} per core`, value: (m) => m.perCore, digits: 0 });
-const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({ name: `${p} latency ms${maxRatio ? ` (target <= ${maxRatio}x)` : ''}`, value: (m) => m[p], digits: 2, maxRatio });
+const perCore = (name: string): Metric => ({
+  name: `${name} per core`,
+  value: (m) => m.perCore,
+  digits: 0,
+});
+const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({
+  name: `${p} latency ms${maxRatio ? ` (target <= ${maxRatio}x)` : ''}`,
+  value: (m) => m[p],
+  digits: 2,
+  maxRatio,
+});
 const ms = ['--ms', String(sizes.durationMs)];
 
 const SCENARIOS: Scenario[] = [
   {
     key: 'relay',
     title: `DM relay (webrtc_candidate, init nested in payload.candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
-    args: () => ['--kind', 'relay', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    args: () => [
+      '--kind',
+      'relay',
+      '--pairs',
+      String(sizes.pairs),
+      '--window',
+      String(sizes.window),
+      ...ms,
+    ],
     metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
   },
   {
     key: 'relay-flat',
     title: `DM relay (webrtc_candidate, payload: e.candidate), ${sizes.pairs} pairs, window ${sizes.window}`,
-    args: () => ['--kind', 'relay-flat', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    args: () => [
+      '--kind',
+      'relay-flat',
+      '--pairs',
+      String(sizes.pairs),
+      '--window',
+      String(sizes.window),
+      ...ms,
+    ],
     metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
   },
   {
     key: 'chat',
     title: `DM chat with sender copy, ${sizes.pairs} pairs, window ${sizes.window}`,
-    args: () => ['--kind', 'chat', '--pairs', String(sizes.pairs), '--window', String(sizes.window), ...ms],
+    args: () => [
+      '--kind',
+      'chat',
+      '--pairs',
+      String(sizes.pairs),
+      '--window',
+      String(sizes.window),
+      ...ms,
+    ],
     metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
   },
   {
     key: 'rate',
     title: `DM chat at ${sizes.rateOffered.toLocaleString('en')} msgs/s offered, ${sizes.ratePairs} pairs`,
-    args: () => ['--kind', 'rate', '--pairs', String(sizes.ratePairs), '--rate', String(sizes.rateOffered), ...ms],
-    metrics: [rate('delivered msgs/s'), perCore('delivered msgs/s'), latency('p50'), latency('p99', 1.2)],
+    args: () => [
+      '--kind',
+      'rate',
+      '--pairs',
+      String(sizes.ratePairs),
+      '--rate',
+      String(sizes.rateOffered),
+      ...ms,
+    ],
+    metrics: [
+      rate('delivered msgs/s'),
+      perCore('delivered msgs/s'),
+      latency('p50'),
+      latency('p99', 1.2),
+    ],
   },
   {
     key: 'room',
     title: `room: ${sizes.rooms} rooms x ${sizes.members} members, ${sizes.roomRate.toLocaleString('en')} msgs/s offered`,
-    args: () => ['--kind', 'room', '--rooms', String(sizes.rooms), '--members', String(sizes.members), '--rate', String(sizes.roomRate), ...ms],
+    args: () => [
+      '--kind',
+      'room',
+      '--rooms',
+      String(sizes.rooms),
+      '--members',
+      String(sizes.members),
+      '--rate',
+      String(sizes.roomRate),
+      ...ms,
+    ],
     metrics: [rate('deliveries/s'), perCore('deliveries/s'), latency('p50'), latency('p99')],
   },
   {
     key: 'match',
     title: `match: ${sizes.matchClients.toLocaleString('en')} clients cycling available -> request -> hangup`,
-    args: () => ['--kind', 'match', '--clients', String(sizes.matchClients), '--hold', String(sizes.matchHoldMs), ...ms],
-    metrics: [rate('matches/s'), perCore('matches/s'), { name: 'invariant violations (must be 0)', value: (m) => m.violations, digits: 0, mustBeZero: true }],
+    args: () => [
+      '--kind',
+      'match',
+      '--clients',
+      String(sizes.matchClients),
+      '--hold',
+      String(sizes.matchHoldMs),
+      ...ms,
+    ],
+    metrics: [
+      rate('matches/s'),
+      perCore('matches/s'),
+      {
+        name: 'invariant violations (must be 0)',
+        value: (m) => m.violations,
+        digits: 0,
+        mustBeZero: true,
+      },
+    ],
   },
   {
     key: 'idle',
     title: `idle: ${sizes.idleSockets.toLocaleString('en')} sockets${runtimes.includes('workerd') && sizes.workerdIdleSockets !== sizes.idleSockets ? ` (workerd: ${sizes.workerdIdleSockets.toLocaleString('en')})` : ''}`,
-    args: (target) => ['--kind', 'idle', '--sockets', String(target === 'workerd' ? sizes.workerdIdleSockets : sizes.idleSockets), '--timeout', String(sizes.idleHoldMs + 120_000)],
+    args: (target) => [
+      '--kind',
+      'idle',
+      '--sockets',
+      String(target === 'workerd' ? sizes.workerdIdleSockets : sizes.idleSockets),
+      '--timeout',
+      String(sizes.idleHoldMs + 120_000),
+    ],
     metrics: [
-      { name: 'server RSS per 1,000 sockets MB, 2 s after the ramp', value: (m) => m.perThousandMb, digits: 2 },
-      ...(sizes.idleHoldMs > 10_000 ? [{ name: 'server RSS per 1,000 sockets MB, 10 s after the ramp (target <= 1.25x)', value: (m: Measurement) => m.at10sPerThousandMb, digits: 2, maxRatio: 1.25 }] : []),
-      ...(sizes.idleHoldMs > 2000 ? [{ name: `server RSS per 1,000 sockets MB, settled (lowest in ${sizes.idleHoldMs / 1000} s)`, value: (m: Measurement) => m.settledPerThousandMb, digits: 2 }] : []),
+      {
+        name: 'server RSS per 1,000 sockets MB, 2 s after the ramp',
+        value: (m) => m.perThousandMb,
+        digits: 2,
+      },
+      ...(sizes.idleHoldMs > 10_000
+        ? [
+            {
+              name: 'server RSS per 1,000 sockets MB, 10 s after the ramp (target <= 1.25x)',
+              value: (m: Measurement) => m.at10sPerThousandMb,
+              digits: 2,
+              maxRatio: 1.25,
+            },
+          ]
+        : []),
+      ...(sizes.idleHoldMs > 2000
+        ? [
+            {
+              name: `server RSS per 1,000 sockets MB, settled (lowest in ${sizes.idleHoldMs / 1000} s)`,
+              value: (m: Measurement) => m.settledPerThousandMb,
+              digits: 2,
+            },
+          ]
+        : []),
       { name: 'connects/s', value: (m) => m.connectsPerS, digits: 0 },
     ],
   },
@@ -142,8 +290,19 @@ const scenarios = only ? SCENARIOS.filter((s) => only.includes(s.key)) : SCENARI
  * Runs bench/load.ts pinned to core 1 and returns its result line. `onLine` sees every JSON line
  * as it comes (phases, readiness); a load that outlives its own watchdog is killed.
  */
-function runLoad(server: Server, args: string[], onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream) => void): Promise<Measurement> {
-  const [command, commandArgs] = pinnedCommand(1, process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, ...args]);
+function runLoad(
+  server: Server,
+  args: string[],
+  onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream) => void,
+): Promise<Measurement> {
+  const [command, commandArgs] = pinnedCommand(1, process.execPath, [
+    '--import',
+    'tsx',
+    'bench/load.ts',
+    '--url',
+    `${server.baseUrl.replace('http', 'ws')}/ws`,
+    ...args,
+  ]);
   const child = spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
   const killer = setTimeout(() => child.kill('SIGKILL'), 180_000);
   let errors = '';
@@ -168,7 +327,12 @@ function runLoad(server: Server, args: string[], onLine: (line: Record<string, u
     child.once('exit', (code, signal) => {
       clearTimeout(killer);
       if (code === 0 && last) resolve(last);
-      else reject(new Error(`load ${args[1]} exited with ${code ?? signal}${errors.trim() ? `: ${errors.trim().split('\n').at(-1)}` : ''}`));
+      else
+        reject(
+          new Error(
+            `load ${args[1]} exited with ${code ?? signal}${errors.trim() ? `: ${errors.trim().split('\n').at(-1)}` : ''}`,
+          ),
+        );
     });
   });
 }
@@ -192,7 +356,13 @@ async function measureLoad(server: Server, args: string[]): Promise<Measurement>
   });
   const cpuShare = cpuShares?.reduce((sum, share) => sum + share, 0);
   const rate = (result.delivered ?? NaN) / ((result.wallMs ?? NaN) / 1000);
-  return { ...result, cpuShare, cpuShares, rate, perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01) };
+  return {
+    ...result,
+    cpuShare,
+    cpuShares,
+    rate,
+    perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01),
+  };
 }
 
 /**
@@ -220,7 +390,10 @@ async function measureIdle(server: Server, args: string[]): Promise<Measurement>
     setTimeout(read, 2000);
   });
   const sockets = Number(result.sockets);
-  const perThousand = (rss: number | undefined) => (rssBefore === undefined || rss === undefined ? undefined : (rss - rssBefore) / 1048576 / (sockets / 1000));
+  const perThousand = (rss: number | undefined) =>
+    rssBefore === undefined || rss === undefined
+      ? undefined
+      : (rss - rssBefore) / 1048576 / (sockets / 1000);
   return {
     ...result,
     perThousandMb: perThousand(rssAfter),
@@ -234,7 +407,10 @@ async function measureIdle(server: Server, args: string[]): Promise<Measurement>
 async function measure(target: TargetName, scenario: Scenario): Promise<Measurement> {
   const server = await startServer(target);
   try {
-    const result = await (scenario.key === 'idle' ? measureIdle : measureLoad)(server, scenario.args(target));
+    const result = await (scenario.key === 'idle' ? measureIdle : measureLoad)(
+      server,
+      scenario.args(target),
+    );
     return { ...result, serverPids: server.pids };
   } finally {
     await server.stop();
@@ -243,13 +419,18 @@ async function measure(target: TargetName, scenario: Scenario): Promise<Measurem
 
 function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const version = (command: string, args: string[]) => spawnSync(command, args, { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim() || undefined;
+  const version = (command: string, args: string[]) =>
+    spawnSync(command, args, { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim() || undefined;
   return {
     nproc: availableParallelism(),
     cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
     node: process.version,
-    ...(runtimes.includes('deno') ? { deno: version('node_modules/.bin/deno', ['--version']) } : {}),
-    ...(runtimes.includes('workerd') ? { wrangler: version(process.execPath, ['node_modules/.bin/wrangler', '--version']) } : {}),
+    ...(runtimes.includes('deno')
+      ? { deno: version('node_modules/.bin/deno', ['--version']) }
+      : {}),
+    ...(runtimes.includes('workerd')
+      ? { wrangler: version(process.execPath, ['node_modules/.bin/wrangler', '--version']) }
+      : {}),
     loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
     taskset: hasTaskset,
   };
@@ -262,13 +443,22 @@ const median = (values: number[]) => {
 
 const info = machine();
 const targets: TargetName[] = ['baseline', ...runtimes];
-console.log(`bench: ${info.nproc} cores (${info.cpu}), Node ${info.node}${info.deno ? `, ${info.deno}` : ''}${info.wrangler ? `, wrangler ${info.wrangler}` : ''}, load average ${info.loadAverage.join(' ')}, taskset ${info.taskset ? 'on' : 'off'}`);
-console.log(`bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${targets.map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`);
+console.log(
+  `bench: ${info.nproc} cores (${info.cpu}), Node ${info.node}${info.deno ? `, ${info.deno}` : ''}${info.wrangler ? `, wrangler ${info.wrangler}` : ''}, load average ${info.loadAverage.join(' ')}, taskset ${info.taskset ? 'on' : 'off'}`,
+);
+console.log(
+  `bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${targets.map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`,
+);
 
-const measurements: Record<string, Partial<Record<TargetName, Array<Measurement | { error: string }>>>> = {};
+const measurements: Record<
+  string,
+  Partial<Record<TargetName, Array<Measurement | { error: string }>>>
+> = {};
 const failures: string[] = [];
 for (const scenario of scenarios) {
-  const runs: Partial<Record<TargetName, Array<Measurement | { error: string }>>> = (measurements[scenario.key] = {});
+  const runs: Partial<Record<TargetName, Array<Measurement | { error: string }>>> = (measurements[
+    scenario.key
+  ] = {});
   for (let rep = 0; rep < reps; rep++) {
     for (const target of targets) {
       const started = performance.now();
@@ -280,7 +470,9 @@ for (const scenario of scenarios) {
         failures.push(`${scenario.key} on ${LABELS[target]}: ${result.error}`);
       }
       (runs[target] ??= []).push(result);
-      console.error(`  ${scenario.key} ${target} #${rep + 1}: ${((performance.now() - started) / 1000).toFixed(1)} s${'error' in result ? ` FAILED ${result.error}` : ''}`);
+      console.error(
+        `  ${scenario.key} ${target} #${rep + 1}: ${((performance.now() - started) / 1000).toFixed(1)} s${'error' in result ? ` FAILED ${result.error}` : ''}`,
+      );
     }
   }
 }
@@ -296,48 +488,87 @@ for (const scenario of scenarios) {
   for (const metric of scenario.metrics) {
     const values: Partial<Record<TargetName, number>> = {};
     for (const target of targets) {
-      const ok = (measurements[scenario.key]![target] ?? []).filter((m): m is Measurement => !('error' in m));
+      const ok = (measurements[scenario.key]![target] ?? []).filter(
+        (m): m is Measurement => !('error' in m),
+      );
       const value = median(ok.map((m) => metric.value(m) ?? NaN));
       if (value !== undefined) values[target] = value;
     }
     const ratios: Partial<Record<TargetName, number>> = {};
-    if (!metric.mustBeZero && values.baseline) for (const runtime of runtimes) if (values[runtime] !== undefined) ratios[runtime] = values[runtime]! / values.baseline;
+    if (!metric.mustBeZero && values.baseline)
+      for (const runtime of runtimes)
+        if (values[runtime] !== undefined) ratios[runtime] = values[runtime]! / values.baseline;
     rows.push({ scenario: scenario.title, metric, values, ratios });
   }
 }
 
-const cell = (value: number | undefined, digits: number) => (value === undefined ? 'n/a' : value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
-console.log(`\n| scenario | metric | ${LABELS.baseline} | ${runtimes.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`);
+const cell = (value: number | undefined, digits: number) =>
+  value === undefined
+    ? 'n/a'
+    : value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+console.log(
+  `\n| scenario | metric | ${LABELS.baseline} | ${runtimes.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`,
+);
 console.log(`|---|---|---|${runtimes.map(() => '---|---|').join('')}`);
 for (const [i, { scenario, metric, values, ratios }] of rows.entries()) {
   const first = i === 0 || rows[i - 1]!.scenario !== scenario;
   const ratio = (r: TargetName) => (ratios[r] === undefined ? '-' : `${ratios[r]!.toFixed(2)}x`);
-  console.log(`| ${first ? scenario : ''} | ${metric.name} | ${cell(values.baseline, metric.digits)} | ${runtimes.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`);
+  console.log(
+    `| ${first ? scenario : ''} | ${metric.name} | ${cell(values.baseline, metric.digits)} | ${runtimes.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`,
+  );
 }
 
-console.log('\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.');
+console.log(
+  '\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.',
+);
 const saturated = scenarios.flatMap((scenario) =>
   targets.flatMap((target) =>
-    (measurements[scenario.key]![target] ?? []).some((m) => 'loadCpuShare' in m && Number(m.loadCpuShare) > 0.9) ? [`${scenario.key} (${LABELS[target]})`] : [],
+    (measurements[scenario.key]![target] ?? []).some(
+      (m) => 'loadCpuShare' in m && Number(m.loadCpuShare) > 0.9,
+    )
+      ? [`${scenario.key} (${LABELS[target]})`]
+      : [],
   ),
 );
 if (runtimes.includes('workerd')) {
-  const shares = scenarios.flatMap((scenario) => (measurements[scenario.key]!.workerd ?? []).flatMap((m) => ('cpuShares' in m && Array.isArray(m.cpuShares) && m.cpuShares.length === 2 ? [m.cpuShares[0] / (m.cpuShares[0] + m.cpuShares[1])] : [])));
+  const shares = scenarios.flatMap((scenario) =>
+    (measurements[scenario.key]!.workerd ?? []).flatMap((m) =>
+      'cpuShares' in m && Array.isArray(m.cpuShares) && m.cpuShares.length === 2
+        ? [m.cpuShares[0] / (m.cpuShares[0] + m.cpuShares[1])]
+        : [],
+    ),
+  );
   const proxy = median(shares);
-  console.log(`workerd: CPU and memory of both of wrangler dev's workerd processes${proxy === undefined ? '' : `; its proxy worker took ${(proxy * 100).toFixed(0)}% of that CPU (median), the Worker and its Durable Object the rest`}.`);
+  console.log(
+    `workerd: CPU and memory of both of wrangler dev's workerd processes${proxy === undefined ? '' : `; its proxy worker took ${(proxy * 100).toFixed(0)}% of that CPU (median), the Worker and its Durable Object the rest`}.`,
+  );
 }
-if (saturated.length > 0) console.log(`load generator above 90% of its core, so these rates are partly the client's: ${saturated.join(', ')}`);
+if (saturated.length > 0)
+  console.log(
+    `load generator above 90% of its core, so these rates are partly the client's: ${saturated.join(', ')}`,
+  );
 
 for (const { scenario, metric, values, ratios } of rows) {
   if (metric.maxRatio !== undefined) {
-    for (const [runtime, ratio] of Object.entries(ratios)) console.log(`target ${scenario}, ${metric.name}: ${LABELS[runtime as TargetName]} ${ratio.toFixed(2)}x, ${ratio <= metric.maxRatio ? 'met' : 'missed'}`);
+    for (const [runtime, ratio] of Object.entries(ratios))
+      console.log(
+        `target ${scenario}, ${metric.name}: ${LABELS[runtime as TargetName]} ${ratio.toFixed(2)}x, ${ratio <= metric.maxRatio ? 'met' : 'missed'}`,
+      );
   }
-  if (metric.mustBeZero && Object.values(values).some((v) => v !== 0)) failures.push(`${scenario}: ${metric.name}: ${JSON.stringify(values)}`);
+  if (metric.mustBeZero && Object.values(values).some((v) => v !== 0))
+    failures.push(`${scenario}: ${metric.name}: ${JSON.stringify(values)}`);
 }
 if (failures.length > 0) console.log(`\nproblems:\n${failures.map((f) => `- ${f}`).join('\n')}`);
 
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ machine: info, quick, reps, runtimes, sizes, rows, measurements, failures }, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    { machine: info, quick, reps, runtimes, sizes, rows, measurements, failures },
+    null,
+    2,
+  ),
+);
 console.log(`\nwritten to ${file}`);
 process.exit(failures.length > 0 ? 1 : 0);

@@ -9,7 +9,14 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { LaunchedServer } from '../test/contract/harness.ts';
-import { launchCloudflare, launchDeno, launchNode, launchProcess, procRss, procStat } from '../test/contract/launchers.ts';
+import {
+  launchCloudflare,
+  launchDeno,
+  launchNode,
+  launchProcess,
+  procRss,
+  procStat,
+} from '../test/contract/launchers.ts';
 
 export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd';
 export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
@@ -34,7 +41,12 @@ export const OURS_ENV: Record<string, string> = {
   SEND_QUEUE_MAX_BYTES: String(64 * 1024 * 1024),
 };
 
-export const LABELS: Record<TargetName, string> = { baseline: 'raw ws (Node)', node: 'ours Node', deno: 'ours Deno', workerd: 'ours workerd' };
+export const LABELS: Record<TargetName, string> = {
+  baseline: 'raw ws (Node)',
+  node: 'ours Node',
+  deno: 'ours Deno',
+  workerd: 'ours workerd',
+};
 
 export const hasTaskset = (() => {
   try {
@@ -68,7 +80,10 @@ const orElse = <T>(read: () => T, fallback: T): T => {
     return fallback;
   }
 };
-const pids = () => readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+const pids = () =>
+  readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
 
 /** The process holding the socket that listens on `port` (loopback, IPv4 or IPv6). */
 function listenerOf(port: number): number | undefined {
@@ -139,7 +154,10 @@ function launch(name: TargetName): Promise<LaunchedServer> {
 export async function startServer(name: TargetName): Promise<Server> {
   const server = await launch(name);
   try {
-    const { serving, group } = servingProcesses(Number(new URL(server.baseUrl).port), name === 'workerd');
+    const { serving, group } = servingProcesses(
+      Number(new URL(server.baseUrl).port),
+      name === 'workerd',
+    );
     for (const pid of hasTaskset ? group : []) {
       try {
         execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
@@ -151,8 +169,12 @@ export async function startServer(name: TargetName): Promise<Server> {
     return {
       baseUrl: server.baseUrl,
       pids: serving,
-      cpuSeconds: found ? () => serving.map((pid) => orElse(() => procStat(pid).cpuSeconds, NaN)) : undefined,
-      rss: found ? () => serving.reduce((sum, pid) => sum + orElse(() => procRss(pid), NaN), 0) : undefined,
+      cpuSeconds: found
+        ? () => serving.map((pid) => orElse(() => procStat(pid).cpuSeconds, NaN))
+        : undefined,
+      rss: found
+        ? () => serving.reduce((sum, pid) => sum + orElse(() => procRss(pid), NaN), 0)
+        : undefined,
       stop: () => server.stop(),
     };
   } catch (error) {

@@ -22,8 +22,12 @@ const bundle = await build({
 });
 const appJs = bundle.outputFiles[0]!.text;
 const html = read('src/web/index.html');
-if (!html.includes('<!-- styles -->')) throw new Error('src/web/index.html lacks the <!-- styles --> line');
-const indexHtml = html.replace('<!-- styles -->', () => `<style>\n${read('src/web/styles.css')}</style>`);
+if (!html.includes('<!-- styles -->'))
+  throw new Error('src/web/index.html lacks the <!-- styles --> line');
+const indexHtml = html.replace(
+  '<!-- styles -->',
+  () => `<style>\n${read('src/web/styles.css')}</style>`,
+);
 
 const target = `${root}/src/web/assets.generated.ts`;
 const generated = [
@@ -36,5 +40,7 @@ const generated = [
 // Written only when it changes: `wrangler dev` watches src/ and would otherwise rebuild forever.
 if (!existsSync(target) || readFileSync(target, 'utf8') !== generated) {
   writeFileSync(target, generated);
-  console.log(`built src/web/assets.generated.ts (page script ${(appJs.length / 1024).toFixed(1)} KiB)`);
+  console.log(
+    `built src/web/assets.generated.ts (page script ${(appJs.length / 1024).toFixed(1)} KiB)`,
+  );
 }

@@ -18,15 +18,18 @@ export function protocolSchema(): object {
     overrideAction({ valibotAction, jsonSchema }) {
       if (valibotAction.type !== 'check') return undefined;
       const message = 'message' in valibotAction ? valibotAction.message : undefined;
-      if (message === 'must not contain control characters') return { ...jsonSchema, pattern: NO_CONTROL_CHARS };
-      if (message === `at most ${MAX_CONTENT_CHARS} characters`) return { ...jsonSchema, maxLength: MAX_CONTENT_CHARS };
+      if (message === 'must not contain control characters')
+        return { ...jsonSchema, pattern: NO_CONTROL_CHARS };
+      if (message === `at most ${MAX_CONTENT_CHARS} characters`)
+        return { ...jsonSchema, maxLength: MAX_CONTENT_CHARS };
       return undefined;
     },
   };
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'Aleatoria protocol',
-    description: 'Frames of GET /ws, as JSON text. ClientMessage: what a client may send; ServerMessage: what the server sends.',
+    description:
+      'Frames of GET /ws, as JSON text. ClientMessage: what a client may send; ServerMessage: what the server sends.',
     definitions: {
       ClientMessage: toJsonSchema(ClientMessage, options),
       ServerMessage: toJsonSchema(ServerMessage, options),

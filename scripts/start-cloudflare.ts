@@ -20,11 +20,22 @@ function freePort(host: string): Promise<number> {
 }
 
 const host = process.env.HOST && process.env.HOST !== '0.0.0.0' ? process.env.HOST : '127.0.0.1';
-const port = process.env.PORT && process.env.PORT !== '0' ? Number(process.env.PORT) : await freePort(host);
-const args = ['dev', '--ip', host, '--port', String(port), '--inspector-port', String(await freePort('127.0.0.1')), '--show-interactive-dev-session=false'];
+const port =
+  process.env.PORT && process.env.PORT !== '0' ? Number(process.env.PORT) : await freePort(host);
+const args = [
+  'dev',
+  '--ip',
+  host,
+  '--port',
+  String(port),
+  '--inspector-port',
+  String(await freePort('127.0.0.1')),
+  '--show-interactive-dev-session=false',
+];
 for (const name of CONFIG_VARIABLES) {
   const value = process.env[name];
-  if (value !== undefined && name !== 'PORT' && name !== 'HOST') args.push('--var', `${name}:${value}`);
+  if (value !== undefined && name !== 'PORT' && name !== 'HOST')
+    args.push('--var', `${name}:${value}`);
 }
 if (process.env.WRANGLER_PERSIST_TO) args.push('--persist-to', process.env.WRANGLER_PERSIST_TO);
 

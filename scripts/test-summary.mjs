@@ -2,7 +2,10 @@
 // "tests: N passed, N failed".
 import { existsSync, readFileSync } from 'node:fs';
 
-let passed = 0, failed = 0, skipped = 0, missing = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  missing = 0;
 for (const file of process.argv.slice(2)) {
   if (!existsSync(file)) {
     console.error(`missing test report ${file}: that leg did not run to the end`);

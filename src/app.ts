@@ -91,37 +91,61 @@ export function createApp(options: AppOptions): Hono {
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/', (c) => c.html(INDEX_HTML, 200, PAGE_HEADERS));
-  app.get('/app.js', (c) => c.body(APP_JS, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }));
+  app.get('/app.js', (c) =>
+    c.body(APP_JS, 200, {
+      'content-type': 'text/javascript; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    }),
+  );
   app.get('/metrics', async (c) => {
-    if (config.metricsToken !== undefined && c.req.header('authorization') !== `Bearer ${config.metricsToken}`) {
+    if (
+      config.metricsToken !== undefined &&
+      c.req.header('authorization') !== `Bearer ${config.metricsToken}`
+    ) {
       return c.text('metrics need Authorization: Bearer <METRICS_TOKEN>', 401);
     }
-    return c.body(await options.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    return c.body(await options.metrics(), 200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    });
   });
   app.get('/config.json', (c) => c.json({ iceServers: config.iceServers }));
-  app.get('/protocol.json', (c) => c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }));
+  app.get('/protocol.json', (c) =>
+    c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }),
+  );
 
   app.get('/ws', async (c, next) => {
     const userIdParam = c.req.query('userId');
     // With auth the token's subject is the userId, so the parameter may be left out.
-    const userId = authenticator && userIdParam === undefined ? undefined : v.safeParse(UserId, userIdParam);
+    const userId =
+      authenticator && userIdParam === undefined ? undefined : v.safeParse(UserId, userIdParam);
     if (userId && !userId.success) return c.text(REFUSALS.userId, 400);
     const roomParam = c.req.query('room');
-    const room = roomParam === undefined || roomParam === '' ? undefined : v.safeParse(RoomName, roomParam);
+    const room =
+      roomParam === undefined || roomParam === '' ? undefined : v.safeParse(RoomName, roomParam);
     if (room && !room.success) return c.text(REFUSALS.room, 400);
     const tokenParam = c.req.query('token');
     const token = tokenParam === undefined ? undefined : v.safeParse(ReconnectToken, tokenParam);
     if (token && !token.success) return c.text(REFUSALS.token, 400);
 
     const origin = c.req.header('origin');
-    const verdict = checkOrigin(config.allowedOrigins, config.allowNoOrigin, origin, c.req.header('host'));
+    const verdict = checkOrigin(
+      config.allowedOrigins,
+      config.allowNoOrigin,
+      origin,
+      c.req.header('host'),
+    );
     if (!verdict.allowed) {
       log.info('origin_refused', { origin, reason: verdict.reason });
       return c.text(REFUSALS.origin, 403);
     }
     let identity = { userId: userId?.output, token: token?.output };
     if (authenticator) {
-      const result = await authenticator.check(c.req.header('sec-websocket-protocol'), c.req.query('access_token'), userId?.output);
+      const result = await authenticator.check(
+        c.req.header('sec-websocket-protocol'),
+        c.req.query('access_token'),
+        userId?.output,
+      );
       if (!result.ok) {
         log.info('auth_refused', { reason: result.reason });
         return c.text(REFUSALS.auth, 401);
@@ -129,12 +153,20 @@ export function createApp(options: AppOptions): Hono {
       // The authenticated subject is the identity: any connection proving it takes the session over.
       identity = { userId: result.subject, token: `subject:${result.subject}` };
     }
-    if (identity.userId === undefined || !v.is(UserId, identity.userId)) return c.text(REFUSALS.userId, 400);
+    if (identity.userId === undefined || !v.is(UserId, identity.userId))
+      return c.text(REFUSALS.userId, 400);
 
-    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return c.text(REFUSALS.notUpgrade, 426);
+    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket')
+      return c.text(REFUSALS.notUpgrade, 426);
     if (options.accepting && !options.accepting()) return c.text(REFUSALS.draining, 503);
 
-    const request: ConnectRequest = { userId: identity.userId, room: room?.output, token: identity.token, ip: clientIp(c), protocol: firstProtocol(c.req.header('sec-websocket-protocol')) };
+    const request: ConnectRequest = {
+      userId: identity.userId,
+      room: room?.output,
+      token: identity.token,
+      ip: clientIp(c),
+      protocol: firstProtocol(c.req.header('sec-websocket-protocol')),
+    };
     return options.upgrade(c, request, next);
   });
 

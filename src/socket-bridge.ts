@@ -11,7 +11,14 @@ import type { UpgradeWebSocket, WSEvents } from 'hono/ws';
 import type { ConnectRequest } from './app.ts';
 import type { Config } from './core/config.ts';
 import { frameTooBig } from './core/frame.ts';
-import { CloseCode, createHub, hubOptionsFrom, type ConnId, type Hub, type SessionState } from './core/hub.ts';
+import {
+  CloseCode,
+  createHub,
+  hubOptionsFrom,
+  type ConnId,
+  type Hub,
+  type SessionState,
+} from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
 import type { Logger } from './core/log.ts';
 
@@ -79,7 +86,11 @@ export interface SocketBridge<S extends BridgeSocket> {
    * userId is held by a socket without the newcomer's token, then upgrades with
    * `eventsFor(request)`, whose `onOpen` hands the socket to `open`.
    */
-  upgrade(upgradeWebSocket: UpgradeWebSocket<any, any>, upgradeOptions: unknown, eventsFor: (request: ConnectRequest) => WSEvents): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
+  upgrade(
+    upgradeWebSocket: UpgradeWebSocket<any, any>,
+    upgradeOptions: unknown,
+    eventsFor: (request: ConnectRequest) => WSEvents,
+  ): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
   closeAll(code: number, reason: string): void;
 }
@@ -100,7 +111,9 @@ class Entry<S> implements Link {
   ) {}
 }
 
-export function createSocketBridge<S extends BridgeSocket>(options: SocketBridgeOptions<S>): SocketBridge<S> {
+export function createSocketBridge<S extends BridgeSocket>(
+  options: SocketBridgeOptions<S>,
+): SocketBridge<S> {
   const sockets = new Map<ConnId, Entry<S>>();
   const { config, log, bufferedAmount } = options;
   const { sendQueueMaxBytes } = config;
@@ -156,7 +169,11 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
       ping: options.ping
         ? (conn) => {
             const entry = sockets.get(conn);
-            return entry !== undefined && !entry.dropped && options.ping!(entry.ws, () => hub.heard(conn));
+            return (
+              entry !== undefined &&
+              !entry.dropped &&
+              options.ping!(entry.ws, () => hub.heard(conn))
+            );
           }
         : undefined,
       persist: options.persist
@@ -178,7 +195,10 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
 
   /** A bug must cost one frame, not the process; the stack stays in the server log. */
   function handlerFailed(conn: ConnId, error: unknown) {
-    log.error('message_handler_failed', { conn, error: error instanceof Error ? error.stack : String(error) });
+    log.error('message_handler_failed', {
+      conn,
+      error: error instanceof Error ? error.stack : String(error),
+    });
   }
 
   const bridge: SocketBridge<S> = {
@@ -187,11 +207,15 @@ export function createSocketBridge<S extends BridgeSocket>(options: SocketBridge
       return live;
     },
     open(request, ws) {
-      const conn: ConnId = options.newConnId?.() ?? `c${(nextConn = (nextConn + 1) % Number.MAX_SAFE_INTEGER).toString(36)}`;
+      const conn: ConnId =
+        options.newConnId?.() ??
+        `c${((nextConn = (nextConn + 1) % Number.MAX_SAFE_INTEGER)).toString(36)}`;
       const entry = add(conn, ws, request.ip);
       const result = hub.open(conn, request);
-      if (!result.accepted) log.info('connection_refused', { conn, userId: request.userId, code: result.code });
-      else log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
+      if (!result.accepted)
+        log.info('connection_refused', { conn, userId: request.userId, code: result.code });
+      else
+        log.debug('connection_open', { conn, userId: request.userId, replaced: result.replaced });
       return entry;
     },
     restore(ws, conn, ip, state) {

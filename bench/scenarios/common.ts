@@ -17,7 +17,8 @@ export const intArg = (name: string, fallback: number, min: number, max: number)
 
 export const url = arg('url', 'ws://127.0.0.1:8085/ws');
 // Load goes to loopback only.
-if (!/^127\.\d+\.\d+\.\d+$|^localhost$|^\[::1\]$/.test(new URL(url).hostname)) throw new Error(`load: ${url} is not a loopback address`);
+if (!/^127\.\d+\.\d+\.\d+$|^localhost$|^\[::1\]$/.test(new URL(url).hostname))
+  throw new Error(`load: ${url} is not a loopback address`);
 /** Makes user ids unique per run, so a server that outlives a run never sees a taken id. */
 export const run = Math.random().toString(36).slice(2, 8);
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -64,7 +65,13 @@ export class Histogram {
   count = 0;
 
   record(ms: number) {
-    const at = ms <= Histogram.MIN_MS ? 0 : Math.min(this.buckets.length - 1, Math.ceil(Math.log(ms / Histogram.MIN_MS) / Histogram.GROWTH));
+    const at =
+      ms <= Histogram.MIN_MS
+        ? 0
+        : Math.min(
+            this.buckets.length - 1,
+            Math.ceil(Math.log(ms / Histogram.MIN_MS) / Histogram.GROWTH),
+          );
     this.buckets[at]!++;
     this.count++;
   }
@@ -98,7 +105,10 @@ export function stampOf(data: RawData): number {
  * the window. Also returns this process's own CPU share over the window: near 1, the load
  * generator was the bottleneck.
  */
-export async function measureWindow(durationMs: number, state: { measuring: boolean }): Promise<{ wallMs: number; loadCpuShare: number }> {
+export async function measureWindow(
+  durationMs: number,
+  state: { measuring: boolean },
+): Promise<{ wallMs: number; loadCpuShare: number }> {
   await sleep(Math.min(1000, durationMs / 4));
   console.log(JSON.stringify({ phase: 'measure' }));
   state.measuring = true;
@@ -112,7 +122,10 @@ export async function measureWindow(durationMs: number, state: { measuring: bool
   return { wallMs, loadCpuShare: (used.user + used.system) / 1000 / wallMs };
 }
 
-export const latencies = (histogram: Histogram) => ({ p50: histogram.percentile(50), p99: histogram.percentile(99) });
+export const latencies = (histogram: Histogram) => ({
+  p50: histogram.percentile(50),
+  p99: histogram.percentile(99),
+});
 
 /** `--ms`: the measurement window. */
 export const durationArg = () => intArg('ms', 5000, 100, 120_000);
@@ -136,11 +149,14 @@ export async function openLoop(receivers: WebSocket[], perSecond: number, sendOn
   }
   const started = performance.now();
   let sent = 0;
-  const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - started) * perSecond) / 1000) - sent;
-    sent += due;
-    for (let i = Math.min(due, Math.ceil(perSecond / 10)); i > 0; i--) sendOne();
-  }, intArg('tick', 2, 1, 100));
+  const timer = setInterval(
+    () => {
+      const due = Math.floor(((performance.now() - started) * perSecond) / 1000) - sent;
+      sent += due;
+      for (let i = Math.min(due, Math.ceil(perSecond / 10)); i > 0; i--) sendOne();
+    },
+    intArg('tick', 2, 1, 100),
+  );
   const measured = await measureWindow(durationArg(), state);
   clearInterval(timer);
   return { delivered, ...measured, offeredPerS: perSecond, ...latencies(histogram) };

@@ -8,12 +8,26 @@
  * Args: --pairs P --window W --ms DURATION
  */
 import type { WebSocket } from 'ws';
-import { durationArg, Histogram, intArg, latencies, measureWindow, openAll, run, stampOf } from './common.ts';
+import {
+  durationArg,
+  Histogram,
+  intArg,
+  latencies,
+  measureWindow,
+  openAll,
+  run,
+  stampOf,
+} from './common.ts';
 
-const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+const CANDIDATE = {
+  candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host',
+  sdpMid: '0',
+  sdpMLineIndex: 0,
+};
 /** An `RTCIceCandidate.toJSON()` as a browser gives it. */
 const FLAT_CANDIDATE = {
-  candidate: 'candidate:842163049 1 udp 1677729535 127.0.0.1 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Ab1c network-cost 999',
+  candidate:
+    'candidate:842163049 1 udp 1677729535 127.0.0.1 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Ab1c network-cost 999',
   sdpMid: '0',
   sdpMLineIndex: 0,
   usernameFragment: 'Ab1c',
@@ -24,15 +38,32 @@ export type DirectKind = 'relay' | 'relay-flat' | 'chat';
 /** A direct message to `toUser` whose messageId carries its send time. */
 export function directMessage(kind: DirectKind, toUser: string, seq: number): string {
   const messageId = `${performance.now()}`;
-  if (kind === 'chat') return JSON.stringify({ type: 'chat_message', toUser, messageId, payload: { content: `hello ${seq}` } });
-  return JSON.stringify({ type: 'webrtc_candidate', toUser, messageId, payload: kind === 'relay' ? { candidate: CANDIDATE } : FLAT_CANDIDATE });
+  if (kind === 'chat')
+    return JSON.stringify({
+      type: 'chat_message',
+      toUser,
+      messageId,
+      payload: { content: `hello ${seq}` },
+    });
+  return JSON.stringify({
+    type: 'webrtc_candidate',
+    toUser,
+    messageId,
+    payload: kind === 'relay' ? { candidate: CANDIDATE } : FLAT_CANDIDATE,
+  });
 }
 
 /** Opens P sender/receiver pairs. */
-export async function openPairs(pairs: number): Promise<Array<{ sender: WebSocket; receiver: WebSocket; receiverId: string }>> {
+export async function openPairs(
+  pairs: number,
+): Promise<Array<{ sender: WebSocket; receiver: WebSocket; receiverId: string }>> {
   const ids = Array.from({ length: pairs }, (_, i) => [`s${run}${i}`, `r${run}${i}`]).flat();
   const sockets = await openAll(ids);
-  return Array.from({ length: pairs }, (_, i) => ({ sender: sockets[2 * i]!, receiver: sockets[2 * i + 1]!, receiverId: ids[2 * i + 1]! }));
+  return Array.from({ length: pairs }, (_, i) => ({
+    sender: sockets[2 * i]!,
+    receiver: sockets[2 * i + 1]!,
+    receiverId: ids[2 * i + 1]!,
+  }));
 }
 
 export async function dm(kind: DirectKind) {

@@ -9,7 +9,9 @@ export async function idle(): Promise<never> {
   const count = intArg('sockets', 2000, 1, 100_000);
   const started = performance.now();
   const held = await openAll(Array.from({ length: count }, (_, i) => `idle${run}${i}`));
-  console.log(JSON.stringify({ ready: true, sockets: held.length, connectMs: performance.now() - started }));
+  console.log(
+    JSON.stringify({ ready: true, sockets: held.length, connectMs: performance.now() - started }),
+  );
   process.stdin.resume();
   process.stdin.once('end', () => process.exit(0));
   return new Promise<never>(() => {});

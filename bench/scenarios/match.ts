@@ -53,7 +53,14 @@ export async function match() {
   const durationMs = durationArg();
 
   const ids = Array.from({ length: count }, (_, i) => `p${run}${i}`);
-  const clients: Client[] = (await openAll(ids)).map((ws, i) => ({ id: ids[i]!, ws, peer: undefined, call: 0, request: undefined, available: false }));
+  const clients: Client[] = (await openAll(ids)).map((ws, i) => ({
+    id: ids[i]!,
+    ws,
+    peer: undefined,
+    call: 0,
+    request: undefined,
+    available: false,
+  }));
   const state = { measuring: false, stopped: false };
   const violations: Record<string, number> = {};
   const violate = (kind: string) => (violations[kind] = (violations[kind] ?? 0) + 1);
@@ -111,9 +118,11 @@ export async function match() {
   function onAssignRole(client: Client, msg: ServerMessage) {
     const { role, peerId } = msg.payload ?? {};
     if (msg.toUser !== client.id) violate('to_user_not_receiver');
-    if (typeof peerId !== 'string' || peerId === client.id) return void violate('matched_with_self');
+    if (typeof peerId !== 'string' || peerId === client.id)
+      return void violate('matched_with_self');
     if (role !== 'polite' && role !== 'impolite') return void violate('bad_role');
-    const answersOwnRequest = role === 'impolite' && msg.messageId !== undefined && msg.messageId === client.request;
+    const answersOwnRequest =
+      role === 'impolite' && msg.messageId !== undefined && msg.messageId === client.request;
     if (role === 'impolite' && !answersOwnRequest) violate('impolite_without_own_request');
     if (client.peer !== undefined && !answersOwnRequest) violate('two_live_matches');
     if (answersOwnRequest) client.request = undefined;
@@ -165,5 +174,14 @@ export async function match() {
   for (const waiting of halves.values()) oneSided += waiting.length;
   if (oneSided > 0) violations.one_sided_match = oneSided;
   const total = Object.values(violations).reduce((sum, n) => sum + n, 0);
-  return { delivered: matches, matches, ...measured, clients: count, violations: total, violationKinds: violations, noPeer, nexts };
+  return {
+    delivered: matches,
+    matches,
+    ...measured,
+    clients: count,
+    violations: total,
+    violationKinds: violations,
+    noPeer,
+    nexts,
+  };
 }

@@ -11,9 +11,13 @@ export async function rate() {
   const pairs = await openPairs(intArg('pairs', 200, 1, 5000));
   let next = 0;
   let seq = 0;
-  return openLoop(pairs.map((p) => p.receiver), intArg('rate', 10_000, 1, 200_000), () => {
-    const { sender, receiverId } = pairs[next]!;
-    next = (next + 1) % pairs.length;
-    sender.send(directMessage('chat', receiverId, seq++));
-  });
+  return openLoop(
+    pairs.map((p) => p.receiver),
+    intArg('rate', 10_000, 1, 200_000),
+    () => {
+      const { sender, receiverId } = pairs[next]!;
+      next = (next + 1) % pairs.length;
+      sender.send(directMessage('chat', receiverId, seq++));
+    },
+  );
 }

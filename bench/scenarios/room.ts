@@ -29,14 +29,26 @@ export async function room() {
   if (rooms * size > 20_000) throw new Error('room: at most 20,000 members in all');
   const ids = Array.from({ length: rooms * size }, (_, i) => `m${run}${i}`);
   const members = (await openAll(ids)).map((ws, i) => ({ ws, room: `bench-${run}-${i % rooms}` }));
-  for (let i = 0; i < members.length; i += 100) await Promise.all(members.slice(i, i + 100).map((m) => joinRoom(m.ws, m.room)));
+  for (let i = 0; i < members.length; i += 100)
+    await Promise.all(members.slice(i, i + 100).map((m) => joinRoom(m.ws, m.room)));
 
   let next = 0;
   let seq = 0;
-  const result = await openLoop(members.map((m) => m.ws), perSecond, () => {
-    const member = members[next]!;
-    next = (next + 1) % members.length;
-    member.ws.send(JSON.stringify({ type: 'chat_message', room: member.room, messageId: `${performance.now()}`, payload: { content: `hello ${seq++}` } }));
-  });
+  const result = await openLoop(
+    members.map((m) => m.ws),
+    perSecond,
+    () => {
+      const member = members[next]!;
+      next = (next + 1) % members.length;
+      member.ws.send(
+        JSON.stringify({
+          type: 'chat_message',
+          room: member.room,
+          messageId: `${performance.now()}`,
+          payload: { content: `hello ${seq++}` },
+        }),
+      );
+    },
+  );
   return { ...result, expectedPerS: perSecond * size };
 }

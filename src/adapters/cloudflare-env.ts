@@ -34,4 +34,5 @@ export function configFor(env: Env): Config {
   return config;
 }
 
-export const logFor = (config: Config): Logger => createLogger(config.logLevel, (line) => console.log(line));
+export const logFor = (config: Config): Logger =>
+  createLogger(config.logLevel, (line) => console.log(line));

@@ -9,7 +9,13 @@ import * as v from 'valibot';
 import type { ConnectRequest } from '../app.ts';
 import type { Logger } from '../core/log.ts';
 import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
-import { CONNECT_HEADER, ConnectRequestSchema, configFor, type Env, logFor } from './cloudflare-env.ts';
+import {
+  CONNECT_HEADER,
+  ConnectRequestSchema,
+  configFor,
+  type Env,
+  logFor,
+} from './cloudflare-env.ts';
 import { createAttachedSessions } from './cloudflare-sessions.ts';
 
 function closeQuietly(ws: WebSocket, code: number, reason: string) {
@@ -22,7 +28,9 @@ function closeQuietly(ws: WebSocket, code: number, reason: string) {
 
 /** SHA-256 of the reconnect token: the secret itself is never stored with the socket. */
 async function digest(token: string): Promise<string> {
-  const bytes = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
+  const bytes = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)),
+  );
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -79,10 +87,14 @@ export class HubObject extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     // The Worker checked METRICS_TOKEN already; only it can reach the object.
-    if (new URL(request.url).pathname === '/metrics') return new Response(this.bridge.hub.renderMetrics());
+    if (new URL(request.url).pathname === '/metrics')
+      return new Response(this.bridge.hub.renderMetrics());
     let connect: ConnectRequest;
     try {
-      connect = v.parse(ConnectRequestSchema, JSON.parse(request.headers.get(CONNECT_HEADER) ?? ''));
+      connect = v.parse(
+        ConnectRequestSchema,
+        JSON.parse(request.headers.get(CONNECT_HEADER) ?? ''),
+      );
     } catch {
       return new Response('bad connect request', { status: 400 });
     }
@@ -101,7 +113,8 @@ export class HubObject extends DurableObject<Env> {
     if (hibernates) this.links.set(server, link);
     else server.addEventListener('close', (event) => this.bridge.closed(link, event.code));
     // workerd does not pick a subprotocol itself: echo the one the Worker accepted (auth).
-    const headers = connect.protocol === undefined ? undefined : { 'sec-websocket-protocol': connect.protocol };
+    const headers =
+      connect.protocol === undefined ? undefined : { 'sec-websocket-protocol': connect.protocol };
     return new Response(null, { status: 101, webSocket: client, headers });
   }
 
@@ -129,4 +142,3 @@ export class HubObject extends DurableObject<Env> {
     this.bridge.closed(link, code);
   }
 }
-

@@ -32,7 +32,11 @@ export function createAttachedSessions(kv: SyncKvStorage) {
     read(ws: WebSocket): { conn: ConnId; ip: string | undefined; state: unknown } | undefined {
       const attachment = attachmentOf(ws);
       if (!attachment) return undefined;
-      return { conn: attachment.conn, ip: attachment.ip, state: attachment.stored ? kv.get(key(attachment.conn)) : attachment.state };
+      return {
+        conn: attachment.conn,
+        ip: attachment.ip,
+        state: attachment.stored ? kv.get(key(attachment.conn)) : attachment.state,
+      };
     },
     write(ws: WebSocket, conn: ConnId, ip: string | undefined, state: SessionState) {
       const inline: Attachment = { conn, ip, state };

@@ -23,10 +23,15 @@ function appFor(env: Env): Hono {
     log: logFor(config),
     // Cloudflare sets it on every request: the platform is the proxy.
     remoteAddress: (c) => c.req.header('cf-connecting-ip'),
-    metrics: async () => (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/metrics')).text(),
+    metrics: async () =>
+      (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/metrics')).text(),
     upgrade: (c, request) => {
       const hub = env.HUB.get(env.HUB.idFromName(HUB_NAME));
-      return hub.fetch(new Request(c.req.url, { headers: { upgrade: 'websocket', [CONNECT_HEADER]: JSON.stringify(request) } }));
+      return hub.fetch(
+        new Request(c.req.url, {
+          headers: { upgrade: 'websocket', [CONNECT_HEADER]: JSON.stringify(request) },
+        }),
+      );
     },
   });
   apps.set(env, app);
@@ -39,9 +44,14 @@ export default {
       return appFor(env).fetch(request, env, ctx);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      console.error(JSON.stringify({ level: 'error', event: 'invalid_configuration', problems: error.problems }));
+      console.error(
+        JSON.stringify({
+          level: 'error',
+          event: 'invalid_configuration',
+          problems: error.problems,
+        }),
+      );
       return new Response('server misconfigured', { status: 500 });
     }
   },
 } satisfies ExportedHandler<Env>;
-

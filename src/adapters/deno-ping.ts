@@ -22,7 +22,8 @@ const ON_LIFE = Symbol('aleatoria.onLife');
 type Internals = Record<symbol, unknown> & { [ON_LIFE]?: () => void };
 
 export function createDenoPing(sample: WebSocket): DenoPing | undefined {
-  const symbolOf = (object: object, description: string) => Object.getOwnPropertySymbols(object).find((s) => s.description === description);
+  const symbolOf = (object: object, description: string) =>
+    Object.getOwnPropertySymbols(object).find((s) => s.description === description);
   const proto = Object.getPrototypeOf(sample) as Internals;
   const handle = symbolOf(proto, HANDLE_IDLE);
   const idle = symbolOf(sample, IDLE_TIMEOUT);

@@ -66,7 +66,9 @@ function optionalString(value: unknown): string | null | undefined {
 }
 
 function optionalIndex(value: unknown): number | null | undefined {
-  return (typeof value === 'number' && Number.isInteger(value) && value >= 0) || value === null ? value : undefined;
+  return (typeof value === 'number' && Number.isInteger(value) && value >= 0) || value === null
+    ? value
+    : undefined;
 }
 
 /**
@@ -76,7 +78,9 @@ function optionalIndex(value: unknown): number | null | undefined {
  * end-of-candidates. `undefined` when it is
  * none of these.
  */
-export function candidateFromPayload(payload: Payload | null): RTCIceCandidateInit | null | undefined {
+export function candidateFromPayload(
+  payload: Payload | null,
+): RTCIceCandidateInit | null | undefined {
   // `payload: null`: a peer that sent `e.candidate` itself at the end of gathering.
   if (payload === null) return null;
   const raw = payload.candidate;
@@ -96,7 +100,8 @@ export function candidateFromPayload(payload: Payload | null): RTCIceCandidateIn
   // A position missing from the object may sit beside it in the payload.
   const sdpMid = optionalString(source.sdpMid) ?? optionalString(payload.sdpMid);
   const sdpMLineIndex = optionalIndex(source.sdpMLineIndex) ?? optionalIndex(payload.sdpMLineIndex);
-  const usernameFragment = optionalString(source.usernameFragment) ?? optionalString(payload.usernameFragment);
+  const usernameFragment =
+    optionalString(source.usernameFragment) ?? optionalString(payload.usernameFragment);
   if (sdpMid !== undefined) init.sdpMid = sdpMid;
   if (sdpMLineIndex !== undefined) init.sdpMLineIndex = sdpMLineIndex;
   if (usernameFragment !== undefined) init.usernameFragment = usernameFragment;
@@ -126,7 +131,8 @@ export function startCall(options: CallOptions): Call {
   const { client, peerId, role } = options;
   const polite = role === 'polite';
   let deferredStream: MediaStream | undefined;
-  const reportError = options.onError ?? ((error: unknown) => console.error('aleatoria call:', error));
+  const reportError =
+    options.onError ?? ((error: unknown) => console.error('aleatoria call:', error));
 
   const pc = new PeerConnection({ iceServers: options.iceServers ?? [] });
   const remoteStream = new Stream();
@@ -150,8 +156,10 @@ export function startCall(options: CallOptions): Call {
   function sendDescription(description: RTCSessionDescription | null): void {
     if (!description || ended()) return;
     const payload = { type: description.type, sdp: description.sdp };
-    if (description.type === 'offer') client.send({ type: 'webrtc_offer', toUser: peerId, payload });
-    else if (description.type === 'answer') client.send({ type: 'webrtc_answer', toUser: peerId, payload });
+    if (description.type === 'offer')
+      client.send({ type: 'webrtc_offer', toUser: peerId, payload });
+    else if (description.type === 'answer')
+      client.send({ type: 'webrtc_answer', toUser: peerId, payload });
   }
 
   async function addCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
@@ -167,7 +175,8 @@ export function startCall(options: CallOptions): Call {
   async function onDescription(description: RTCSessionDescriptionInit): Promise<void> {
     if (ended()) return;
     try {
-      const offerCollision = description.type === 'offer' && (makingOffer || pc.signalingState !== 'stable');
+      const offerCollision =
+        description.type === 'offer' && (makingOffer || pc.signalingState !== 'stable');
       ignoreOffer = !polite && offerCollision;
       if (ignoreOffer) return;
       // On a collision the polite side's offer is rolled back implicitly.
@@ -193,10 +202,12 @@ export function startCall(options: CallOptions): Call {
 
   const unsubscribe = [
     client.on('webrtc_offer', (message) => {
-      if (message.fromUser === peerId) void onDescription({ type: 'offer', sdp: message.payload.sdp });
+      if (message.fromUser === peerId)
+        void onDescription({ type: 'offer', sdp: message.payload.sdp });
     }),
     client.on('webrtc_answer', (message) => {
-      if (message.fromUser === peerId) void onDescription({ type: 'answer', sdp: message.payload.sdp });
+      if (message.fromUser === peerId)
+        void onDescription({ type: 'answer', sdp: message.payload.sdp });
     }),
     client.on('webrtc_candidate', (message) => {
       if (message.fromUser === peerId) onCandidate(candidateFromPayload(message.payload));
@@ -211,9 +222,11 @@ export function startCall(options: CallOptions): Call {
     if (ended()) return;
     for (const off of unsubscribe) off();
     if (notify) {
-      client.send(notify.reason
-        ? { type: 'hangup', toUser: peerId, payload: { reason: notify.reason } }
-        : { type: 'hangup', toUser: peerId });
+      client.send(
+        notify.reason
+          ? { type: 'hangup', toUser: peerId, payload: { reason: notify.reason } }
+          : { type: 'hangup', toUser: peerId },
+      );
     }
     pc.onnegotiationneeded = null;
     pc.onicecandidate = null;
@@ -230,7 +243,11 @@ export function startCall(options: CallOptions): Call {
 
   pc.onicecandidate = ({ candidate }) => {
     if (ended()) return;
-    client.send({ type: 'webrtc_candidate', toUser: peerId, payload: { candidate: candidate ? candidateToJson(candidate) : null } });
+    client.send({
+      type: 'webrtc_candidate',
+      toUser: peerId,
+      payload: { candidate: candidate ? candidateToJson(candidate) : null },
+    });
   };
 
   pc.onnegotiationneeded = async () => {

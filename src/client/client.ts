@@ -96,7 +96,12 @@ const FATAL_CLOSE_CODES: ReadonlyMap<number, Diagnosis> = new Map([
 const OPEN = 1; // WebSocket.OPEN, spelled out so injected classes need no static constants.
 
 /** The URL of a connection attempt: `url?userId=...&room=...&token=...`. */
-export function connectUrl(url: string, userId: string, room: string | undefined, token: string): string {
+export function connectUrl(
+  url: string,
+  userId: string,
+  room: string | undefined,
+  token: string,
+): string {
   const target = new URL(url);
   target.searchParams.set('userId', userId);
   if (room !== undefined) target.searchParams.set('room', room);
@@ -254,10 +259,16 @@ export function createClient(options: ClientOptions): AleatoriaClient {
     leaveRoom: (room) => send({ type: 'leave_room', room }),
     getRooms: () => send({ type: 'get_rooms' }),
     sendRoomMessage: (room, content) => send({ type: 'chat_message', room, payload: { content } }),
-    sendDirectMessage: (toUser, content) => send({ type: 'chat_message', toUser, payload: { content } }),
-    setAvailable: (available) => send({ type: available ? 'user_available_webrtc' : 'user_unavailable_webrtc' }),
+    sendDirectMessage: (toUser, content) =>
+      send({ type: 'chat_message', toUser, payload: { content } }),
+    setAvailable: (available) =>
+      send({ type: available ? 'user_available_webrtc' : 'user_unavailable_webrtc' }),
     requestRandomPeer: (currentPeerId) =>
-      send(currentPeerId ? { type: 'request_random_peer', payload: { currentPeerId } } : { type: 'request_random_peer' }),
+      send(
+        currentPeerId
+          ? { type: 'request_random_peer', payload: { currentPeerId } }
+          : { type: 'request_random_peer' },
+      ),
     hangup: (toUser, reason) =>
       send(reason ? { type: 'hangup', toUser, payload: { reason } } : { type: 'hangup', toUser }),
     getIceServers(timeoutMs = 5000) {

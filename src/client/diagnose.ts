@@ -49,7 +49,10 @@ function currentPageOrigin(): string | undefined {
 }
 
 /** Probes `wsUrl` over HTTP and maps the answer to a {@link DiagnosisResult}. Never throws. */
-export async function diagnoseConnection(wsUrl: string, options: DiagnoseOptions = {}): Promise<DiagnosisResult> {
+export async function diagnoseConnection(
+  wsUrl: string,
+  options: DiagnoseOptions = {},
+): Promise<DiagnosisResult> {
   const fetchImpl = options.fetch ?? (globalThis.fetch as typeof fetch | undefined);
   if (!fetchImpl) return { fatal: false };
   const url = probeUrl(wsUrl);
@@ -78,7 +81,8 @@ export async function diagnoseConnection(wsUrl: string, options: DiagnoseOptions
       // A same-origin GET carries no Origin header (Fetch standard), so the server refuses it as
       // "no Origin"; the upgrade itself did carry one, and the server's own origin is always
       // allowed. The 403 says nothing about the upgrade then.
-      if (url.origin === (options.pageOrigin ?? currentPageOrigin())) return { fatal: false, httpStatus: status };
+      if (url.origin === (options.pageOrigin ?? currentPageOrigin()))
+        return { fatal: false, httpStatus: status };
       return { diagnosis: 'origin_not_allowed', fatal: true, httpStatus: status };
     case 429:
       return { diagnosis: 'too_many_connections', fatal: false, httpStatus: status };

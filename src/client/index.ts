@@ -14,7 +14,14 @@ export type {
   StatusHandler,
 } from './client.ts';
 export { startCall, candidateFromPayload } from './call.ts';
-export type { Call, CallEndReason, CallOptions, CallRole, CallState, CallStateHandler } from './call.ts';
+export type {
+  Call,
+  CallEndReason,
+  CallOptions,
+  CallRole,
+  CallState,
+  CallStateHandler,
+} from './call.ts';
 export { createBackoff } from './backoff.ts';
 export type { Backoff, BackoffOptions } from './backoff.ts';
 export { diagnoseConnection } from './diagnose.ts';

@@ -11,14 +11,20 @@ export interface AuthOptions {
   jwksUrl: string | undefined;
 }
 
-export type AuthResult = { ok: true; subject: string } | { ok: false; reason: 'missing' | 'invalid' | 'subject' };
+export type AuthResult =
+  | { ok: true; subject: string }
+  | { ok: false; reason: 'missing' | 'invalid' | 'subject' };
 
 export interface Authenticator {
   /**
    * Checks the request's token: the first JWT-shaped entry of the raw `Sec-WebSocket-Protocol`
    * header, else `accessToken`; its subject must be `userId` when one is given.
    */
-  check(protocols: string | undefined, accessToken: string | undefined, userId: string | undefined): Promise<AuthResult>;
+  check(
+    protocols: string | undefined,
+    accessToken: string | undefined,
+    userId: string | undefined,
+  ): Promise<AuthResult>;
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -35,19 +41,37 @@ export function createAuthenticator(options: AuthOptions): Authenticator | undef
   } else if (options.jwksUrl !== undefined) {
     key = createRemoteJWKSet(new URL(options.jwksUrl));
     // Whatever the key set's keys declare; never "none" or a symmetric algorithm against a public key.
-    algorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+    algorithms = [
+      'RS256',
+      'RS384',
+      'RS512',
+      'PS256',
+      'PS384',
+      'PS512',
+      'ES256',
+      'ES384',
+      'ES512',
+      'EdDSA',
+    ];
   } else {
     return undefined;
   }
 
   return {
     async check(protocols, accessToken, userId) {
-      const offered = (protocols ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+      const offered = (protocols ?? '')
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
       const token = offered.find((item) => JWT_SHAPE.test(item)) ?? accessToken;
       if (!token || token.length > 8192) return { ok: false, reason: 'missing' };
       try {
-        const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, { algorithms, clockTolerance: CLOCK_TOLERANCE_S });
-        if (typeof payload.sub !== 'string' || payload.sub === '') return { ok: false, reason: 'subject' };
+        const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
+          algorithms,
+          clockTolerance: CLOCK_TOLERANCE_S,
+        });
+        if (typeof payload.sub !== 'string' || payload.sub === '')
+          return { ok: false, reason: 'subject' };
         if (userId !== undefined && userId !== payload.sub) return { ok: false, reason: 'subject' };
         return { ok: true, subject: payload.sub };
       } catch {

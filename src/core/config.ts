@@ -12,7 +12,11 @@ const IceServers = v.pipe(
     v.strictObject({
       urls: v.union([
         v.pipe(v.string(), v.regex(/^(stun|stuns|turn|turns):/)),
-        v.pipe(v.array(v.pipe(v.string(), v.regex(/^(stun|stuns|turn|turns):/))), v.minLength(1), v.maxLength(8)),
+        v.pipe(
+          v.array(v.pipe(v.string(), v.regex(/^(stun|stuns|turn|turns):/))),
+          v.minLength(1),
+          v.maxLength(8),
+        ),
       ]),
       username: v.optional(v.pipe(v.string(), v.maxLength(512))),
       credential: v.optional(v.pipe(v.string(), v.maxLength(512))),
@@ -61,12 +65,33 @@ export type Env = Readonly<Record<string, unknown>>;
 
 /** Every variable {@link parseConfig} reads, for tools that forward them (e.g. to `wrangler dev`). */
 export const CONFIG_VARIABLES = [
-  'PORT', 'HOST', 'ALLOWED_ORIGINS', 'ALLOW_NO_ORIGIN', 'MAX_MESSAGE_BYTES', 'MAX_ROOMS_PER_CONNECTION',
-  'RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST', 'RATE_LIMIT_CLOSE_AFTER_MS', 'MAX_CONNECTIONS_PER_IP',
-  'SEND_QUEUE_MAX_BYTES', 'PING_INTERVAL_MS', 'PONG_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS', 'TRUST_PROXY',
-  'LOG_LEVEL', 'ICE_SERVERS', 'TURN_SECRET', 'TURN_URLS', 'TURN_TTL', 'STUN_URLS', 'MATCHES_PER_MINUTE',
-  'TAKEOVER_PROBE_MS', 'MATCH_REQUESTS_PER_MINUTE',
-  'AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'METRICS_TOKEN',
+  'PORT',
+  'HOST',
+  'ALLOWED_ORIGINS',
+  'ALLOW_NO_ORIGIN',
+  'MAX_MESSAGE_BYTES',
+  'MAX_ROOMS_PER_CONNECTION',
+  'RATE_LIMIT_PER_SECOND',
+  'RATE_LIMIT_BURST',
+  'RATE_LIMIT_CLOSE_AFTER_MS',
+  'MAX_CONNECTIONS_PER_IP',
+  'SEND_QUEUE_MAX_BYTES',
+  'PING_INTERVAL_MS',
+  'PONG_TIMEOUT_MS',
+  'SHUTDOWN_TIMEOUT_MS',
+  'TRUST_PROXY',
+  'LOG_LEVEL',
+  'ICE_SERVERS',
+  'TURN_SECRET',
+  'TURN_URLS',
+  'TURN_TTL',
+  'STUN_URLS',
+  'MATCHES_PER_MINUTE',
+  'TAKEOVER_PROBE_MS',
+  'MATCH_REQUESTS_PER_MINUTE',
+  'AUTH_JWT_SECRET',
+  'AUTH_JWKS_URL',
+  'METRICS_TOKEN',
 ] as const;
 
 export class ConfigError extends Error {
@@ -85,11 +110,18 @@ export function parseConfig(env: Env): Config {
     if (typeof value !== 'string') return undefined;
     return value.trim() === '' ? undefined : value.trim();
   };
-  const int = (name: (typeof CONFIG_VARIABLES)[number], fallback: number, min: number, max: number): number => {
+  const int = (
+    name: (typeof CONFIG_VARIABLES)[number],
+    fallback: number,
+    min: number,
+    max: number,
+  ): number => {
     const value = raw(name);
     if (value === undefined) return fallback;
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      problems.push(`${name}=${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
+      problems.push(
+        `${name}=${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`,
+      );
       return fallback;
     }
     return Number(value);
@@ -111,7 +143,10 @@ export function parseConfig(env: Env): Config {
   }
 
   const logLevel = (raw('LOG_LEVEL')?.toLowerCase() ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(
+      `LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`,
+    );
 
   let iceServers: IceServer[] = [];
   const iceText = raw('ICE_SERVERS');
@@ -123,33 +158,50 @@ export function parseConfig(env: Env): Config {
       parsed = undefined;
     }
     if (parsed?.success) iceServers = parsed.output;
-    else problems.push('ICE_SERVERS: expected a JSON array of {"urls": "stun:…" | "turn:…" | [...], "username"?, "credential"?} (16 at most)');
+    else
+      problems.push(
+        'ICE_SERVERS: expected a JSON array of {"urls": "stun:…" | "turn:…" | [...], "username"?, "credential"?} (16 at most)',
+      );
   }
 
   const urlList = (name: 'TURN_URLS' | 'STUN_URLS', scheme: 'turn' | 'stun'): string[] => {
-    const items = (raw(name) ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
-    const bad = items.filter((item) => !new RegExp(`^${scheme}s?:`).test(item) || item.length > 512);
-    if (bad.length > 0) problems.push(`${name}: expected comma-separated ${scheme}: or ${scheme}s: URLs, got ${bad.map((item) => JSON.stringify(item)).join(', ')}`);
+    const items = (raw(name) ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    const bad = items.filter(
+      (item) => !new RegExp(`^${scheme}s?:`).test(item) || item.length > 512,
+    );
+    if (bad.length > 0)
+      problems.push(
+        `${name}: expected comma-separated ${scheme}: or ${scheme}s: URLs, got ${bad.map((item) => JSON.stringify(item)).join(', ')}`,
+      );
     return items.slice(0, 8);
   };
   const turnUrls = urlList('TURN_URLS', 'turn');
   const stunUrls = urlList('STUN_URLS', 'stun');
   const turnSecret = raw('TURN_SECRET');
-  if (turnSecret !== undefined && turnUrls.length === 0) problems.push('TURN_SECRET is set but TURN_URLS is empty');
-  if (turnSecret === undefined && turnUrls.length > 0) problems.push('TURN_URLS is set but TURN_SECRET is not (coturn use-auth-secret)');
+  if (turnSecret !== undefined && turnUrls.length === 0)
+    problems.push('TURN_SECRET is set but TURN_URLS is empty');
+  if (turnSecret === undefined && turnUrls.length > 0)
+    problems.push('TURN_URLS is set but TURN_SECRET is not (coturn use-auth-secret)');
 
   const authSecret = raw('AUTH_JWT_SECRET');
   const authJwksUrl = raw('AUTH_JWKS_URL');
-  if (authSecret !== undefined && authJwksUrl !== undefined) problems.push('AUTH_JWT_SECRET and AUTH_JWKS_URL: set one, not both');
+  if (authSecret !== undefined && authJwksUrl !== undefined)
+    problems.push('AUTH_JWT_SECRET and AUTH_JWKS_URL: set one, not both');
   if (authSecret !== undefined && new TextEncoder().encode(authSecret).length < 32) {
     problems.push('AUTH_JWT_SECRET: at least 32 bytes (HS256 keys shorter than the hash are weak)');
   }
-  if (authJwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(authJwksUrl)) problems.push('AUTH_JWKS_URL: expected an http(s) URL');
+  if (authJwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(authJwksUrl))
+    problems.push('AUTH_JWKS_URL: expected an http(s) URL');
 
   // Renamed when it began counting matches instead of requests: an old deployment must not run on
   // a silently ignored limit.
   if (raw('MATCH_REQUESTS_PER_MINUTE') !== undefined) {
-    problems.push('MATCH_REQUESTS_PER_MINUTE: renamed MATCHES_PER_MINUTE (it counts matches made, not requests)');
+    problems.push(
+      'MATCH_REQUESTS_PER_MINUTE: renamed MATCHES_PER_MINUTE (it counts matches made, not requests)',
+    );
   }
 
   const config: Config = {
@@ -170,7 +222,12 @@ export function parseConfig(env: Env): Config {
     trustProxy: bool('TRUST_PROXY', false),
     logLevel,
     iceServers,
-    turn: { secret: turnSecret, turnUrls, stunUrls, ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400) },
+    turn: {
+      secret: turnSecret,
+      turnUrls,
+      stunUrls,
+      ttlSeconds: int('TURN_TTL', 86_400, 60, 7 * 86_400),
+    },
     matchesPerMinute: int('MATCHES_PER_MINUTE', 30, 1, 100_000),
     takeoverProbeMs: int('TAKEOVER_PROBE_MS', 2000, 0, 60_000),
     auth: { secret: authSecret, jwksUrl: authJwksUrl },

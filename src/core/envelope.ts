@@ -3,24 +3,47 @@
  * the text for its metrics without parsing it), `createTime` stamped by the server, and the
  * system's own messages from `fromUser: "system"` to the one they answer.
  */
-import { type RefusalCode, type ResponseErrorCode, SYSTEM_USER, type ServerMessage } from './protocol.ts';
+import {
+  type RefusalCode,
+  type ResponseErrorCode,
+  SYSTEM_USER,
+  type ServerMessage,
+} from './protocol.ts';
 
 type Payload<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>['payload'];
 
 /** Server messages that answer a user on the system's behalf. */
-export type SystemType = 'room_joined' | 'room_left' | 'rooms_list' | 'assign_role' | 'no_peer_available' | 'ice_servers';
+export type SystemType =
+  | 'room_joined'
+  | 'room_left'
+  | 'rooms_list'
+  | 'assign_role'
+  | 'no_peer_available'
+  | 'ice_servers';
 /** Messages relayed from one user to another as sent (signaling). */
 export type RelayType = 'webrtc_offer' | 'webrtc_answer' | 'webrtc_candidate' | 'hangup';
 
 export interface Envelopes {
   /** `createTime` for the current instant (RFC 3339, milliseconds, UTC). */
   timestamp(): string;
-  system<T extends SystemType>(type: T, toUser: string, payload: Payload<T>, messageId?: string, room?: string): string;
+  system<T extends SystemType>(
+    type: T,
+    toUser: string,
+    payload: Payload<T>,
+    messageId?: string,
+    room?: string,
+  ): string;
   /** A well-formed request the server refused: `error {error, code}`. */
   refusal(toUser: string, code: RefusalCode, error: string): string;
   /** A frame that did not fit the protocol: `error_response {error, details, code}`. */
   errorResponse(toUser: string, code: ResponseErrorCode, error: string, details: string): string;
-  relay(type: RelayType, fromUser: string, toUser: string, payload: unknown, messageId: string | undefined): string;
+  relay(
+    type: RelayType,
+    fromUser: string,
+    toUser: string,
+    payload: unknown,
+    messageId: string | undefined,
+  ): string;
   /** The server's own hangup on a user's behalf (the pair ended without it saying so). */
   hangup(fromUser: string, toUser: string, reason: string): string;
   /** A room chat message, one text for every member, the sender included. */
@@ -29,14 +52,20 @@ export interface Envelopes {
    * A direct chat message as the recipient gets it (`incoming:true`, the last field); the sender's
    * copy is {@link senderCopy} of the same text.
    */
-  directChat(fromUser: string, toUser: string, payload: unknown, messageId: string | undefined): string;
+  directChat(
+    fromUser: string,
+    toUser: string,
+    payload: unknown,
+    messageId: string | undefined,
+  ): string;
 }
 
 const INCOMING_TRUE = '"incoming":true}';
 const INCOMING_FALSE = '"incoming":false}';
 
 /** The sender's copy of a {@link Envelopes.directChat} text, without serializing it again. */
-export const senderCopy = (text: string) => `${text.slice(0, -INCOMING_TRUE.length)}${INCOMING_FALSE}`;
+export const senderCopy = (text: string) =>
+  `${text.slice(0, -INCOMING_TRUE.length)}${INCOMING_FALSE}`;
 
 const MAX_DETAILS_LENGTH = 200;
 
@@ -58,8 +87,23 @@ export function createEnvelopes(now: () => number): Envelopes {
   return {
     timestamp,
     system: (type, toUser, payload, messageId, room) =>
-      encode({ type, fromUser: SYSTEM_USER, toUser, room, payload, messageId, createTime: timestamp() } as ServerMessage),
-    refusal: (toUser, code, error) => encode({ type: 'error', fromUser: SYSTEM_USER, toUser, payload: { error, code }, createTime: timestamp() }),
+      encode({
+        type,
+        fromUser: SYSTEM_USER,
+        toUser,
+        room,
+        payload,
+        messageId,
+        createTime: timestamp(),
+      } as ServerMessage),
+    refusal: (toUser, code, error) =>
+      encode({
+        type: 'error',
+        fromUser: SYSTEM_USER,
+        toUser,
+        payload: { error, code },
+        createTime: timestamp(),
+      }),
     errorResponse(toUser, code, error, details) {
       errorSeq = (errorSeq + 1) % Number.MAX_SAFE_INTEGER;
       return encode({
@@ -71,11 +115,35 @@ export function createEnvelopes(now: () => number): Envelopes {
       });
     },
     // Verbatim: `null` (end of candidates, an empty hangup) stays null; an absent payload stays absent.
-    relay: (type, fromUser, toUser, payload, messageId) => encode({ type, fromUser, toUser, payload, messageId, createTime: timestamp() } as ServerMessage),
-    hangup: (fromUser, toUser, reason) => encode({ type: 'hangup', fromUser, toUser, payload: { reason }, createTime: timestamp() }),
+    relay: (type, fromUser, toUser, payload, messageId) =>
+      encode({
+        type,
+        fromUser,
+        toUser,
+        payload,
+        messageId,
+        createTime: timestamp(),
+      } as ServerMessage),
+    hangup: (fromUser, toUser, reason) =>
+      encode({ type: 'hangup', fromUser, toUser, payload: { reason }, createTime: timestamp() }),
     roomChat: (fromUser, room, payload, messageId) =>
-      encode({ type: 'chat_message', fromUser, room, payload, messageId, createTime: timestamp() } as ServerMessage),
+      encode({
+        type: 'chat_message',
+        fromUser,
+        room,
+        payload,
+        messageId,
+        createTime: timestamp(),
+      } as ServerMessage),
     directChat: (fromUser, toUser, payload, messageId) =>
-      encode({ type: 'chat_message', fromUser, toUser, payload, messageId, createTime: timestamp(), incoming: true } as ServerMessage),
+      encode({
+        type: 'chat_message',
+        fromUser,
+        toUser,
+        payload,
+        messageId,
+        createTime: timestamp(),
+        incoming: true,
+      } as ServerMessage),
   };
 }

@@ -25,7 +25,9 @@ export interface OpenRequest {
   token?: string;
 }
 
-export type OpenResult = { accepted: true; replaced?: ConnId } | { accepted: false; code: 'user_id_taken' };
+export type OpenResult =
+  | { accepted: true; replaced?: ConnId }
+  | { accepted: false; code: 'user_id_taken' };
 
 export interface IdentityDeps {
   readonly sessions: Sessions;
@@ -78,7 +80,12 @@ export function createIdentity(deps: IdentityDeps): Identity {
     probe.cancelTimer();
     deps.metrics.inc('aleatoria_takeover_probes_total', outcome);
     if (outcome === 'silent' && byConn.get(session.conn) === session) {
-      deps.refuse(session.conn, session.userId, 'replaced', 'This session was replaced by a new connection.');
+      deps.refuse(
+        session.conn,
+        session.userId,
+        'replaced',
+        'This session was replaced by a new connection.',
+      );
       deps.metrics.inc('aleatoria_closes_total', 'replaced');
       deps.close(session.conn, CloseCode.replaced, 'silent; replaced by a new connection');
       deps.remove(session);
@@ -94,11 +101,14 @@ export function createIdentity(deps: IdentityDeps): Identity {
     probes.set(session.userId, probe);
     // Where the runtime could not ask, silence proves nothing: the socket counts as alive ('unknown').
     const asked = deps.ping(session.conn);
-    probe.cancelTimer = deps.setTimer(deps.probeMs, () => settle(session, asked ? 'silent' : 'unknown'));
+    probe.cancelTimer = deps.setTimer(deps.probeMs, () =>
+      settle(session, asked ? 'silent' : 'unknown'),
+    );
     return settled;
   }
 
-  const takesOver = (existing: Session, request: OpenRequest) => existing.token !== undefined && existing.token === request.token;
+  const takesOver = (existing: Session, request: OpenRequest) =>
+    existing.token !== undefined && existing.token === request.token;
 
   return {
     accepts(request) {
@@ -115,20 +125,33 @@ export function createIdentity(deps: IdentityDeps): Identity {
       const room = request.room ?? DEFAULT_ROOM;
       const existing = byUser.get(request.userId);
       if (!existing) {
-        deps.touch(deps.register(conn, { userId: request.userId, token: request.token, rooms: [room], available: false }));
+        deps.touch(
+          deps.register(conn, {
+            userId: request.userId,
+            token: request.token,
+            rooms: [room],
+            available: false,
+          }),
+        );
         return { accepted: true };
       }
       if (takesOver(existing, request)) {
         // Takeover: the same client reconnecting before its old socket timed out keeps its
         // rooms, availability and call; the old socket is told why it is being dropped.
         const replaced = existing.conn;
-        deps.refuse(replaced, existing.userId, 'replaced', 'This session was taken over by a new connection.');
+        deps.refuse(
+          replaced,
+          existing.userId,
+          'replaced',
+          'This session was taken over by a new connection.',
+        );
         deps.metrics.inc('aleatoria_closes_total', 'replaced');
         deps.close(replaced, CloseCode.replaced, 'replaced by a new connection');
         byConn.delete(replaced);
         existing.conn = conn;
         byConn.set(conn, existing);
-        if (!existing.rooms.has(room) && existing.rooms.size < deps.maxRooms) deps.joinRoom(existing, room);
+        if (!existing.rooms.has(room) && existing.rooms.size < deps.maxRooms)
+          deps.joinRoom(existing, room);
         deps.touch(existing);
         return { accepted: true, replaced };
       }

@@ -7,7 +7,9 @@ import * as v from 'valibot';
 import { MAX_JSON_DEPTH, parseJson } from './json.ts';
 import { CLIENT_MESSAGE_SCHEMAS, type ClientMessage, type ResponseErrorCode } from './protocol.ts';
 
-export type Inbound = { ok: true; message: ClientMessage } | { ok: false; code: ResponseErrorCode; error: string; details: string };
+export type Inbound =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: ResponseErrorCode; error: string; details: string };
 
 const PARSE_CONFIG = { abortEarly: true } as const;
 const INVALID = 'Invalid message structure';
@@ -21,18 +23,41 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
 export function parseClientFrame(text: string): Inbound {
   const parsed = parseJson(text);
   if (!parsed.ok) {
-    const details = parsed.reason === 'depth' ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels` : 'not valid JSON';
+    const details =
+      parsed.reason === 'depth'
+        ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels`
+        : 'not valid JSON';
     return { ok: false, code: 'invalid_json', error: INVALID, details };
   }
   const value = parsed.value;
-  const type = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { type?: unknown }).type : undefined;
+  const type =
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as { type?: unknown }).type
+      : undefined;
   if (typeof type !== 'string') {
-    return { ok: false, code: 'invalid_message', error: INVALID, details: 'type: expected a string naming the message type' };
+    return {
+      ok: false,
+      code: 'invalid_message',
+      error: INVALID,
+      details: 'type: expected a string naming the message type',
+    };
   }
   // Server-only types (assign_role, room_joined...) are not here either: never relayed, unknown_type.
   const schema = CLIENT_MESSAGE_SCHEMAS.get(type);
-  if (!schema) return { ok: false, code: 'unknown_type', error: 'Unknown message type', details: 'type: not a client message type' };
+  if (!schema)
+    return {
+      ok: false,
+      code: 'unknown_type',
+      error: 'Unknown message type',
+      details: 'type: not a client message type',
+    };
   const result = v.safeParse(schema, value, PARSE_CONFIG);
-  if (!result.success) return { ok: false, code: 'invalid_message', error: INVALID, details: describeIssue(result.issues[0]) };
+  if (!result.success)
+    return {
+      ok: false,
+      code: 'invalid_message',
+      error: INVALID,
+      details: describeIssue(result.issues[0]),
+    };
   return { ok: true, message: result.output };
 }

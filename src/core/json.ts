@@ -17,7 +17,8 @@ export function valueDepthExceeds(value: unknown, limit: number): boolean {
     for (const item of value) if (valueDepthExceeds(item, limit - 1)) return true;
     return false;
   }
-  for (const key in value) if (valueDepthExceeds((value as Record<string, unknown>)[key], limit - 1)) return true;
+  for (const key in value)
+    if (valueDepthExceeds((value as Record<string, unknown>)[key], limit - 1)) return true;
   return false;
 }
 
@@ -28,12 +29,15 @@ export function valueDepthExceeds(value: unknown, limit: number): boolean {
 function mayNestDeeperThan(text: string, limit: number): boolean {
   let openers = 0;
   for (const opener of ['{', '[']) {
-    for (let at = text.indexOf(opener); at >= 0; at = text.indexOf(opener, at + 1)) if (++openers > limit) return true;
+    for (let at = text.indexOf(opener); at >= 0; at = text.indexOf(opener, at + 1))
+      if (++openers > limit) return true;
   }
   return false;
 }
 
-export type JsonParseResult = { ok: true; value: unknown } | { ok: false; reason: 'syntax' | 'depth' };
+export type JsonParseResult =
+  | { ok: true; value: unknown }
+  | { ok: false; reason: 'syntax' | 'depth' };
 
 /** Parses a client frame: never throws, refuses nesting past {@link MAX_JSON_DEPTH}. */
 export function parseJson(text: string): JsonParseResult {
@@ -43,5 +47,7 @@ export function parseJson(text: string): JsonParseResult {
   } catch {
     return { ok: false, reason: 'syntax' };
   }
-  return mayNestDeeperThan(text, MAX_JSON_DEPTH) && valueDepthExceeds(value, MAX_JSON_DEPTH) ? { ok: false, reason: 'depth' } : { ok: true, value };
+  return mayNestDeeperThan(text, MAX_JSON_DEPTH) && valueDepthExceeds(value, MAX_JSON_DEPTH)
+    ? { ok: false, reason: 'depth' }
+    : { ok: true, value };
 }

@@ -16,15 +16,28 @@ export interface Logger {
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 const MAX_FIELD_LENGTH = 200;
 
-export function createLogger(level: LogLevel, write: (line: string) => void, now: () => number = Date.now): Logger {
-  const emit = (at: Exclude<LogLevel, 'silent'>) => (event: string, fields: LogFields = {}) => {
-    if (RANK[at] < RANK[level]) return;
-    const record: Record<string, unknown> = { time: new Date(now()).toISOString(), level: at, event };
-    for (const [key, value] of Object.entries(fields)) {
-      if (value === undefined) continue;
-      record[key] = typeof value === 'string' && value.length > MAX_FIELD_LENGTH ? `${value.slice(0, MAX_FIELD_LENGTH)}…` : value;
-    }
-    write(JSON.stringify(record));
-  };
+export function createLogger(
+  level: LogLevel,
+  write: (line: string) => void,
+  now: () => number = Date.now,
+): Logger {
+  const emit =
+    (at: Exclude<LogLevel, 'silent'>) =>
+    (event: string, fields: LogFields = {}) => {
+      if (RANK[at] < RANK[level]) return;
+      const record: Record<string, unknown> = {
+        time: new Date(now()).toISOString(),
+        level: at,
+        event,
+      };
+      for (const [key, value] of Object.entries(fields)) {
+        if (value === undefined) continue;
+        record[key] =
+          typeof value === 'string' && value.length > MAX_FIELD_LENGTH
+            ? `${value.slice(0, MAX_FIELD_LENGTH)}…`
+            : value;
+      }
+      write(JSON.stringify(record));
+    };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

@@ -38,14 +38,33 @@ export interface Matching {
 export function createMatching(deps: MatchingDeps): Matching {
   const { pool, users, envelopes, metrics, limit } = deps;
 
-  function paired(session: Session, partner: { userId: string; since: number }, messageId: string | undefined) {
+  function paired(
+    session: Session,
+    partner: { userId: string; since: number },
+    messageId: string | undefined,
+  ) {
     session.partner = partner.userId;
     deps.touch(session);
-    if (limit) takeToken((session.matchBucket ??= createTokenBucket(limit, deps.now())), limit, deps.now());
+    if (limit)
+      takeToken((session.matchBucket ??= createTokenBucket(limit, deps.now())), limit, deps.now());
     metrics.inc('aleatoria_matches_total');
     metrics.observeMatch(Math.max(0, deps.now() - partner.since) / 1000);
-    deps.send(session.conn, envelopes.system('assign_role', session.userId, { role: 'impolite', peerId: partner.userId }, messageId));
-    deps.later(users.deliver(partner.userId, envelopes.system('assign_role', partner.userId, { role: 'polite', peerId: session.userId })), () => {});
+    deps.send(
+      session.conn,
+      envelopes.system(
+        'assign_role',
+        session.userId,
+        { role: 'impolite', peerId: partner.userId },
+        messageId,
+      ),
+    );
+    deps.later(
+      users.deliver(
+        partner.userId,
+        envelopes.system('assign_role', partner.userId, { role: 'polite', peerId: session.userId }),
+      ),
+      () => {},
+    );
   }
 
   return {
@@ -61,7 +80,15 @@ export function createMatching(deps: MatchingDeps): Matching {
       }
       deps.later(pool.take(session.userId, currentPeerId, deps.random), (partner) => {
         if (!partner) {
-          deps.send(session.conn, envelopes.system('no_peer_available', session.userId, { message: NO_PEER_MESSAGE }, messageId));
+          deps.send(
+            session.conn,
+            envelopes.system(
+              'no_peer_available',
+              session.userId,
+              { message: NO_PEER_MESSAGE },
+              messageId,
+            ),
+          );
           return;
         }
         deps.touch(session);
@@ -69,7 +96,16 @@ export function createMatching(deps: MatchingDeps): Matching {
         if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
         deps.later(users.pair(partner.userId, session.userId), (found) => {
           if (found) paired(session, partner, messageId);
-          else deps.send(session.conn, envelopes.system('no_peer_available', session.userId, { message: NO_PEER_MESSAGE }, messageId));
+          else
+            deps.send(
+              session.conn,
+              envelopes.system(
+                'no_peer_available',
+                session.userId,
+                { message: NO_PEER_MESSAGE },
+                messageId,
+              ),
+            );
         });
       });
     },

@@ -8,14 +8,18 @@
 export const MATCH_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300] as const;
 
 const COUNTERS = {
-  aleatoria_messages_in_total: 'Frames received, by message type ("invalid" when they did not parse).',
+  aleatoria_messages_in_total:
+    'Frames received, by message type ("invalid" when they did not parse).',
   aleatoria_messages_out_total: 'Messages delivered to sockets, by message type.',
   aleatoria_errors_total: 'error and error_response messages sent, by code.',
   aleatoria_closes_total: 'Connections the server closed, by reason.',
   aleatoria_matches_total: 'Random matches made.',
-  aleatoria_relays_to_unknown_total: 'Signaling or direct messages addressed to a user who is not connected.',
-  aleatoria_state_failures_total: 'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
-  aleatoria_takeover_probes_total: 'Old sockets probed for a newcomer without their token, by outcome (alive, silent, gone; unknown where the runtime cannot ping).',
+  aleatoria_relays_to_unknown_total:
+    'Signaling or direct messages addressed to a user who is not connected.',
+  aleatoria_state_failures_total:
+    'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
+  aleatoria_takeover_probes_total:
+    'Old sockets probed for a newcomer without their token, by outcome (alive, silent, gone; unknown where the runtime cannot ping).',
 } as const;
 
 const GAUGES = {
@@ -36,7 +40,8 @@ export interface Metrics {
 }
 
 /** Label values are client-influenced (message types are not: they are validated first); escape anyway. */
-const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const escapeLabel = (value: string) =>
+  value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** The label each counter takes, if any. */
 const LABELS: Partial<Record<CounterName, string>> = {
@@ -48,7 +53,9 @@ const LABELS: Partial<Record<CounterName, string>> = {
 };
 
 export function createMetrics(): Metrics {
-  const counters = new Map<CounterName, Map<string, number>>((Object.keys(COUNTERS) as CounterName[]).map((name) => [name, new Map()]));
+  const counters = new Map<CounterName, Map<string, number>>(
+    (Object.keys(COUNTERS) as CounterName[]).map((name) => [name, new Map()]),
+  );
   const buckets: number[] = MATCH_BUCKETS.map(() => 0);
   let matchCount = 0;
   let matchSum = 0;
@@ -75,12 +82,23 @@ export function createMetrics(): Metrics {
         const series = counters.get(name);
         const label = LABELS[name];
         if (!label) lines.push(`${name} ${series?.get('') ?? 0}`);
-        else for (const [value, count] of series ?? []) lines.push(`${name}{${label}="${escapeLabel(value)}"} ${count}`);
+        else
+          for (const [value, count] of series ?? [])
+            lines.push(`${name}{${label}="${escapeLabel(value)}"} ${count}`);
       }
       const histogram = 'aleatoria_time_to_match_seconds';
-      lines.push(`# HELP ${histogram} Seconds a user waited in the pool before being matched.`, `# TYPE ${histogram} histogram`);
-      MATCH_BUCKETS.forEach((bound, i) => lines.push(`${histogram}_bucket{le="${bound}"} ${buckets[i]}`));
-      lines.push(`${histogram}_bucket{le="+Inf"} ${matchCount}`, `${histogram}_sum ${matchSum}`, `${histogram}_count ${matchCount}`);
+      lines.push(
+        `# HELP ${histogram} Seconds a user waited in the pool before being matched.`,
+        `# TYPE ${histogram} histogram`,
+      );
+      for (const [i, bound] of MATCH_BUCKETS.entries()) {
+        lines.push(`${histogram}_bucket{le="${bound}"} ${buckets[i]}`);
+      }
+      lines.push(
+        `${histogram}_bucket{le="+Inf"} ${matchCount}`,
+        `${histogram}_sum ${matchSum}`,
+        `${histogram}_count ${matchCount}`,
+      );
       return `${lines.join('\n')}\n`;
     },
   };

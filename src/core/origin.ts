@@ -40,15 +40,23 @@ function parseOrigin(text: string): ParsedOrigin | undefined {
     return undefined;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  if (url.username || url.password || url.search || url.hash || url.pathname !== '/') return undefined;
+  if (url.username || url.password || url.search || url.hash || url.pathname !== '/')
+    return undefined;
   // `new URL` tolerates a trailing slash; an Origin header never has one, nor does a sane entry.
   if (text.endsWith('/')) return undefined;
-  return { scheme: url.protocol, host: url.hostname.toLowerCase(), port: url.port || DEFAULT_PORTS[url.protocol]! };
+  return {
+    scheme: url.protocol,
+    host: url.hostname.toLowerCase(),
+    port: url.port || DEFAULT_PORTS[url.protocol]!,
+  };
 }
 
 /** Parses `ALLOWED_ORIGINS`; throws with the offending entry on a malformed one. */
 export function parseAllowedOrigins(list: string): OriginPolicy {
-  const items = list.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  const items = list
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
   if (items.length === 0) throw new Error('no origin given (use * to allow any)');
   if (items.includes('*')) {
     if (items.length > 1) throw new Error('* cannot be combined with other entries');
@@ -57,7 +65,10 @@ export function parseAllowedOrigins(list: string): OriginPolicy {
   const entries = items.map((item): OriginEntry => {
     const wildcard = /^https?:\/\/\*\./i.test(item);
     const parsed = parseOrigin(wildcard ? item.replace('*.', 'wildcard.') : item);
-    if (!parsed) throw new Error(`${JSON.stringify(item)} is not an origin like https://example.com[:port] or https://*.example.com`);
+    if (!parsed)
+      throw new Error(
+        `${JSON.stringify(item)} is not an origin like https://example.com[:port] or https://*.example.com`,
+      );
     if (!wildcard) return { ...parsed, wildcard };
     return { ...parsed, host: parsed.host.slice('wildcard.'.length), wildcard };
   });
@@ -76,7 +87,9 @@ function isSameOrigin(origin: ParsedOrigin, hostHeader: string | undefined): boo
   const host = parseHostHeader(hostHeader);
   if (!host || host.host !== origin.host) return false;
   // Without a port, Host means the default port of whatever scheme the page was loaded over.
-  return host.port === '' ? origin.port === DEFAULT_PORTS[origin.scheme] : host.port === origin.port;
+  return host.port === ''
+    ? origin.port === DEFAULT_PORTS[origin.scheme]
+    : host.port === origin.port;
 }
 
 function matchesEntry(origin: ParsedOrigin, entry: OriginEntry): boolean {

@@ -50,20 +50,38 @@ const noControlChars = v.check<string, string>(
 );
 
 /** A user id as it appears in `?userId=`, `toUser`, `currentPeerId`. */
-export const UserId = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_USER_ID_LENGTH), noControlChars);
+export const UserId = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(MAX_USER_ID_LENGTH),
+  noControlChars,
+);
 export type UserId = v.InferOutput<typeof UserId>;
 
 /** A room name, in `?room=` and in `room` fields. */
-export const RoomName = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ROOM_LENGTH), noControlChars);
+export const RoomName = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(MAX_ROOM_LENGTH),
+  noControlChars,
+);
 export type RoomName = v.InferOutput<typeof RoomName>;
 
 /** The secret a client picks at its first connect to take its own session over later. */
-export const ReconnectToken = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_TOKEN_LENGTH), noControlChars);
+export const ReconnectToken = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(MAX_TOKEN_LENGTH),
+  noControlChars,
+);
 
 export const ChatContent = v.pipe(
   v.string(),
   v.minLength(1),
-  v.check((text) => countCodePoints(text) <= MAX_CONTENT_CHARS, `at most ${MAX_CONTENT_CHARS} characters`),
+  v.check(
+    (text) => countCodePoints(text) <= MAX_CONTENT_CHARS,
+    `at most ${MAX_CONTENT_CHARS} characters`,
+  ),
 );
 
 // Go decoded a JSON null into a field's zero value, so old clients may send null for "absent".
@@ -92,20 +110,41 @@ export const ChatMessage = v.pipe(
     // Extra payload fields are kept and relayed (DECISIONS.md: additions are backward compatible).
     payload: v.looseObject({ content: ChatContent }),
   }),
-  v.check((msg) => (msg.room == null) !== (msg.toUser == null), 'exactly one of room or toUser is required'),
+  v.check(
+    (msg) => (msg.room == null) !== (msg.toUser == null),
+    'exactly one of room or toUser is required',
+  ),
 );
 export type ChatMessage = v.InferOutput<typeof ChatMessage>;
 
-export const JoinRoom = v.object({ type: v.literal('join_room'), ...envelope, room: RoomName, payload: IgnoredPayload });
+export const JoinRoom = v.object({
+  type: v.literal('join_room'),
+  ...envelope,
+  room: RoomName,
+  payload: IgnoredPayload,
+});
 export type JoinRoom = v.InferOutput<typeof JoinRoom>;
 
-export const LeaveRoom = v.object({ type: v.literal('leave_room'), ...envelope, room: RoomName, payload: IgnoredPayload });
+export const LeaveRoom = v.object({
+  type: v.literal('leave_room'),
+  ...envelope,
+  room: RoomName,
+  payload: IgnoredPayload,
+});
 export type LeaveRoom = v.InferOutput<typeof LeaveRoom>;
 
-export const GetRooms = v.object({ type: v.literal('get_rooms'), ...envelope, payload: IgnoredPayload });
+export const GetRooms = v.object({
+  type: v.literal('get_rooms'),
+  ...envelope,
+  payload: IgnoredPayload,
+});
 export type GetRooms = v.InferOutput<typeof GetRooms>;
 
-export const UserAvailable = v.object({ type: v.literal('user_available_webrtc'), ...envelope, payload: IgnoredPayload });
+export const UserAvailable = v.object({
+  type: v.literal('user_available_webrtc'),
+  ...envelope,
+  payload: IgnoredPayload,
+});
 export type UserAvailable = v.InferOutput<typeof UserAvailable>;
 
 export const UserUnavailable = v.object({
@@ -118,7 +157,9 @@ export type UserUnavailable = v.InferOutput<typeof UserUnavailable>;
 export const RequestRandomPeer = v.object({
   type: v.literal('request_random_peer'),
   ...envelope,
-  payload: optionalField(v.looseObject({ currentPeerId: optionalField(v.union([UserId, v.literal('')])) })),
+  payload: optionalField(
+    v.looseObject({ currentPeerId: optionalField(v.union([UserId, v.literal('')])) }),
+  ),
 });
 export type RequestRandomPeer = v.InferOutput<typeof RequestRandomPeer>;
 
@@ -127,15 +168,27 @@ const SessionDescription = v.looseObject({
   sdp: v.pipe(v.string(), v.maxBytes(MAX_SDP_BYTES)),
 });
 
-export const WebRtcOffer = v.object({ type: v.literal('webrtc_offer'), ...envelope, toUser: UserId, payload: SessionDescription });
+export const WebRtcOffer = v.object({
+  type: v.literal('webrtc_offer'),
+  ...envelope,
+  toUser: UserId,
+  payload: SessionDescription,
+});
 export type WebRtcOffer = v.InferOutput<typeof WebRtcOffer>;
 
-export const WebRtcAnswer = v.object({ type: v.literal('webrtc_answer'), ...envelope, toUser: UserId, payload: SessionDescription });
+export const WebRtcAnswer = v.object({
+  type: v.literal('webrtc_answer'),
+  ...envelope,
+  toUser: UserId,
+  payload: SessionDescription,
+});
 export type WebRtcAnswer = v.InferOutput<typeof WebRtcAnswer>;
 
 const CandidateString = v.pipe(v.string(), v.maxLength(MAX_CANDIDATE_LENGTH));
 const SdpMid = optionalField(v.pipe(v.string(), v.maxLength(256)));
-const SdpMLineIndex = optionalField(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)));
+const SdpMLineIndex = optionalField(
+  v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)),
+);
 const UsernameFragment = optionalField(v.pipe(v.string(), v.maxLength(256)));
 
 /** An `RTCIceCandidateInit`, as `candidate.toJSON()` gives it. */
@@ -170,13 +223,20 @@ export const Hangup = v.object({
   toUser: UserId,
   // Any JSON (object, string, null...): clients of the original send a bare reason string too.
   payload: v.optional(
-    v.custom<unknown>((value) => !exceedsUtf8Bytes(JSON.stringify(value), MAX_HANGUP_PAYLOAD_BYTES), `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`),
+    v.custom<unknown>(
+      (value) => !exceedsUtf8Bytes(JSON.stringify(value), MAX_HANGUP_PAYLOAD_BYTES),
+      `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`,
+    ),
   ),
 });
 export type Hangup = v.InferOutput<typeof Hangup>;
 
 /** Asks for STUN/TURN servers (with fresh TURN credentials); answered by `ice_servers`. */
-export const GetIceServers = v.object({ type: v.literal('get_ice_servers'), ...envelope, payload: IgnoredPayload });
+export const GetIceServers = v.object({
+  type: v.literal('get_ice_servers'),
+  ...envelope,
+  payload: IgnoredPayload,
+});
 export type GetIceServers = v.InferOutput<typeof GetIceServers>;
 
 /** Every message a client may send, discriminated by `type`. */
@@ -200,12 +260,21 @@ export type ClientMessage = v.InferOutput<typeof ClientMessage>;
  * Each client message's schema by its `type`: validating with the one that applies gives the same
  * result as `ClientMessage`, without trying every option's discriminator first.
  */
-export const CLIENT_MESSAGE_SCHEMAS: ReadonlyMap<string, (typeof ClientMessage.options)[number]> = new Map(
-  ClientMessage.options.map((option) => [('pipe' in option ? option.pipe[0] : option).entries.type.literal, option]),
-);
+export const CLIENT_MESSAGE_SCHEMAS: ReadonlyMap<string, (typeof ClientMessage.options)[number]> =
+  new Map(
+    ClientMessage.options.map((option) => [
+      ('pipe' in option ? option.pipe[0] : option).entries.type.literal,
+      option,
+    ]),
+  );
 
 /** Machine codes of `error_response` (the frame itself was bad). */
-export const ResponseErrorCode = v.picklist(['invalid_json', 'invalid_message', 'unknown_type', 'binary_not_supported']);
+export const ResponseErrorCode = v.picklist([
+  'invalid_json',
+  'invalid_message',
+  'unknown_type',
+  'binary_not_supported',
+]);
 export type ResponseErrorCode = v.InferOutput<typeof ResponseErrorCode>;
 
 /** Machine codes of `error` (a well-formed request the server refused). */
@@ -240,24 +309,50 @@ export const ServerMessage = v.variant('type', [
   }),
   v.object({ type: v.literal('room_joined'), ...serverEnvelope, payload: RoomAction('joined') }),
   v.object({ type: v.literal('room_left'), ...serverEnvelope, payload: RoomAction('left') }),
-  v.object({ type: v.literal('rooms_list'), ...serverEnvelope, payload: v.object({ rooms: v.array(v.string()) }) }),
+  v.object({
+    type: v.literal('rooms_list'),
+    ...serverEnvelope,
+    payload: v.object({ rooms: v.array(v.string()) }),
+  }),
   v.object({
     type: v.literal('assign_role'),
     ...serverEnvelope,
     payload: v.object({ role: v.picklist(['polite', 'impolite']), peerId: v.string() }),
   }),
-  v.object({ type: v.literal('no_peer_available'), ...serverEnvelope, payload: v.object({ message: v.string() }) }),
+  v.object({
+    type: v.literal('no_peer_available'),
+    ...serverEnvelope,
+    payload: v.object({ message: v.string() }),
+  }),
   v.object({
     type: v.literal('ice_servers'),
     ...serverEnvelope,
     payload: v.object({
-      iceServers: v.array(v.object({ urls: v.union([v.string(), v.array(v.string())]), username: v.optional(v.string()), credential: v.optional(v.string()) })),
+      iceServers: v.array(
+        v.object({
+          urls: v.union([v.string(), v.array(v.string())]),
+          username: v.optional(v.string()),
+          credential: v.optional(v.string()),
+        }),
+      ),
       ttl: v.number(),
     }),
   }),
-  v.object({ type: v.literal('webrtc_offer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
-  v.object({ type: v.literal('webrtc_answer'), ...serverEnvelope, payload: v.looseObject({ sdp: v.string() }) }),
-  v.object({ type: v.literal('webrtc_candidate'), ...serverEnvelope, payload: v.nullable(v.looseObject({ candidate: v.unknown() })) }),
+  v.object({
+    type: v.literal('webrtc_offer'),
+    ...serverEnvelope,
+    payload: v.looseObject({ sdp: v.string() }),
+  }),
+  v.object({
+    type: v.literal('webrtc_answer'),
+    ...serverEnvelope,
+    payload: v.looseObject({ sdp: v.string() }),
+  }),
+  v.object({
+    type: v.literal('webrtc_candidate'),
+    ...serverEnvelope,
+    payload: v.nullable(v.looseObject({ candidate: v.unknown() })),
+  }),
   v.object({ type: v.literal('hangup'), ...serverEnvelope, payload: v.optional(v.unknown()) }),
   v.object({
     type: v.literal('error_response'),

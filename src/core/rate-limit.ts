@@ -20,7 +20,13 @@ export interface RateLimit {
 }
 
 export function createTokenBucket(limit: RateLimit, now: number): TokenBucket {
-  return { tokens: limit.burst, refilledAt: now, limitedSince: -1, refusedAt: -Infinity, notifiedAt: -Infinity };
+  return {
+    tokens: limit.burst,
+    refilledAt: now,
+    limitedSince: -1,
+    refusedAt: -Infinity,
+    notifiedAt: -Infinity,
+  };
 }
 
 /** Whether a token is there to take, without taking it (refills first). */
@@ -44,7 +50,8 @@ export function takeToken(bucket: TokenBucket, limit: RateLimit, now: number): b
     bucket.tokens -= 1;
     return true;
   }
-  if (bucket.limitedSince < 0 || now - bucket.refusedAt > EXCESS_RUN_GAP_MS) bucket.limitedSince = now;
+  if (bucket.limitedSince < 0 || now - bucket.refusedAt > EXCESS_RUN_GAP_MS)
+    bucket.limitedSince = now;
   bucket.refusedAt = now;
   return false;
 }

@@ -46,11 +46,19 @@ export interface MatchPool {
    * of the pool, with one draw of `random()`; undefined, and nothing taken, when nobody else is
    * available. `since` is when the partner entered the pool.
    */
-  take(requester: string, exclude: string | undefined, random: () => number): MaybePromise<{ userId: string; since: number } | undefined>;
+  take(
+    requester: string,
+    exclude: string | undefined,
+    random: () => number,
+  ): MaybePromise<{ userId: string; since: number } | undefined>;
 }
 
 /** Runs `fn` with `value` now, or once its promise fulfils. */
-export function whenReady<T>(value: MaybePromise<T>, fn: (value: T) => void, onRejected: (error: unknown) => void): void {
+export function whenReady<T>(
+  value: MaybePromise<T>,
+  fn: (value: T) => void,
+  onRejected: (error: unknown) => void,
+): void {
   if (value instanceof Promise) value.then(fn, onRejected);
   else fn(value);
 }

@@ -31,16 +31,30 @@ function base64(bytes: ArrayBuffer): string {
 /** coturn's REST-API credential for `username`. */
 export async function turnCredential(secret: string, username: string): Promise<string> {
   const encoder = new TextEncoder();
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-1' }, false, ['sign']);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    encoder.encode(secret),
+    { name: 'HMAC', hash: 'SHA-1' },
+    false,
+    ['sign'],
+  );
   return base64(await crypto.subtle.sign('HMAC', key, encoder.encode(username)));
 }
 
 /** The ICE servers for `userId` at `nowMs`. */
-export async function iceServersFor(options: TurnOptions, userId: string, nowMs: number): Promise<IceServersReply> {
+export async function iceServersFor(
+  options: TurnOptions,
+  userId: string,
+  nowMs: number,
+): Promise<IceServersReply> {
   const iceServers: IceServer[] = [...options.staticServers];
   if (options.stunUrls.length > 0) iceServers.push({ urls: options.stunUrls });
   if (options.secret === undefined || options.turnUrls.length === 0) return { iceServers, ttl: 0 };
   const username = `${Math.floor(nowMs / 1000) + options.ttlSeconds}:${userId}`;
-  iceServers.push({ urls: options.turnUrls, username, credential: await turnCredential(options.secret, username) });
+  iceServers.push({
+    urls: options.turnUrls,
+    username,
+    credential: await turnCredential(options.secret, username),
+  });
   return { iceServers, ttl: options.ttlSeconds };
 }

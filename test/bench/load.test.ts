@@ -10,22 +10,46 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchNode, launchProcess } from '../contract/launchers.ts';
 import type { LaunchedServer } from '../contract/harness.ts';
 
-const LIFTED = { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000', MATCHES_PER_MINUTE: '100000' };
+const LIFTED = {
+  RATE_LIMIT_PER_SECOND: '1000000',
+  RATE_LIMIT_BURST: '1000000',
+  MATCHES_PER_MINUTE: '100000',
+};
 
 function load(server: LaunchedServer, args: string[]): Promise<Record<string, any>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load.ts', '--url', `${server.baseUrl.replace('http', 'ws')}/ws`, ...args, '--timeout', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/load.ts',
+      '--url',
+      `${server.baseUrl.replace('http', 'ws')}/ws`,
+      ...args,
+      '--timeout',
+      '20000',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!)) : reject(new Error(`load exited ${code}: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').at(-1)!))
+        : reject(new Error(`load exited ${code}: ${err}`)),
+    );
   });
 }
 
 for (const [name, launch] of [
   ['ours (Node)', () => launchNode(LIFTED)],
-  ['raw-ws baseline', () => launchProcess(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts'], {})],
+  [
+    'raw-ws baseline',
+    () => launchProcess(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts'], {}),
+  ],
 ] as const) {
   describe(`bench load generator against ${name}`, () => {
     let server: LaunchedServer;
@@ -42,7 +66,16 @@ for (const [name, launch] of [
 
     it('relays DMs between pairs and delivers every chat copy', async () => {
       for (const kind of ['relay', 'chat']) {
-        const result = await load(server, ['--kind', kind, '--pairs', '5', '--window', '2', '--ms', '400']);
+        const result = await load(server, [
+          '--kind',
+          kind,
+          '--pairs',
+          '5',
+          '--window',
+          '2',
+          '--ms',
+          '400',
+        ]);
         expect(result.delivered).toBeGreaterThan(0);
       }
     }, 30_000);

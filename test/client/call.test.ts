@@ -74,7 +74,8 @@ class FakePeerConnection {
       if (this.signalingState === 'have-local-offer') this.rolledBack++;
       this.signalingState = 'have-remote-offer';
     } else {
-      if (this.signalingState !== 'have-local-offer') throw new Error('InvalidStateError: no offer to answer');
+      if (this.signalingState !== 'have-local-offer')
+        throw new Error('InvalidStateError: no offer to answer');
       this.signalingState = 'stable';
     }
     this.remoteDescription = description;
@@ -124,16 +125,37 @@ const PEER = 'bob';
 const at = { createTime: '2026-01-01T00:00:00.000Z' };
 
 function offer(sdp: string, fromUser = PEER): ServerMessage {
-  return { type: 'webrtc_offer', fromUser, toUser: 'alice', payload: { type: 'offer', sdp }, ...at };
+  return {
+    type: 'webrtc_offer',
+    fromUser,
+    toUser: 'alice',
+    payload: { type: 'offer', sdp },
+    ...at,
+  };
 }
 function answer(sdp: string, fromUser = PEER): ServerMessage {
-  return { type: 'webrtc_answer', fromUser, toUser: 'alice', payload: { type: 'answer', sdp }, ...at };
+  return {
+    type: 'webrtc_answer',
+    fromUser,
+    toUser: 'alice',
+    payload: { type: 'answer', sdp },
+    ...at,
+  };
 }
-function candidate(payload: Record<string, unknown> & { candidate: unknown }, fromUser = PEER): ServerMessage {
+function candidate(
+  payload: Record<string, unknown> & { candidate: unknown },
+  fromUser = PEER,
+): ServerMessage {
   return { type: 'webrtc_candidate', fromUser, toUser: 'alice', payload, ...at };
 }
 function hangup(fromUser = PEER, reason?: string): ServerMessage {
-  return { type: 'hangup', fromUser, toUser: 'alice', ...(reason ? { payload: { reason } } : {}), ...at };
+  return {
+    type: 'hangup',
+    fromUser,
+    toUser: 'alice',
+    ...(reason ? { payload: { reason } } : {}),
+    ...at,
+  };
 }
 
 function setup(role: 'polite' | 'impolite', overrides: Partial<CallOptions> = {}) {
@@ -153,7 +175,8 @@ function setup(role: 'polite' | 'impolite', overrides: Partial<CallOptions> = {}
   const pc = FakePeerConnection.instances.at(-1)!;
   const states: [CallState, CallEndReason | undefined][] = [];
   call.onState((state, reason) => states.push([state, reason]));
-  const sentOfType = (type: ClientMessage['type']) => signaling.sent.filter((message) => message.type === type);
+  const sentOfType = (type: ClientMessage['type']) =>
+    signaling.sent.filter((message) => message.type === type);
   return { call, pc, signaling, errors, states, sentOfType };
 }
 
@@ -176,7 +199,11 @@ describe('startCall', () => {
     expect(call.state).toBe('connecting');
     await pc.onnegotiationneeded?.();
     expect(sentOfType('webrtc_offer')).toEqual([
-      { type: 'webrtc_offer', toUser: PEER, payload: { type: 'offer', sdp: pc.localDescription!.sdp } },
+      {
+        type: 'webrtc_offer',
+        toUser: PEER,
+        payload: { type: 'offer', sdp: pc.localDescription!.sdp },
+      },
     ]);
   });
 
@@ -189,7 +216,12 @@ describe('startCall', () => {
 
   it('sends each local candidate as toJSON(), and null at the end', () => {
     const { pc, sentOfType } = setup('polite');
-    const json = { candidate: 'candidate:1 1 udp 1 10.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'uf' };
+    const json = {
+      candidate: 'candidate:1 1 udp 1 10.0.0.1 5000 typ host',
+      sdpMid: '0',
+      sdpMLineIndex: 0,
+      usernameFragment: 'uf',
+    };
     pc.onicecandidate?.({ candidate: { toJSON: () => json } });
     pc.onicecandidate?.({ candidate: null });
     expect(sentOfType('webrtc_candidate')).toEqual([
@@ -200,7 +232,9 @@ describe('startCall', () => {
 
   it('queues candidates that arrive before the remote description and adds them after it', async () => {
     const { pc, signaling, sentOfType, errors } = setup('polite');
-    signaling.deliver(candidate({ candidate: { candidate: 'candidate:a', sdpMid: '0', sdpMLineIndex: 0 } }));
+    signaling.deliver(
+      candidate({ candidate: { candidate: 'candidate:a', sdpMid: '0', sdpMLineIndex: 0 } }),
+    );
     signaling.deliver(candidate({ candidate: 'candidate:b', sdpMid: '1', sdpMLineIndex: 1 }));
     await settle();
     expect(pc.addedCandidates).toEqual([]);
@@ -213,13 +247,22 @@ describe('startCall', () => {
       { candidate: 'candidate:b', sdpMid: '1', sdpMLineIndex: 1 },
     ]);
     expect(sentOfType('webrtc_answer')).toEqual([
-      { type: 'webrtc_answer', toUser: PEER, payload: { type: 'answer', sdp: pc.localDescription!.sdp } },
+      {
+        type: 'webrtc_answer',
+        toUser: PEER,
+        payload: { type: 'answer', sdp: pc.localDescription!.sdp },
+      },
     ]);
 
-    signaling.deliver(candidate({ candidate: { candidate: 'candidate:c', sdpMid: '0', sdpMLineIndex: 0 } }));
+    signaling.deliver(
+      candidate({ candidate: { candidate: 'candidate:c', sdpMid: '0', sdpMLineIndex: 0 } }),
+    );
     signaling.deliver(candidate({ candidate: null }));
     await settle();
-    expect(pc.addedCandidates.slice(2)).toEqual([{ candidate: 'candidate:c', sdpMid: '0', sdpMLineIndex: 0 }, null]);
+    expect(pc.addedCandidates.slice(2)).toEqual([
+      { candidate: 'candidate:c', sdpMid: '0', sdpMLineIndex: 0 },
+      null,
+    ]);
     expect(errors).toEqual([]);
   });
 
@@ -311,7 +354,9 @@ describe('startCall', () => {
     await settle();
     signaling.deliver(offer('real-offer'));
     await settle();
-    signaling.deliver(candidate({ candidate: { candidate: 'candidate:m', sdpMid: '0' } }, 'mallory'));
+    signaling.deliver(
+      candidate({ candidate: { candidate: 'candidate:m', sdpMid: '0' } }, 'mallory'),
+    );
     await settle();
     expect(pc.remoteDescriptionsSet).toEqual([{ type: 'offer', sdp: 'real-offer' }]);
     expect(pc.addedCandidates).toEqual([]);
@@ -332,12 +377,15 @@ describe('startCall', () => {
     expect(signaling.listenerCount()).toBe(0);
   });
 
-  it.each(['peer_disconnected', 'peer_left'] as const)('ends with the server reason %s', (reason) => {
-    const { call, signaling, sentOfType } = setup('impolite');
-    signaling.deliver(hangup(PEER, reason));
-    expect(call.endReason).toBe(reason);
-    expect(sentOfType('hangup')).toEqual([]);
-  });
+  it.each(['peer_disconnected', 'peer_left'] as const)(
+    'ends with the server reason %s',
+    (reason) => {
+      const { call, signaling, sentOfType } = setup('impolite');
+      signaling.deliver(hangup(PEER, reason));
+      expect(call.endReason).toBe(reason);
+      expect(sentOfType('hangup')).toEqual([]);
+    },
+  );
 
   it('follows the connection state: connecting, connected, and failed ends the call and tells the peer', () => {
     const { call, pc, states, sentOfType } = setup('polite');
@@ -347,15 +395,23 @@ describe('startCall', () => {
     pc.setConnectionState('disconnected');
     expect(call.state).toBe('connecting');
     pc.setConnectionState('failed');
-    expect(states).toEqual([['connected', undefined], ['connecting', undefined], ['ended', 'failed']]);
-    expect(sentOfType('hangup')).toEqual([{ type: 'hangup', toUser: PEER, payload: { reason: 'failed' } }]);
+    expect(states).toEqual([
+      ['connected', undefined],
+      ['connecting', undefined],
+      ['ended', 'failed'],
+    ]);
+    expect(sentOfType('hangup')).toEqual([
+      { type: 'hangup', toUser: PEER, payload: { reason: 'failed' } },
+    ]);
     expect(pc.closed).toBe(true);
   });
 
   it('hangup() tells the peer and stops listening; close() does not tell it', async () => {
     const first = setup('impolite');
     first.call.hangup('next');
-    expect(first.sentOfType('hangup')).toEqual([{ type: 'hangup', toUser: PEER, payload: { reason: 'next' } }]);
+    expect(first.sentOfType('hangup')).toEqual([
+      { type: 'hangup', toUser: PEER, payload: { reason: 'next' } },
+    ]);
     expect(first.states).toEqual([['ended', 'local']]);
     expect(first.signaling.listenerCount()).toBe(0);
     first.signaling.deliver(offer('late-offer'));
@@ -386,12 +442,20 @@ describe('startCall', () => {
 
 describe('candidateFromPayload', () => {
   it('reads an RTCIceCandidateInit, a bare string with its position beside it, or null', () => {
-    expect(candidateFromPayload({ candidate: { candidate: 'c1', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'u' } }))
-      .toEqual({ candidate: 'c1', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'u' });
-    expect(candidateFromPayload({ candidate: 'c2', sdpMid: 'audio', sdpMLineIndex: 1 }))
-      .toEqual({ candidate: 'c2', sdpMid: 'audio', sdpMLineIndex: 1 });
-    expect(candidateFromPayload({ candidate: { candidate: 'c3' }, sdpMLineIndex: 2 }))
-      .toEqual({ candidate: 'c3', sdpMLineIndex: 2 });
+    expect(
+      candidateFromPayload({
+        candidate: { candidate: 'c1', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'u' },
+      }),
+    ).toEqual({ candidate: 'c1', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'u' });
+    expect(candidateFromPayload({ candidate: 'c2', sdpMid: 'audio', sdpMLineIndex: 1 })).toEqual({
+      candidate: 'c2',
+      sdpMid: 'audio',
+      sdpMLineIndex: 1,
+    });
+    expect(candidateFromPayload({ candidate: { candidate: 'c3' }, sdpMLineIndex: 2 })).toEqual({
+      candidate: 'c3',
+      sdpMLineIndex: 2,
+    });
     expect(candidateFromPayload({ candidate: null })).toBeNull();
     expect(candidateFromPayload(null)).toBeNull();
   });

@@ -31,7 +31,9 @@ class FakeWebSocket {
     this.onopen?.(new Event('open'));
   }
   receive(message: unknown): void {
-    this.onmessage?.({ data: typeof message === 'string' ? message : JSON.stringify(message) } as MessageEvent);
+    this.onmessage?.({
+      data: typeof message === 'string' ? message : JSON.stringify(message),
+    } as MessageEvent);
   }
   drop(code: number, reason = ''): void {
     this.readyState = 3;
@@ -123,15 +125,32 @@ describe('events', () => {
     latest().open();
     const roles: string[] = [];
     const rooms: string[][] = [];
-    const off = client.on('assign_role', (message) => roles.push(`${message.payload.role}:${message.payload.peerId}`));
+    const off = client.on('assign_role', (message) =>
+      roles.push(`${message.payload.role}:${message.payload.peerId}`),
+    );
     client.on('rooms_list', (message) => rooms.push(message.payload.rooms));
     // @ts-expect-error rooms_list has no role: the handler is typed by the message type
     client.on('rooms_list', (message) => message.payload.role);
 
-    latest().receive({ type: 'assign_role', fromUser: 'system', payload: { role: 'polite', peerId: 'bob' }, ...at('t1') });
-    latest().receive({ type: 'rooms_list', fromUser: 'system', payload: { rooms: ['Lobby'] }, ...at('t2') });
+    latest().receive({
+      type: 'assign_role',
+      fromUser: 'system',
+      payload: { role: 'polite', peerId: 'bob' },
+      ...at('t1'),
+    });
+    latest().receive({
+      type: 'rooms_list',
+      fromUser: 'system',
+      payload: { rooms: ['Lobby'] },
+      ...at('t2'),
+    });
     off();
-    latest().receive({ type: 'assign_role', fromUser: 'system', payload: { role: 'impolite', peerId: 'carol' }, ...at('t3') });
+    latest().receive({
+      type: 'assign_role',
+      fromUser: 'system',
+      payload: { role: 'impolite', peerId: 'carol' },
+      ...at('t3'),
+    });
 
     expect(roles).toEqual(['polite:bob']);
     expect(rooms).toEqual([['Lobby']]);
@@ -145,7 +164,12 @@ describe('events', () => {
     latest().receive('not json');
     latest().receive({ payload: { error: 'x' } });
     latest().receive([1, 2]);
-    latest().receive({ type: 'error', fromUser: 'system', payload: { error: 'Nope', code: 'not_in_room' }, ...at('t') });
+    latest().receive({
+      type: 'error',
+      fromUser: 'system',
+      payload: { error: 'Nope', code: 'not_in_room' },
+      ...at('t'),
+    });
     expect(seen).toHaveLength(1);
   });
 
@@ -155,19 +179,26 @@ describe('events', () => {
     const thrown = new Error('handler bug');
     const rethrown: unknown[] = [];
     const original = globalThis.queueMicrotask;
-    vi.stubGlobal('queueMicrotask', (task: () => void) => original(() => {
-      try {
-        task();
-      } catch (error) {
-        rethrown.push(error);
-      }
-    }));
+    vi.stubGlobal('queueMicrotask', (task: () => void) =>
+      original(() => {
+        try {
+          task();
+        } catch (error) {
+          rethrown.push(error);
+        }
+      }),
+    );
     const seen: string[] = [];
     client.on('no_peer_available', () => {
       throw thrown;
     });
     client.on('no_peer_available', (message) => seen.push(message.payload.message));
-    latest().receive({ type: 'no_peer_available', fromUser: 'system', payload: { message: 'none' }, ...at('t') });
+    latest().receive({
+      type: 'no_peer_available',
+      fromUser: 'system',
+      payload: { message: 'none' },
+      ...at('t'),
+    });
     await settle();
     expect(seen).toEqual(['none']);
     expect(rethrown).toEqual([thrown]);
@@ -252,7 +283,11 @@ describe('reconnecting', () => {
 
   it('keeps every delay within [0, cap] whatever random returns', () => {
     const values = [0, 0.9999, 1, 1.5, -0.2, 0.3];
-    const backoff = createBackoff({ initialDelayMs: 500, maxDelayMs: 15_000, random: () => values.shift()! });
+    const backoff = createBackoff({
+      initialDelayMs: 500,
+      maxDelayMs: 15_000,
+      random: () => values.shift()!,
+    });
     const caps = [500, 1000, 2000, 4000, 8000, 15_000];
     for (const cap of caps) {
       const delay = backoff.next();
@@ -274,7 +309,10 @@ describe('reconnecting', () => {
     const { client, statuses } = makeClient({ reconnect: { random: () => 0.5 } });
     latest().open();
     latest().drop(1012, 'server restart');
-    expect(statuses.at(-1)).toEqual(['reconnecting', { code: 1012, reason: 'server restart', retryInMs: 250 }]);
+    expect(statuses.at(-1)).toEqual([
+      'reconnecting',
+      { code: 1012, reason: 'server restart', retryInMs: 250 },
+    ]);
     await vi.advanceTimersByTimeAsync(250);
     expect(sockets()).toHaveLength(2);
     latest().open();
@@ -296,15 +334,18 @@ describe('reconnecting', () => {
   it.each([
     [4009, 'user_id_taken'],
     [4000, 'replaced'],
-  ] as const)('does not reconnect after close code %i and reports it as fatal', async (code, diagnosis) => {
-    const { client, statuses } = makeClient({ reconnect: { random: () => 0 } });
-    latest().open();
-    latest().drop(code);
-    await vi.advanceTimersByTimeAsync(60_000);
-    expect(sockets()).toHaveLength(1);
-    expect(client.status).toBe('closed');
-    expect(statuses.at(-1)).toEqual(['closed', { code, fatal: true, diagnosis }]);
-  });
+  ] as const)(
+    'does not reconnect after close code %i and reports it as fatal',
+    async (code, diagnosis) => {
+      const { client, statuses } = makeClient({ reconnect: { random: () => 0 } });
+      latest().open();
+      latest().drop(code);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(sockets()).toHaveLength(1);
+      expect(client.status).toBe('closed');
+      expect(statuses.at(-1)).toEqual(['closed', { code, fatal: true, diagnosis }]);
+    },
+  );
 
   it('does not reconnect after close(), even if the socket reports its close later', async () => {
     const { client, statuses } = makeClient({ reconnect: { random: () => 0 } });
@@ -343,7 +384,10 @@ describe('diagnosing a connection that never opened', () => {
     expect(probed.pathname).toBe('/ws');
     expect(probed.searchParams.get('userId')).toBe('alice');
     expect(client.status).toBe('closed');
-    expect(statuses.at(-1)).toEqual(['closed', { code: 1006, fatal: true, diagnosis: 'origin_not_allowed' }]);
+    expect(statuses.at(-1)).toEqual([
+      'closed',
+      { code: 1006, fatal: true, diagnosis: 'origin_not_allowed' },
+    ]);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(sockets()).toHaveLength(1);
   });
@@ -363,7 +407,10 @@ describe('diagnosing a connection that never opened', () => {
     await settle();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(sockets()).toHaveLength(1);
-    expect(statuses.at(-1)).toEqual(['closed', { code: 1006, fatal: true, diagnosis: 'bad_request' }]);
+    expect(statuses.at(-1)).toEqual([
+      'closed',
+      { code: 1006, fatal: true, diagnosis: 'bad_request' },
+    ]);
   });
 
   it.each([
@@ -396,7 +443,10 @@ describe('diagnosing a connection that never opened', () => {
     const { statuses } = makeClient({ reconnect: { random: () => 0 } });
     latest().drop(1006);
     await settle();
-    expect(statuses.at(-1)).toEqual(['reconnecting', { code: 1006, diagnosis: 'unreachable', retryInMs: 0 }]);
+    expect(statuses.at(-1)).toEqual([
+      'reconnecting',
+      { code: 1006, diagnosis: 'unreachable', retryInMs: 0 },
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(sockets()).toHaveLength(2);
   });
@@ -442,9 +492,26 @@ describe('getIceServers', () => {
     const pending = client.getIceServers();
     const request = latest().frames().at(-1) as { type: string; messageId: string };
     expect(request.type).toBe('get_ice_servers');
-    const payload = { iceServers: [{ urls: 'turn:t.example:3478', username: '1:alice', credential: 'c' }], ttl: 600 };
-    latest().receive({ type: 'ice_servers', fromUser: 'system', toUser: 'alice', messageId: 'someone-else', payload: { iceServers: [], ttl: 0 }, ...at('2026-01-01T00:00:00.000Z') });
-    latest().receive({ type: 'ice_servers', fromUser: 'system', toUser: 'alice', messageId: request.messageId, payload, ...at('2026-01-01T00:00:00.000Z') });
+    const payload = {
+      iceServers: [{ urls: 'turn:t.example:3478', username: '1:alice', credential: 'c' }],
+      ttl: 600,
+    };
+    latest().receive({
+      type: 'ice_servers',
+      fromUser: 'system',
+      toUser: 'alice',
+      messageId: 'someone-else',
+      payload: { iceServers: [], ttl: 0 },
+      ...at('2026-01-01T00:00:00.000Z'),
+    });
+    latest().receive({
+      type: 'ice_servers',
+      fromUser: 'system',
+      toUser: 'alice',
+      messageId: request.messageId,
+      payload,
+      ...at('2026-01-01T00:00:00.000Z'),
+    });
     await expect(pending).resolves.toEqual(payload);
   });
 

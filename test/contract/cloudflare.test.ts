@@ -8,7 +8,14 @@ const target = {
   name: 'Cloudflare (workerd)',
   // The platform pings, buffers and restarts: the Durable Object has no timers, no view of a
   // socket's outbound buffer, and no signals.
-  capabilities: { serverHeartbeat: false, signalDrain: false, slowConsumerClose: false, closeHandshakeUnderFlood: true, processMemory: false, serverPing: false },
+  capabilities: {
+    serverHeartbeat: false,
+    signalDrain: false,
+    slowConsumerClose: false,
+    closeHandshakeUnderFlood: true,
+    processMemory: false,
+    serverPing: false,
+  },
   launch: launchCloudflare,
 };
 
@@ -30,7 +37,10 @@ describe('Cloudflare: hibernation', () => {
     a.send({ type: 'join_room', room: 'extra' });
     await a.nextOfType('room_joined');
     // d's rooms take more than the 2 KB an attachment holds: its state must go to storage and back.
-    const longRooms = Array.from({ length: 30 }, (_, i) => `${String(i).padStart(2, '0')}-${'é'.repeat(61)}`);
+    const longRooms = Array.from(
+      { length: 30 },
+      (_, i) => `${String(i).padStart(2, '0')}-${'é'.repeat(61)}`,
+    );
     for (const room of longRooms) {
       d.send({ type: 'join_room', room });
       await d.nextOfType('room_joined');
@@ -49,7 +59,8 @@ describe('Cloudflare: hibernation', () => {
     await new Promise((r) => setTimeout(r, 13_000));
     d.send({ type: 'get_rooms' });
     await d.nextOfType('rooms_list');
-    for (let i = 0; restored() === restoredBefore && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; restored() === restoredBefore && i < 100; i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect(restored()).toBe(restoredBefore + 1);
 
     // Rooms survived.
@@ -58,7 +69,8 @@ describe('Cloudflare: hibernation', () => {
     d.send({ type: 'get_rooms' });
     expect((await d.nextOfType('rooms_list')).payload.rooms).toEqual(['before', ...longRooms]);
     a.send({ type: 'chat_message', room: 'before', payload: { content: 'still here?' } });
-    for (const member of [a, b, c, d]) expect((await member.nextOfType('chat_message')).payload.content).toBe('still here?');
+    for (const member of [a, b, c, d])
+      expect((await member.nextOfType('chat_message')).payload.content).toBe('still here?');
     // DMs.
     d.send({ type: 'chat_message', toUser: 'hib-c', payload: { content: 'dm' } });
     expect((await c.nextOfType('chat_message')).incoming).toBe(true);
@@ -67,7 +79,10 @@ describe('Cloudflare: hibernation', () => {
     expect((await d.nextOfType('assign_role')).payload.peerId).toBe('hib-c');
     // The pair: b leaving still ends a's call.
     b.ws.terminate();
-    expect(await a.nextOfType('hangup', 5000)).toMatchObject({ fromUser: 'hib-b', payload: { reason: 'peer_disconnected' } });
+    expect(await a.nextOfType('hangup', 5000)).toMatchObject({
+      fromUser: 'hib-b',
+      payload: { reason: 'peer_disconnected' },
+    });
     await Promise.all([a.close(), c.close(), d.close()]);
   }, 60_000);
 });

@@ -4,7 +4,14 @@ import { launchDeno } from './launchers.ts';
 
 const target = {
   name: 'Deno',
-  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: false, processMemory: true, serverPing: true },
+  capabilities: {
+    serverHeartbeat: true,
+    signalDrain: true,
+    slowConsumerClose: true,
+    closeHandshakeUnderFlood: false,
+    processMemory: true,
+    serverPing: true,
+  },
   launch: launchDeno,
 };
 

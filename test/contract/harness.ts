@@ -70,7 +70,8 @@ export const PROD_ORIGIN = 'https://www.aleatoria.chat';
 
 export function wsUrl(baseUrl: string, query: Record<string, string | undefined>): string {
   const url = new URL('/ws', baseUrl.replace(/^http/, 'ws'));
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
+  for (const [key, value] of Object.entries(query))
+    if (value !== undefined) url.searchParams.set(key, value);
   return url.href;
 }
 
@@ -82,8 +83,15 @@ function socketOptions(options: ConnectOptions) {
 }
 
 /** Resolves with the HTTP status of an upgrade attempt: 101 when it succeeded. */
-export function upgradeStatus(baseUrl: string, options: ConnectOptions & { query?: Record<string, string | undefined> }): Promise<number> {
-  const query = options.query ?? { userId: options.userId, room: options.room, token: options.token };
+export function upgradeStatus(
+  baseUrl: string,
+  options: ConnectOptions & { query?: Record<string, string | undefined> },
+): Promise<number> {
+  const query = options.query ?? {
+    userId: options.userId,
+    room: options.room,
+    token: options.token,
+  };
   const ws = new WebSocket(wsUrl(baseUrl, query), options.protocols ?? [], socketOptions(options));
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
@@ -104,7 +112,11 @@ export function upgradeStatus(baseUrl: string, options: ConnectOptions & { query
  * as browsers send it; the `ws` client joins with "," and Deno splits only on ", "). Resolves with
  * the status and response headers, then drops the connection.
  */
-export function rawUpgrade(baseUrl: string, query: Record<string, string>, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+export function rawUpgrade(
+  baseUrl: string,
+  query: Record<string, string>,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
   const url = new URL('/ws', baseUrl);
   for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
   return new Promise((resolve, reject) => {
@@ -133,7 +145,8 @@ export function rawUpgrade(baseUrl: string, query: Record<string, string>, heade
 
 let clientSeq = 0;
 /** A user id unique to this test run. */
-export const uid = (label = 'u') => `${label}-${process.pid}-${(++clientSeq).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+export const uid = (label = 'u') =>
+  `${label}-${process.pid}-${(++clientSeq).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
 export class TestClient {
   readonly queue: Received[] = [];
@@ -142,7 +155,10 @@ export class TestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   private waiters: Array<() => void> = [];
 
-  private constructor(readonly ws: WebSocket, readonly userId: string) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly userId: string,
+  ) {
     ws.on('message', (data: RawData, isBinary) => {
       const text = data.toString();
       let raw: unknown;
@@ -156,19 +172,35 @@ export class TestClient {
       else this.violations.push(text.slice(0, 300));
       for (const wake of this.waiters.splice(0)) wake();
     });
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => {
-      for (const wake of this.waiters.splice(0)) wake();
-      resolve({ code, reason: reason.toString() });
-    }));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => {
+        for (const wake of this.waiters.splice(0)) wake();
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
   }
 
-  static open(baseUrl: string, options: ConnectOptions & { query?: Record<string, string> } = {}): Promise<TestClient> {
+  static open(
+    baseUrl: string,
+    options: ConnectOptions & { query?: Record<string, string> } = {},
+  ): Promise<TestClient> {
     const userId = options.userId ?? uid();
-    const ws = new WebSocket(wsUrl(baseUrl, { userId: options.userId === '' ? undefined : userId, room: options.room, token: options.token, ...options.query }), options.protocols ?? [], socketOptions(options));
+    const ws = new WebSocket(
+      wsUrl(baseUrl, {
+        userId: options.userId === '' ? undefined : userId,
+        room: options.room,
+        token: options.token,
+        ...options.query,
+      }),
+      options.protocols ?? [],
+      socketOptions(options),
+    );
     const client = new TestClient(ws, userId);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`upgrade refused with ${res.statusCode}`)),
+      );
       ws.once('error', reject);
     });
   }
@@ -185,12 +217,17 @@ export class TestClient {
   async next(filter: (m: Received) => boolean = () => true, timeoutMs = 3000): Promise<Received> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.violations.length > 0) throw new Error(`${this.userId} got frames outside the protocol: ${this.violations.join(' | ')}`);
+      if (this.violations.length > 0)
+        throw new Error(
+          `${this.userId} got frames outside the protocol: ${this.violations.join(' | ')}`,
+        );
       const at = this.queue.findIndex(filter);
       if (at >= 0) return this.queue.splice(at, 1)[0]!;
       const left = deadline - Date.now();
       if (left <= 0 || this.ws.readyState === WebSocket.CLOSED) {
-        throw new Error(`${this.userId}: no matching message within ${timeoutMs} ms; queued: ${JSON.stringify(this.queue).slice(0, 500)}`);
+        throw new Error(
+          `${this.userId}: no matching message within ${timeoutMs} ms; queued: ${JSON.stringify(this.queue).slice(0, 500)}`,
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
@@ -202,7 +239,10 @@ export class TestClient {
     }
   }
 
-  nextOfType<T extends Received['type']>(type: T, timeoutMs?: number): Promise<Extract<Received, { type: T }>> {
+  nextOfType<T extends Received['type']>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<Received, { type: T }>> {
     return this.next((m) => m.type === type, timeoutMs) as Promise<Extract<Received, { type: T }>>;
   }
 
@@ -210,7 +250,8 @@ export class TestClient {
   async expectNothing(ms = 150, filter: (m: Received) => boolean = () => true): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
     const unexpected = this.queue.filter(filter);
-    if (unexpected.length > 0) throw new Error(`${this.userId}: unexpected ${JSON.stringify(unexpected).slice(0, 500)}`);
+    if (unexpected.length > 0)
+      throw new Error(`${this.userId}: unexpected ${JSON.stringify(unexpected).slice(0, 500)}`);
   }
 
   /** A request/response round trip that proves the socket is alive and served. */
@@ -221,7 +262,8 @@ export class TestClient {
   }
 
   close(): Promise<{ code: number; reason: string }> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.close(1000);
     return this.closed;
   }
 }

@@ -14,12 +14,19 @@ export function procStat(pid: number): { comm: string; pgrp: number; cpuSeconds:
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // After "pid (comm) ": state, ppid, pgrp, ..., utime (14th field), stime (15th), in ticks.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), pgrp: Number(fields[2]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
+  return {
+    comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+    pgrp: Number(fields[2]),
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100,
+  };
 }
 
 /** A process's resident memory, bytes, from /proc. */
 export function procRss(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+  return (
+    Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) *
+    1024
+  );
 }
 
 /** Process groups still running, killed when the test process exits however it exits. */
@@ -38,7 +45,12 @@ process.once('exit', () => {
  * Spawns `command` with `env` (PORT=0 picks a free port) and waits for the Go server's start-up
  * line. Shared by every launcher whose runtime prints it (Node, Deno).
  */
-export function launchProcess(command: string, args: string[], env: Record<string, string>, startTimeoutMs = 20_000): Promise<LaunchedServer> {
+export function launchProcess(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  startTimeoutMs = 20_000,
+): Promise<LaunchedServer> {
   const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
@@ -56,7 +68,9 @@ export function launchProcess(command: string, args: string[], env: Record<strin
     }
   };
   let output = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
@@ -101,7 +115,12 @@ export const launchNode = (env: Record<string, string>) =>
 
 /** Launches the Deno adapter as `npm run start:deno` does, with the npm-installed `deno`. */
 export const launchDeno = (env: Record<string, string>) =>
-  launchProcess('node_modules/.bin/deno', ['run', '--allow-net', '--allow-env', '--allow-read', 'src/adapters/deno.ts'], env, 60_000);
+  launchProcess(
+    'node_modules/.bin/deno',
+    ['run', '--allow-net', '--allow-env', '--allow-read', 'src/adapters/deno.ts'],
+    env,
+    60_000,
+  );
 
 /**
  * Launches the Worker and its Durable Object under `wrangler dev` as `npm run start:cloudflare`
@@ -109,10 +128,15 @@ export const launchDeno = (env: Record<string, string>) =>
  */
 export const launchCloudflare = async (env: Record<string, string>): Promise<LaunchedServer> => {
   const state = mkdtempSync(join(tmpdir(), 'aleatoria-wrangler-'));
-  const server = await launchProcess(process.execPath, ['--import', 'tsx', 'scripts/start-cloudflare.ts'], {
-    WRANGLER_PERSIST_TO: state,
-    ...env,
-  }, 90_000);
+  const server = await launchProcess(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/start-cloudflare.ts'],
+    {
+      WRANGLER_PERSIST_TO: state,
+      ...env,
+    },
+    90_000,
+  );
   return {
     ...server,
     async stop() {

@@ -4,7 +4,14 @@ import { launchNode } from './launchers.ts';
 
 const target = {
   name: 'Node',
-  capabilities: { serverHeartbeat: true, signalDrain: true, slowConsumerClose: true, closeHandshakeUnderFlood: true, processMemory: true, serverPing: true },
+  capabilities: {
+    serverHeartbeat: true,
+    signalDrain: true,
+    slowConsumerClose: true,
+    closeHandshakeUnderFlood: true,
+    processMemory: true,
+    serverPing: true,
+  },
   launch: launchNode,
 };
 

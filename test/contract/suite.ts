@@ -4,7 +4,16 @@
  * behaviours a runtime legitimately lacks are declared by capability flags and reported as such.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestClient, rawUpgrade, uid, upgradeStatus, PROD_ORIGIN, type ContractTarget, type LaunchedServer, type Received } from './harness.ts';
+import {
+  TestClient,
+  rawUpgrade,
+  uid,
+  upgradeStatus,
+  PROD_ORIGIN,
+  type ContractTarget,
+  type LaunchedServer,
+  type Received,
+} from './harness.ts';
 import { WebSocket } from 'ws';
 import { createHmac } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -40,7 +49,9 @@ async function drainPool(baseUrl: string) {
   for (let i = 0; i < 100; i++) {
     const probe = await TestClient.open(baseUrl, { userId: uid('drain') });
     probe.send({ type: 'request_random_peer' });
-    const reply = await probe.next((m) => m.type === 'assign_role' || m.type === 'no_peer_available');
+    const reply = await probe.next(
+      (m) => m.type === 'assign_role' || m.type === 'no_peer_available',
+    );
     await probe.close();
     if (reply.type === 'no_peer_available') return;
   }
@@ -63,7 +74,8 @@ async function readMetrics(server: LaunchedServer): Promise<(sample: string) => 
   const res = await fetch(`${server.baseUrl}/metrics`);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
-  return (sample) => Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return (sample) =>
+    Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 }
 
 export function defineContractSuite(target: ContractTarget) {
@@ -72,10 +84,18 @@ export function defineContractSuite(target: ContractTarget) {
    * the platform's own mechanism where the server can observe one, else the report names the
    * capability in an explicit skip, never silently.
    */
-  const describeIf = (capability: keyof ContractTarget['capabilities'], title: string, body: () => void, instead?: () => void) => {
+  const describeIf = (
+    capability: keyof ContractTarget['capabilities'],
+    title: string,
+    body: () => void,
+    instead?: () => void,
+  ) => {
     if (target.capabilities[capability]) describe(title, body);
     else if (instead) describe(`${title}: the platform's way on ${target.name}`, instead);
-    else describe(title, () => it.skip(`not the server's to do on ${target.name} (capability ${capability}: false)`, () => {}));
+    else
+      describe(title, () =>
+        it.skip(`not the server's to do on ${target.name} (capability ${capability}: false)`, () => {}),
+      );
   };
 
   describe(`contract on ${target.name}`, () => {
@@ -111,7 +131,9 @@ export function defineContractSuite(target: ContractTarget) {
       });
 
       it('serves the ICE servers at /config.json and the protocol JSON Schema at /protocol.json', async () => {
-        expect(await (await fetch(`${server.baseUrl}/config.json`)).json()).toEqual({ iceServers: [] });
+        expect(await (await fetch(`${server.baseUrl}/config.json`)).json()).toEqual({
+          iceServers: [],
+        });
         const schema = await fetch(`${server.baseUrl}/protocol.json`);
         expect(schema.headers.get('content-type')).toMatch(/application\/schema\+json/);
         const body = (await schema.json()) as { definitions: Record<string, unknown> };
@@ -122,23 +144,37 @@ export function defineContractSuite(target: ContractTarget) {
         const read = () => readMetrics(server);
         const before = await read();
         const a = await connect();
-        a.send({ type: 'webrtc_offer', toUser: uid('ghost'), payload: { type: 'offer', sdp: 'v=0' } });
+        a.send({
+          type: 'webrtc_offer',
+          toUser: uid('ghost'),
+          payload: { type: 'offer', sdp: 'v=0' },
+        });
         await a.nextOfType('error');
         const after = await read();
         expect(after('aleatoria_connections')).toBeGreaterThanOrEqual(1);
-        expect(after('aleatoria_relays_to_unknown_total')).toBe(before('aleatoria_relays_to_unknown_total') + 1);
-        expect(after('aleatoria_messages_in_total{type="webrtc_offer"}')).toBe(before('aleatoria_messages_in_total{type="webrtc_offer"}') + 1);
-        expect(after('aleatoria_errors_total{code="user_not_found"}')).toBe(before('aleatoria_errors_total{code="user_not_found"}') + 1);
+        expect(after('aleatoria_relays_to_unknown_total')).toBe(
+          before('aleatoria_relays_to_unknown_total') + 1,
+        );
+        expect(after('aleatoria_messages_in_total{type="webrtc_offer"}')).toBe(
+          before('aleatoria_messages_in_total{type="webrtc_offer"}') + 1,
+        );
+        expect(after('aleatoria_errors_total{code="user_not_found"}')).toBe(
+          before('aleatoria_errors_total{code="user_not_found"}') + 1,
+        );
       });
 
       it('lets a page on any origin read why /ws refused it (CORS on refusals)', async () => {
-        const res = await fetch(`${server.baseUrl}/ws?userId=x`, { headers: { origin: 'https://evil.com' } });
+        const res = await fetch(`${server.baseUrl}/ws?userId=x`, {
+          headers: { origin: 'https://evil.com' },
+        });
         expect(res.status).toBe(403);
         expect(res.headers.get('access-control-allow-origin')).toBe('*');
       });
 
       it('answers a plain GET /ws (no upgrade) with 426', async () => {
-        const res = await fetch(`${server.baseUrl}/ws?userId=plain`, { headers: { origin: PROD_ORIGIN } });
+        const res = await fetch(`${server.baseUrl}/ws?userId=plain`, {
+          headers: { origin: PROD_ORIGIN },
+        });
         expect(res.status).toBe(426);
       });
     });
@@ -155,16 +191,22 @@ export function defineContractSuite(target: ContractTarget) {
       });
 
       it('accepts a userId of exactly 128 characters', async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: `${uid('max')}`.padEnd(128, 'x') })).toBe(101);
+        expect(
+          await upgradeStatus(server.baseUrl, { userId: `${uid('max')}`.padEnd(128, 'x') }),
+        ).toBe(101);
       });
 
       it('refuses a malformed room (65 characters, control character) with 400', async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: uid(), room: 'r'.repeat(65) })).toBe(400);
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), room: 'r'.repeat(65) })).toBe(
+          400,
+        );
         expect(await upgradeStatus(server.baseUrl, { userId: uid(), room: 'a\u0007b' })).toBe(400);
       });
 
       it('refuses a token longer than 256 characters with 400', async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: uid(), token: 't'.repeat(257) })).toBe(400);
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), token: 't'.repeat(257) })).toBe(
+          400,
+        );
       });
 
       it.each([
@@ -195,7 +237,9 @@ export function defineContractSuite(target: ContractTarget) {
       });
 
       it("accepts the server's own origin (Origin host equals Host)", async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: server.baseUrl })).toBe(101);
+        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: server.baseUrl })).toBe(
+          101,
+        );
       });
     });
 
@@ -229,7 +273,10 @@ export function defineContractSuite(target: ContractTarget) {
       it('answers a repeated join_room with room_joined again and no duplicate', async () => {
         const a = await connect({ room: 'beta' });
         a.send({ type: 'join_room', room: 'beta' });
-        expect((await a.nextOfType('room_joined')).payload).toEqual({ room: 'beta', action: 'joined' });
+        expect((await a.nextOfType('room_joined')).payload).toEqual({
+          room: 'beta',
+          action: 'joined',
+        });
         a.send({ type: 'get_rooms' });
         expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['beta'] });
       });
@@ -239,7 +286,10 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'join_room', room: 'gamma' });
         await a.nextOfType('room_joined');
         a.send({ type: 'leave_room', room: 'gamma' });
-        expect((await a.nextOfType('room_left')).payload).toEqual({ room: 'gamma', action: 'left' });
+        expect((await a.nextOfType('room_left')).payload).toEqual({
+          room: 'gamma',
+          action: 'left',
+        });
         a.send({ type: 'get_rooms' });
         expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
       });
@@ -247,7 +297,13 @@ export function defineContractSuite(target: ContractTarget) {
       it('answers leave_room for a room not joined with room_left too, as the original did', async () => {
         const a = await connect();
         a.send({ type: 'leave_room', room: 'never-joined', messageId: 'lv-1' });
-        expect(await a.nextOfType('room_left')).toMatchObject({ fromUser: 'system', toUser: a.userId, room: 'never-joined', messageId: 'lv-1', payload: { room: 'never-joined', action: 'left' } });
+        expect(await a.nextOfType('room_left')).toMatchObject({
+          fromUser: 'system',
+          toUser: a.userId,
+          room: 'never-joined',
+          messageId: 'lv-1',
+          payload: { room: 'never-joined', action: 'left' },
+        });
         a.send({ type: 'get_rooms' });
         expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby'] });
         await a.expectNothing(100, (m) => m.type === 'error');
@@ -262,14 +318,20 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'join_room', room: 'r4' });
         expect((await a.nextOfType('error')).payload.code).toBe('too_many_rooms');
         a.send({ type: 'get_rooms' });
-        expect((await a.nextOfType('rooms_list')).payload).toEqual({ rooms: ['Lobby', 'r1', 'r2', 'r3'] });
+        expect((await a.nextOfType('rooms_list')).payload).toEqual({
+          rooms: ['Lobby', 'r1', 'r2', 'r3'],
+        });
       });
     });
 
     describe('room chat', () => {
       it('broadcasts to every member including the sender, with server-set fromUser and createTime', async () => {
         const room = uid('room');
-        const [a, b, outsider] = [await connect({ room }), await connect({ room }), await connect()];
+        const [a, b, outsider] = [
+          await connect({ room }),
+          await connect({ room }),
+          await connect(),
+        ];
         a.send({
           type: 'chat_message',
           room,
@@ -280,7 +342,12 @@ export function defineContractSuite(target: ContractTarget) {
         });
         for (const member of [a, b]) {
           const msg = await member.nextOfType('chat_message');
-          expect(msg).toMatchObject({ fromUser: a.userId, room, payload: { content: 'Hello, world!' }, messageId: 'client-uuid-1' });
+          expect(msg).toMatchObject({
+            fromUser: a.userId,
+            room,
+            payload: { content: 'Hello, world!' },
+            messageId: 'client-uuid-1',
+          });
           expect(msg.createTime).toMatch(ISO_MS);
           expect(msg.createTime).not.toBe('1999-01-01T00:00:00Z');
           expect(Math.abs(Date.parse(msg.createTime) - Date.now())).toBeLessThan(60_000);
@@ -323,11 +390,29 @@ export function defineContractSuite(target: ContractTarget) {
     describe('direct messages', () => {
       it('delivers to the recipient with incoming:true and echoes to the sender with incoming:false', async () => {
         const [a, b] = [await connect(), await connect()];
-        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', fromUser: b.userId });
+        a.send({
+          type: 'chat_message',
+          toUser: b.userId,
+          payload: { content: 'psst' },
+          messageId: 'dm-1',
+          fromUser: b.userId,
+        });
         const inbound = await b.nextOfType('chat_message');
-        expect(inbound).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', incoming: true });
+        expect(inbound).toMatchObject({
+          fromUser: a.userId,
+          toUser: b.userId,
+          payload: { content: 'psst' },
+          messageId: 'dm-1',
+          incoming: true,
+        });
         const echo = await a.nextOfType('chat_message');
-        expect(echo).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { content: 'psst' }, messageId: 'dm-1', incoming: false });
+        expect(echo).toMatchObject({
+          fromUser: a.userId,
+          toUser: b.userId,
+          payload: { content: 'psst' },
+          messageId: 'dm-1',
+          incoming: false,
+        });
         expect(inbound.createTime).toMatch(ISO_MS);
       });
 
@@ -335,13 +420,22 @@ export function defineContractSuite(target: ContractTarget) {
         const a = await connect();
         a.send({ type: 'chat_message', toUser: uid('ghost'), payload: { content: 'hello?' } });
         const error = await a.nextOfType('error');
-        expect(error).toMatchObject({ fromUser: 'system', toUser: a.userId, payload: { code: 'user_not_found' } });
+        expect(error).toMatchObject({
+          fromUser: 'system',
+          toUser: a.userId,
+          payload: { code: 'user_not_found' },
+        });
         await a.expectNothing(100, (m) => m.type === 'chat_message');
       });
 
       it('refuses a chat message with both room and toUser, or neither, with error_response', async () => {
         const [a, b] = [await connect(), await connect()];
-        a.send({ type: 'chat_message', room: 'Lobby', toUser: b.userId, payload: { content: 'x' } });
+        a.send({
+          type: 'chat_message',
+          room: 'Lobby',
+          toUser: b.userId,
+          payload: { content: 'x' },
+        });
         expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
         a.send({ type: 'chat_message', payload: { content: 'x' } });
         expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_message');
@@ -375,7 +469,9 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'request_random_peer' });
         const reply = await a.nextOfType('no_peer_available');
         expect(reply.toUser).toBe(a.userId);
-        expect(reply.payload).toEqual({ message: 'No peer available at the moment. Please try again later.' });
+        expect(reply.payload).toEqual({
+          message: 'No peer available at the moment. Please try again later.',
+        });
       });
 
       it('matches with an available peer: requester impolite, partner polite, mutual peerIds', async () => {
@@ -385,15 +481,24 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'request_random_peer' });
         const roleA = await a.nextOfType('assign_role');
         const roleB = await b.nextOfType('assign_role');
-        expect(roleA).toMatchObject({ toUser: a.userId, payload: { role: 'impolite', peerId: b.userId } });
-        expect(roleB).toMatchObject({ toUser: b.userId, payload: { role: 'polite', peerId: a.userId } });
+        expect(roleA).toMatchObject({
+          toUser: a.userId,
+          payload: { role: 'impolite', peerId: b.userId },
+        });
+        expect(roleB).toMatchObject({
+          toUser: b.userId,
+          payload: { role: 'polite', peerId: a.userId },
+        });
       });
 
       it('does not require the requester to have declared availability', async () => {
         const [a, b] = [await connect(), await connect()];
         await available(b);
         a.send({ type: 'request_random_peer' });
-        expect((await a.nextOfType('assign_role')).payload).toEqual({ role: 'impolite', peerId: b.userId });
+        expect((await a.nextOfType('assign_role')).payload).toEqual({
+          role: 'impolite',
+          peerId: b.userId,
+        });
       });
 
       it('takes both matched users out of the pool', async () => {
@@ -448,7 +553,9 @@ export function defineContractSuite(target: ContractTarget) {
         // The close is processed asynchronously by the server: poll through the protocol.
         for (;;) {
           a.send({ type: 'request_random_peer' });
-          const reply = await a.next((m) => m.type === 'assign_role' || m.type === 'no_peer_available');
+          const reply = await a.next(
+            (m) => m.type === 'assign_role' || m.type === 'no_peer_available',
+          );
           if (reply.type === 'no_peer_available') break;
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -457,15 +564,41 @@ export function defineContractSuite(target: ContractTarget) {
       it('relays offer, answer and candidates with fromUser set and payloads intact', async () => {
         const [a, b] = [await connect(), await connect()];
         const offer = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' };
-        a.send({ type: 'webrtc_offer', toUser: b.userId, payload: offer, fromUser: 'spoof', messageId: 'o1' });
-        expect(await b.nextOfType('webrtc_offer')).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: offer, messageId: 'o1' });
+        a.send({
+          type: 'webrtc_offer',
+          toUser: b.userId,
+          payload: offer,
+          fromUser: 'spoof',
+          messageId: 'o1',
+        });
+        expect(await b.nextOfType('webrtc_offer')).toMatchObject({
+          fromUser: a.userId,
+          toUser: b.userId,
+          payload: offer,
+          messageId: 'o1',
+        });
         const answer = { type: 'answer', sdp: 'v=0\r\n' };
         b.send({ type: 'webrtc_answer', toUser: a.userId, payload: answer });
-        expect(await a.nextOfType('webrtc_answer')).toMatchObject({ fromUser: b.userId, payload: answer });
-        const init = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' };
+        expect(await a.nextOfType('webrtc_answer')).toMatchObject({
+          fromUser: b.userId,
+          payload: answer,
+        });
+        const init = {
+          candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host',
+          sdpMid: '0',
+          sdpMLineIndex: 0,
+          usernameFragment: 'abcd',
+        };
         // Nested init, bare string, the flat init that `payload: e.candidate` gives, and the ends of
         // gathering: a null candidate, an empty one, and `payload: null` itself.
-        for (const payload of [{ candidate: init, sdpMid: '0', sdpMLineIndex: 0 }, { candidate: init.candidate, sdpMid: '0', sdpMLineIndex: 0 }, init, { candidate: null }, { candidate: '', sdpMid: '0', sdpMLineIndex: 0 }, null]) {
+        for (const payload of [
+          { candidate: init, sdpMid: '0', sdpMLineIndex: 0 },
+          { candidate: init.candidate, sdpMid: '0', sdpMLineIndex: 0 },
+          init,
+          { candidate: null },
+          { candidate: '', sdpMid: '0', sdpMLineIndex: 0 },
+          null,
+        ]) {
           a.send({ type: 'webrtc_candidate', toUser: b.userId, payload });
           const relayed = await b.nextOfType('webrtc_candidate');
           expect(relayed.fromUser).toBe(a.userId);
@@ -477,7 +610,12 @@ export function defineContractSuite(target: ContractTarget) {
       it('refuses signaling to a user who is not connected with error user_not_found', async () => {
         const a = await connect();
         for (const type of ['webrtc_offer', 'webrtc_answer', 'webrtc_candidate', 'hangup']) {
-          const payload = type === 'webrtc_candidate' ? { candidate: null } : type === 'hangup' ? {} : { type: type.slice(7), sdp: 'v=0' };
+          const payload =
+            type === 'webrtc_candidate'
+              ? { candidate: null }
+              : type === 'hangup'
+                ? {}
+                : { type: type.slice(7), sdp: 'v=0' };
           a.send({ type, toUser: uid('ghost'), payload });
           expect((await a.nextOfType('error')).payload.code).toBe('user_not_found');
         }
@@ -489,8 +627,14 @@ export function defineContractSuite(target: ContractTarget) {
         expect((await a.nextOfType('error_response')).payload.details).toContain('toUser');
         a.send({ type: 'webrtc_offer', toUser: b.userId, payload: { type: 'offer', sdp: 42 } });
         expect((await a.nextOfType('error_response')).payload.details).toContain('payload.sdp');
-        a.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: null, sdpMLineIndex: -1 } });
-        expect((await a.nextOfType('error_response')).payload.details).toContain('payload.sdpMLineIndex');
+        a.send({
+          type: 'webrtc_candidate',
+          toUser: b.userId,
+          payload: { candidate: null, sdpMLineIndex: -1 },
+        });
+        expect((await a.nextOfType('error_response')).payload.details).toContain(
+          'payload.sdpMLineIndex',
+        );
         await b.expectNothing(100);
       });
 
@@ -505,11 +649,30 @@ export function defineContractSuite(target: ContractTarget) {
         await b.expectNothing(100);
       });
 
-      it.each(['assign_role', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'error', 'error_response', 'ice_servers', 'recent_messages', 'direct_messages', 'user_status', 'room_members'])(
+      it.each([
+        'assign_role',
+        'no_peer_available',
+        'room_joined',
+        'room_left',
+        'rooms_list',
+        'error',
+        'error_response',
+        'ice_servers',
+        'recent_messages',
+        'direct_messages',
+        'user_status',
+        'room_members',
+      ])(
         'answers a client-sent %s (a server-only type) with error_response unknown_type and never relays it',
         async (type) => {
           const [a, b] = [await connect(), await connect()];
-          a.send({ type, toUser: b.userId, fromUser: 'system', room: 'Lobby', payload: { role: 'polite', peerId: a.userId } });
+          a.send({
+            type,
+            toUser: b.userId,
+            fromUser: 'system',
+            room: 'Lobby',
+            payload: { role: 'polite', peerId: a.userId },
+          });
           expect((await a.nextOfType('error_response')).payload.code).toBe('unknown_type');
           await b.expectNothing(100);
         },
@@ -522,7 +685,11 @@ export function defineContractSuite(target: ContractTarget) {
         await a.nextOfType('assign_role');
         await b.nextOfType('assign_role');
         a.send({ type: 'hangup', toUser: b.userId, payload: { reason: 'next' } });
-        expect(await b.nextOfType('hangup')).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { reason: 'next' } });
+        expect(await b.nextOfType('hangup')).toMatchObject({
+          fromUser: a.userId,
+          toUser: b.userId,
+          payload: { reason: 'next' },
+        });
         await a.close();
         await b.expectNothing(200, (m) => m.type === 'hangup');
       });
@@ -535,7 +702,11 @@ export function defineContractSuite(target: ContractTarget) {
         await b.nextOfType('assign_role');
         a.ws.terminate();
         const hangup = await b.nextOfType('hangup');
-        expect(hangup).toMatchObject({ fromUser: a.userId, toUser: b.userId, payload: { reason: 'peer_disconnected' } });
+        expect(hangup).toMatchObject({
+          fromUser: a.userId,
+          toUser: b.userId,
+          payload: { reason: 'peer_disconnected' },
+        });
       });
 
       it('tells the old partner "peer_left" when a user is matched again without hanging up', async () => {
@@ -547,7 +718,10 @@ export function defineContractSuite(target: ContractTarget) {
         a.send({ type: 'request_random_peer', payload: { currentPeerId: b.userId } });
         expect((await a.nextOfType('assign_role', 3000)).payload.peerId).toBe(b.userId);
         expect((await a.nextOfType('assign_role')).payload.peerId).toBe(c.userId);
-        expect(await b.nextOfType('hangup')).toMatchObject({ fromUser: a.userId, payload: { reason: 'peer_left' } });
+        expect(await b.nextOfType('hangup')).toMatchObject({
+          fromUser: a.userId,
+          payload: { reason: 'peer_left' },
+        });
       });
     });
 
@@ -558,7 +732,10 @@ export function defineContractSuite(target: ContractTarget) {
         const error = await a.nextOfType('error_response');
         expect(error.toUser).toBe(a.userId);
         expect(error.messageId).toMatch(/^err-./);
-        expect(error.payload).toMatchObject({ error: 'Invalid message structure', code: 'invalid_json' });
+        expect(error.payload).toMatchObject({
+          error: 'Invalid message structure',
+          code: 'invalid_json',
+        });
         expect(typeof error.payload.details).toBe('string');
         expectNoInternals(error);
         await a.roundTrip();
@@ -568,7 +745,10 @@ export function defineContractSuite(target: ContractTarget) {
         const a = await connect();
         a.sendText('nope');
         a.sendText('nope');
-        const [first, second] = [await a.nextOfType('error_response'), await a.nextOfType('error_response')];
+        const [first, second] = [
+          await a.nextOfType('error_response'),
+          await a.nextOfType('error_response'),
+        ];
         expect(first.messageId).not.toBe(second.messageId);
       });
 
@@ -603,7 +783,11 @@ export function defineContractSuite(target: ContractTarget) {
 
       it('never echoes the offending value in details', async () => {
         const a = await connect();
-        a.send({ type: 'webrtc_offer', toUser: 'x', payload: { type: 'SECRET-VALUE', sdp: 'v=0' } });
+        a.send({
+          type: 'webrtc_offer',
+          toUser: 'x',
+          payload: { type: 'SECRET-VALUE', sdp: 'v=0' },
+        });
         const error = await a.nextOfType('error_response');
         expect(error.payload.details).toContain('payload.type');
         expect(JSON.stringify(error)).not.toContain('SECRET-VALUE');
@@ -611,7 +795,9 @@ export function defineContractSuite(target: ContractTarget) {
 
       it('answers JSON nested 50,000 deep with error_response and stays up for everyone', async () => {
         const [a, bystander] = [await connect(), await connect()];
-        a.sendText(`{"type":"hangup","toUser":"${bystander.userId}","payload":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`);
+        a.sendText(
+          `{"type":"hangup","toUser":"${bystander.userId}","payload":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
+        );
         expect((await a.nextOfType('error_response')).payload.code).toBe('invalid_json');
         await bystander.roundTrip();
         await a.roundTrip();
@@ -619,7 +805,9 @@ export function defineContractSuite(target: ContractTarget) {
 
       it('does not let __proto__ or constructor keys change anything', async () => {
         const [a, b] = [await connect(), await connect()];
-        a.sendText(`{"type":"chat_message","toUser":"${b.userId}","payload":{"content":"hi","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}},"__proto__":{"incoming":true}}`);
+        a.sendText(
+          `{"type":"chat_message","toUser":"${b.userId}","payload":{"content":"hi","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}},"__proto__":{"incoming":true}}`,
+        );
         const msg = await b.nextOfType('chat_message');
         expect(msg.payload).toEqual({ content: 'hi' });
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -638,9 +826,17 @@ export function defineContractSuite(target: ContractTarget) {
         const [a, bystander, peer] = [await connect(), await connect(), await connect()];
         const tooBig = 'aleatoria_closes_total{reason="message_too_big"}';
         const before = (await readMetrics(server))(tooBig);
-        a.send({ type: 'chat_message', room: 'Lobby', payload: { content: 'x'.repeat(70 * 1024) } });
+        a.send({
+          type: 'chat_message',
+          room: 'Lobby',
+          payload: { content: 'x'.repeat(70 * 1024) },
+        });
         expect((await a.closed).code).toBe(1009);
-        bystander.send({ type: 'chat_message', toUser: peer.userId, payload: { content: 'still here' } });
+        bystander.send({
+          type: 'chat_message',
+          toUser: peer.userId,
+          payload: { content: 'still here' },
+        });
         expect((await peer.nextOfType('chat_message')).payload.content).toBe('still here');
         // Counted once, however the runtime learned of it (ws's own cap, or the adapter's check).
         let after = before;
@@ -675,13 +871,16 @@ export function defineContractSuite(target: ContractTarget) {
         ['a different token', 'secret-1', 'secret-2'],
         ['no token', 'secret-1', undefined],
         ['a token the first connection never set', undefined, 'secret-2'],
-      ])('refuses a second connection that presents %s', async (_label, firstToken, secondToken) => {
-        const first = await connect({ token: firstToken });
-        const second = await connect({ userId: first.userId, token: secondToken });
-        expect((await second.nextOfType('error')).payload.code).toBe('user_id_taken');
-        expect((await second.closed).code).toBe(4009);
-        await first.roundTrip();
-      });
+      ])(
+        'refuses a second connection that presents %s',
+        async (_label, firstToken, secondToken) => {
+          const first = await connect({ token: firstToken });
+          const second = await connect({ userId: first.userId, token: secondToken });
+          expect((await second.nextOfType('error')).payload.code).toBe('user_id_taken');
+          expect((await second.closed).code).toBe(4009);
+          await first.roundTrip();
+        },
+      );
 
       it('lets the same token take over: old socket gets error replaced and close 4000, rooms carry over', async () => {
         const first = await connect({ token: 'tok-123' });
@@ -694,7 +893,11 @@ export function defineContractSuite(target: ContractTarget) {
         second.send({ type: 'get_rooms' });
         expect((await second.nextOfType('rooms_list')).payload.rooms).toEqual(['Lobby', 'kept']);
         const friend = await connect();
-        friend.send({ type: 'chat_message', toUser: first.userId, payload: { content: 'to the new socket' } });
+        friend.send({
+          type: 'chat_message',
+          toUser: first.userId,
+          payload: { content: 'to the new socket' },
+        });
         expect((await second.nextOfType('chat_message')).payload.content).toBe('to the new socket');
       });
 
@@ -703,7 +906,10 @@ export function defineContractSuite(target: ContractTarget) {
         await first.close();
         for (let i = 0; ; i++) {
           const again = await connect({ userId: first.userId });
-          const outcome = await Promise.race([again.closed.then(() => 'refused'), again.roundTrip().then(() => 'served')]);
+          const outcome = await Promise.race([
+            again.closed.then(() => 'refused'),
+            again.roundTrip().then(() => 'served'),
+          ]);
           if (outcome === 'served') break;
           expect(i).toBeLessThan(50);
           await new Promise((r) => setTimeout(r, 20));
@@ -721,7 +927,9 @@ export function defineContractSuite(target: ContractTarget) {
       afterAll(() => server?.stop());
 
       it('accepts any origin and none', async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: 'https://anything.test' })).toBe(101);
+        expect(
+          await upgradeStatus(server.baseUrl, { userId: uid(), origin: 'https://anything.test' }),
+        ).toBe(101);
         expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: null })).toBe(101);
       });
     });
@@ -729,7 +937,11 @@ export function defineContractSuite(target: ContractTarget) {
     describe('rate limit', () => {
       let server: LaunchedServer;
       beforeAll(async () => {
-        server = await target.launch({ RATE_LIMIT_PER_SECOND: '20', RATE_LIMIT_BURST: '10', RATE_LIMIT_CLOSE_AFTER_MS: '1000' });
+        server = await target.launch({
+          RATE_LIMIT_PER_SECOND: '20',
+          RATE_LIMIT_BURST: '10',
+          RATE_LIMIT_CLOSE_AFTER_MS: '1000',
+        });
       });
       afterAll(() => server?.stop());
       const connect = clientPool(() => server);
@@ -744,7 +956,8 @@ export function defineContractSuite(target: ContractTarget) {
         expect(served).toBeLessThan(40);
         await bystander.roundTrip();
         const timer = setInterval(() => {
-          if (flooder.ws.readyState === WebSocket.OPEN) for (let i = 0; i < 20; i++) flooder.send({ type: 'get_rooms' });
+          if (flooder.ws.readyState === WebSocket.OPEN)
+            for (let i = 0; i < 20; i++) flooder.send({ type: 'get_rooms' });
         }, 20);
         try {
           const { code } = await flooder.closed;
@@ -781,7 +994,10 @@ export function defineContractSuite(target: ContractTarget) {
       async function newcomer(userId: string) {
         const started = Date.now();
         const client = await connect({ userId });
-        const outcome = await Promise.race([client.closed.then(({ code }) => code), client.roundTrip().then(() => 'served' as const)]);
+        const outcome = await Promise.race([
+          client.closed.then(({ code }) => code),
+          client.roundTrip().then(() => 'served' as const),
+        ]);
         return { client, outcome, elapsedMs: Date.now() - started };
       }
 
@@ -789,9 +1005,15 @@ export function defineContractSuite(target: ContractTarget) {
         const { old, partner } = await oldInACall(true);
         const { client, outcome } = await newcomer(old.userId);
         expect(outcome).toBe(4009);
-        expect(client.queue.find((m) => m.type === 'error')?.payload).toMatchObject({ code: 'user_id_taken' });
+        expect(client.queue.find((m) => m.type === 'error')?.payload).toMatchObject({
+          code: 'user_id_taken',
+        });
         await old.roundTrip();
-        partner.send({ type: 'chat_message', toUser: old.userId, payload: { content: 'still there?' } });
+        partner.send({
+          type: 'chat_message',
+          toUser: old.userId,
+          payload: { content: 'still there?' },
+        });
         expect((await old.nextOfType('chat_message')).payload.content).toBe('still there?');
         await partner.expectNothing(100, (m) => m.type === 'hangup');
       });
@@ -804,19 +1026,30 @@ export function defineContractSuite(target: ContractTarget) {
           expect(elapsedMs).toBeLessThan(PROBE_MS + 1000);
           expect((await old.nextOfType('error')).payload.code).toBe('replaced');
           expect((await old.closed).code).toBe(4000);
-          expect(await partner.nextOfType('hangup')).toMatchObject({ fromUser: old.userId, payload: { reason: 'peer_disconnected' } });
+          expect(await partner.nextOfType('hangup')).toMatchObject({
+            fromUser: old.userId,
+            payload: { reason: 'peer_disconnected' },
+          });
           // Fresh: the default room only, no partner, not available.
           client.send({ type: 'get_rooms' });
           expect((await client.nextOfType('rooms_list')).payload.rooms).toEqual(['Lobby']);
           partner.send({ type: 'request_random_peer' });
           await partner.nextOfType('no_peer_available');
-          partner.send({ type: 'chat_message', toUser: old.userId, payload: { content: 'who is this?' } });
+          partner.send({
+            type: 'chat_message',
+            toUser: old.userId,
+            payload: { content: 'who is this?' },
+          });
           expect((await client.nextOfType('chat_message')).payload.content).toBe('who is this?');
         });
 
         it('lets exactly one of three racing newcomers replace a silent socket; the others get 4009', async () => {
           const { old } = await oldInACall(false);
-          const results = await Promise.all([newcomer(old.userId), newcomer(old.userId), newcomer(old.userId)]);
+          const results = await Promise.all([
+            newcomer(old.userId),
+            newcomer(old.userId),
+            newcomer(old.userId),
+          ]);
           const outcomes = results.map((r) => r.outcome).sort();
           expect(outcomes).toEqual([4009, 4009, 'served']);
           expect((await old.closed).code).toBe(4000);
@@ -838,7 +1071,10 @@ export function defineContractSuite(target: ContractTarget) {
           const { outcome, elapsedMs } = await pending;
           expect(outcome).toBe('served');
           expect(elapsedMs).toBeLessThan(PROBE_MS + 1000);
-          expect(await partner.nextOfType('hangup')).toMatchObject({ fromUser: old.userId, payload: { reason: 'peer_disconnected' } });
+          expect(await partner.nextOfType('hangup')).toMatchObject({
+            fromUser: old.userId,
+            payload: { reason: 'peer_disconnected' },
+          });
         });
       }
     });
@@ -861,21 +1097,29 @@ export function defineContractSuite(target: ContractTarget) {
         const a = await connect();
         a.send({ type: 'get_ice_servers', messageId: 'ice-1' });
         const reply = await a.nextOfType('ice_servers');
-        expect(reply).toMatchObject({ toUser: a.userId, messageId: 'ice-1', payload: { ttl: 600 } });
+        expect(reply).toMatchObject({
+          toUser: a.userId,
+          messageId: 'ice-1',
+          payload: { ttl: 600 },
+        });
         const [stun, turn] = reply.payload.iceServers;
         expect(stun).toEqual({ urls: ['stun:stun.example.test:3478'] });
         expect(turn!.urls).toEqual(['turn:turn.example.test:3478', 'turns:turn.example.test:5349']);
         const [expiry, user] = turn!.username!.split(':');
         expect(user).toBe(a.userId);
         expect(Math.abs(Number(expiry) - (Date.now() / 1000 + 600))).toBeLessThan(30);
-        expect(turn!.credential).toBe(createHmac('sha1', 'contract-secret').update(turn!.username!).digest('base64'));
+        expect(turn!.credential).toBe(
+          createHmac('sha1', 'contract-secret').update(turn!.username!).digest('base64'),
+        );
       });
 
       it('never refuses a client that re-asks until someone arrives: 40 request_random_peer at 4/s, 40 no_peer_available', async () => {
         const a = await connect();
         for (let i = 0; i < 40; i++) {
           a.send({ type: 'request_random_peer' });
-          expect((await a.next((m) => m.type === 'no_peer_available' || m.type === 'error')).type).toBe('no_peer_available');
+          expect(
+            (await a.next((m) => m.type === 'no_peer_available' || m.type === 'error')).type,
+          ).toBe('no_peer_available');
           await new Promise((r) => setTimeout(r, 250));
         }
       }, 30_000);
@@ -924,7 +1168,11 @@ export function defineContractSuite(target: ContractTarget) {
         const res = await rawUpgrade(server.baseUrl, { userId: uid('jwt') }, {});
         expect(res.status).toBe(401);
         const other = uid('jwt');
-        const ok = await rawUpgrade(server.baseUrl, { userId: other }, { 'sec-websocket-protocol': `aleatoria.v1, ${await jwt(other)}` });
+        const ok = await rawUpgrade(
+          server.baseUrl,
+          { userId: other },
+          { 'sec-websocket-protocol': `aleatoria.v1, ${await jwt(other)}` },
+        );
         expect(ok.status).toBe(101);
         expect(ok.headers['sec-websocket-protocol']).toBe('aleatoria.v1');
       });
@@ -938,15 +1186,44 @@ export function defineContractSuite(target: ContractTarget) {
 
       it.each([
         ['no token', async (user: string) => ({ userId: user })],
-        ['an expired token', async (user: string) => ({ userId: user, protocols: [await jwt(user, { exp: now() - 60 })] })],
-        ['a token not valid yet (nbf)', async (user: string) => ({ userId: user, protocols: [await jwt(user, { nbf: now() + 120 })] })],
-        ['a forged token (other secret)', async (user: string) => ({ userId: user, protocols: [await jwt(user, {}, 'another-secret-another-secret-1234')] })],
-        ['a token for another user', async (user: string) => ({ userId: user, protocols: [await jwt(`${user}-other`)] })],
-        ['an unsigned token (alg none)', async (user: string) => ({
-          userId: user,
-          protocols: [`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: user, exp: now() + 60 })).toString('base64url')}.`],
-        })],
-        ['garbage in access_token', async (user: string) => ({ query: { userId: user, access_token: 'not-a-jwt' } })],
+        [
+          'an expired token',
+          async (user: string) => ({
+            userId: user,
+            protocols: [await jwt(user, { exp: now() - 60 })],
+          }),
+        ],
+        [
+          'a token not valid yet (nbf)',
+          async (user: string) => ({
+            userId: user,
+            protocols: [await jwt(user, { nbf: now() + 120 })],
+          }),
+        ],
+        [
+          'a forged token (other secret)',
+          async (user: string) => ({
+            userId: user,
+            protocols: [await jwt(user, {}, 'another-secret-another-secret-1234')],
+          }),
+        ],
+        [
+          'a token for another user',
+          async (user: string) => ({ userId: user, protocols: [await jwt(`${user}-other`)] }),
+        ],
+        [
+          'an unsigned token (alg none)',
+          async (user: string) => ({
+            userId: user,
+            protocols: [
+              `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: user, exp: now() + 60 })).toString('base64url')}.`,
+            ],
+          }),
+        ],
+        [
+          'garbage in access_token',
+          async (user: string) => ({ query: { userId: user, access_token: 'not-a-jwt' } }),
+        ],
       ])('refuses %s with 401 before the upgrade', async (_label, options) => {
         expect(await upgradeStatus(server.baseUrl, await options(uid('jwt')))).toBe(401);
       });
@@ -987,12 +1264,21 @@ export function defineContractSuite(target: ContractTarget) {
         keyServer?.close();
       });
       const sign = (sub: string, key: CryptoKey | Uint8Array, alg: string) =>
-        new SignJWT({}).setProtectedHeader({ alg, kid: 'k1' }).setSubject(sub).setExpirationTime('5m').sign(key);
+        new SignJWT({})
+          .setProtectedHeader({ alg, kid: 'k1' })
+          .setSubject(sub)
+          .setExpirationTime('5m')
+          .sign(key);
 
       it('accepts a token signed by a key of the set, fetching the set once for many connections', async () => {
         for (let i = 0; i < 3; i++) {
           const user = uid('jwks');
-          expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, privateKey, 'ES256')] })).toBe(101);
+          expect(
+            await upgradeStatus(server.baseUrl, {
+              userId: user,
+              protocols: [await sign(user, privateKey, 'ES256')],
+            }),
+          ).toBe(101);
         }
         expect(fetches).toBe(1);
       });
@@ -1000,8 +1286,18 @@ export function defineContractSuite(target: ContractTarget) {
       it('refuses a token signed by another key, or an HS256 token, with 401', async () => {
         const other = (await generateKeyPair('ES256')).privateKey as CryptoKey;
         const user = uid('jwks');
-        expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, other, 'ES256')] })).toBe(401);
-        expect(await upgradeStatus(server.baseUrl, { userId: user, protocols: [await sign(user, new TextEncoder().encode('x'.repeat(32)), 'HS256')] })).toBe(401);
+        expect(
+          await upgradeStatus(server.baseUrl, {
+            userId: user,
+            protocols: [await sign(user, other, 'ES256')],
+          }),
+        ).toBe(401);
+        expect(
+          await upgradeStatus(server.baseUrl, {
+            userId: user,
+            protocols: [await sign(user, new TextEncoder().encode('x'.repeat(32)), 'HS256')],
+          }),
+        ).toBe(401);
       });
     });
 
@@ -1014,8 +1310,13 @@ export function defineContractSuite(target: ContractTarget) {
 
       it('guards /metrics with a bearer token', async () => {
         expect((await fetch(`${server.baseUrl}/metrics`)).status).toBe(401);
-        expect((await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-        const ok = await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: 'Bearer scrape-me' } });
+        expect(
+          (await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } }))
+            .status,
+        ).toBe(401);
+        const ok = await fetch(`${server.baseUrl}/metrics`, {
+          headers: { authorization: 'Bearer scrape-me' },
+        });
         expect(ok.status).toBe(200);
         expect(await ok.text()).toMatch(/^aleatoria_connections \d+$/m);
       });
@@ -1043,66 +1344,84 @@ export function defineContractSuite(target: ContractTarget) {
       });
     });
 
-    describeIf('serverHeartbeat', 'heartbeat (capability serverHeartbeat)', () => {
-      let server: LaunchedServer;
-      beforeAll(async () => {
-        server = await target.launch({ PING_INTERVAL_MS: '100', PONG_TIMEOUT_MS: '400' });
-      });
-      afterAll(() => server?.stop());
-      const connect = clientPool(() => server);
+    describeIf(
+      'serverHeartbeat',
+      'heartbeat (capability serverHeartbeat)',
+      () => {
+        let server: LaunchedServer;
+        beforeAll(async () => {
+          server = await target.launch({ PING_INTERVAL_MS: '100', PONG_TIMEOUT_MS: '400' });
+        });
+        afterAll(() => server?.stop());
+        const connect = clientPool(() => server);
 
-      it('pings every PING_INTERVAL_MS and keeps a client that answers', async () => {
-        const a = await connect();
-        let pings = 0;
-        a.ws.on('ping', () => pings++);
-        await new Promise((r) => setTimeout(r, 1000));
-        expect(pings).toBeGreaterThanOrEqual(5);
-        expect(pings).toBeLessThanOrEqual(12);
-        await a.roundTrip();
-      });
+        it('pings every PING_INTERVAL_MS and keeps a client that answers', async () => {
+          const a = await connect();
+          let pings = 0;
+          a.ws.on('ping', () => pings++);
+          await new Promise((r) => setTimeout(r, 1000));
+          expect(pings).toBeGreaterThanOrEqual(5);
+          expect(pings).toBeLessThanOrEqual(12);
+          await a.roundTrip();
+        });
 
-      it('drops a client that stops answering pings and tells its partner', async () => {
-        const silent = await connect({ autoPong: false });
-        const partner = await connect();
-        await settle(partner, { type: 'user_available_webrtc' });
-        silent.send({ type: 'request_random_peer' });
-        await partner.nextOfType('assign_role');
-        const started = Date.now();
-        const hangup = await partner.nextOfType('hangup', 3000);
-        expect(hangup).toMatchObject({ fromUser: silent.userId, payload: { reason: 'peer_disconnected' } });
-        expect(Date.now() - started).toBeLessThan(2000);
-        await silent.closed;
-      });
-    }, () => {
-      let server: LaunchedServer;
-      beforeAll(async () => {
-        server = await target.launch({});
-      });
-      afterAll(() => server?.stop());
-      const connect = clientPool(() => server);
+        it('drops a client that stops answering pings and tells its partner', async () => {
+          const silent = await connect({ autoPong: false });
+          const partner = await connect();
+          await settle(partner, { type: 'user_available_webrtc' });
+          silent.send({ type: 'request_random_peer' });
+          await partner.nextOfType('assign_role');
+          const started = Date.now();
+          const hangup = await partner.nextOfType('hangup', 3000);
+          expect(hangup).toMatchObject({
+            fromUser: silent.userId,
+            payload: { reason: 'peer_disconnected' },
+          });
+          expect(Date.now() - started).toBeLessThan(2000);
+          await silent.closed;
+        });
+      },
+      () => {
+        let server: LaunchedServer;
+        beforeAll(async () => {
+          server = await target.launch({});
+        });
+        afterAll(() => server?.stop());
+        const connect = clientPool(() => server);
 
-      it('answers the text frame "ping" with "pong" without involving the hub', async () => {
-        const a = await connect();
-        const pong = new Promise<string>((resolve) => a.ws.once('message', (data) => resolve(data.toString())));
-        a.sendText('ping');
-        expect(await pong).toBe('pong');
-        // "pong" is the platform's, outside the JSON protocol: the harness noted it as such.
-        expect(a.violations.splice(0)).toEqual(['pong']);
-        await a.roundTrip();
-      });
-    });
+        it('answers the text frame "ping" with "pong" without involving the hub', async () => {
+          const a = await connect();
+          const pong = new Promise<string>((resolve) =>
+            a.ws.once('message', (data) => resolve(data.toString())),
+          );
+          a.sendText('ping');
+          expect(await pong).toBe('pong');
+          // "pong" is the platform's, outside the JSON protocol: the harness noted it as such.
+          expect(a.violations.splice(0)).toEqual(['pong']);
+          await a.roundTrip();
+        });
+      },
+    );
 
     describeIf('slowConsumerClose', 'slow consumers (capability slowConsumerClose)', () => {
       let server: LaunchedServer;
       beforeAll(async () => {
-        server = await target.launch({ SEND_QUEUE_MAX_BYTES: '65536', RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' });
+        server = await target.launch({
+          SEND_QUEUE_MAX_BYTES: '65536',
+          RATE_LIMIT_PER_SECOND: '100000',
+          RATE_LIMIT_BURST: '100000',
+        });
       });
       afterAll(() => server?.stop());
       const connect = clientPool(() => server);
 
       it('drops a client that stops reading (1013) while the room keeps flowing', async () => {
         const room = uid('busy');
-        const [sender, reader, stalled] = [await connect({ room }), await connect({ room }), await connect({ room })];
+        const [sender, reader, stalled] = [
+          await connect({ room }),
+          await connect({ room }),
+          await connect({ room }),
+        ];
         const tcp = (stalled.ws as unknown as { _socket: import('node:net').Socket })._socket;
         // The stalled client never reads again: the server's buffer for it can only grow.
         tcp.pause();
@@ -1112,17 +1431,25 @@ export function defineContractSuite(target: ContractTarget) {
         let sent = 0;
         let dropped = false;
         while (!dropped && sent < 10_000) {
-          for (let i = 0; i < 100; i++) sender.send({ type: 'chat_message', room, payload: { content } });
+          for (let i = 0; i < 100; i++)
+            sender.send({ type: 'chat_message', room, payload: { content } });
           sent += 100;
           // The reader keeps pace: everyone but the stalled client is served as usual.
           const deadline = Date.now() + 5000;
-          while (received < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+          while (received < sent && Date.now() < deadline)
+            await new Promise((r) => setTimeout(r, 5));
           expect(received).toBe(sent);
           reader.queue.length = 0;
           sender.queue.length = 0;
           // Once dropped, the stalled user is gone from the hub: a DM to it is refused.
-          sender.send({ type: 'chat_message', toUser: stalled.userId, payload: { content: 'there?' } });
-          const reply = await sender.next((m) => (m.type === 'chat_message' && m.toUser === stalled.userId) || m.type === 'error');
+          sender.send({
+            type: 'chat_message',
+            toUser: stalled.userId,
+            payload: { content: 'there?' },
+          });
+          const reply = await sender.next(
+            (m) => (m.type === 'chat_message' && m.toUser === stalled.userId) || m.type === 'error',
+          );
           dropped = reply.type === 'error' && reply.payload.code === 'user_not_found';
         }
         expect(dropped).toBe(true);
@@ -1133,20 +1460,25 @@ export function defineContractSuite(target: ContractTarget) {
     });
 
     describeIf('signalDrain', 'shutdown (capability signalDrain)', () => {
-      it.each(['SIGTERM', 'SIGINT'] as const)('on %s closes every socket with 1012 and exits 0 within SHUTDOWN_TIMEOUT_MS', async (signal) => {
-        const server = await target.launch({ SHUTDOWN_TIMEOUT_MS: '3000' });
-        try {
-          const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(server.baseUrl)));
-          const closes = clients.map((client) => client.closed);
-          const exit = server.kill(signal);
-          for (const close of await Promise.all(closes)) expect(close.code).toBe(1012);
-          const { code, elapsedMs } = await exit;
-          expect(code).toBe(0);
-          expect(elapsedMs).toBeLessThan(3000 + 1000);
-        } finally {
-          await server.stop();
-        }
-      });
+      it.each(['SIGTERM', 'SIGINT'] as const)(
+        'on %s closes every socket with 1012 and exits 0 within SHUTDOWN_TIMEOUT_MS',
+        async (signal) => {
+          const server = await target.launch({ SHUTDOWN_TIMEOUT_MS: '3000' });
+          try {
+            const clients = await Promise.all(
+              Array.from({ length: 20 }, () => TestClient.open(server.baseUrl)),
+            );
+            const closes = clients.map((client) => client.closed);
+            const exit = server.kill(signal);
+            for (const close of await Promise.all(closes)) expect(close.code).toBe(1012);
+            const { code, elapsedMs } = await exit;
+            expect(code).toBe(0);
+            expect(elapsedMs).toBeLessThan(3000 + 1000);
+          } finally {
+            await server.stop();
+          }
+        },
+      );
 
       it('exits at the drain deadline even if a client never answers the close', async () => {
         const server = await target.launch({ SHUTDOWN_TIMEOUT_MS: '500' });
@@ -1164,4 +1496,3 @@ export function defineContractSuite(target: ContractTarget) {
     });
   });
 }
-

@@ -83,11 +83,16 @@ describe('parseConfig overrides', () => {
       matchesPerMinute: 4,
       takeoverProbeMs: 750,
     });
-    expect(config.allowedOrigins).toStrictEqual(parseAllowedOrigins('https://a.example.com,http://localhost:3000'));
+    expect(config.allowedOrigins).toStrictEqual(
+      parseAllowedOrigins('https://a.example.com,http://localhost:3000'),
+    );
   });
 
   it('accepts ALLOWED_ORIGINS=* as allow-any', () => {
-    expect(parseConfig({ ALLOWED_ORIGINS: '*' }).allowedOrigins).toStrictEqual({ any: true, entries: [] });
+    expect(parseConfig({ ALLOWED_ORIGINS: '*' }).allowedOrigins).toStrictEqual({
+      any: true,
+      entries: [],
+    });
   });
 
   it.each([
@@ -138,8 +143,14 @@ describe('parseConfig refusals', () => {
   });
 
   it('names every bad variable in one error', () => {
-    const error = configError({ PORT: 'abc', ALLOW_NO_ORIGIN: 'maybe', ALLOWED_ORIGINS: 'not-a-url', PING_INTERVAL_MS: 'soon' });
-    for (const name of ['PORT', 'ALLOW_NO_ORIGIN', 'ALLOWED_ORIGINS', 'PING_INTERVAL_MS']) expect(error.message).toContain(name);
+    const error = configError({
+      PORT: 'abc',
+      ALLOW_NO_ORIGIN: 'maybe',
+      ALLOWED_ORIGINS: 'not-a-url',
+      PING_INTERVAL_MS: 'soon',
+    });
+    for (const name of ['PORT', 'ALLOW_NO_ORIGIN', 'ALLOWED_ORIGINS', 'PING_INTERVAL_MS'])
+      expect(error.message).toContain(name);
     expect(error.problems).toHaveLength(4);
   });
 
@@ -152,15 +163,28 @@ describe('parseConfig refusals', () => {
   });
 
   it('takes an AUTH_JWT_SECRET of 32 bytes or an AUTH_JWKS_URL, not both', () => {
-    expect(parseConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).auth).toEqual({ secret: 'x'.repeat(32), jwksUrl: undefined });
-    expect(parseConfig({ AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' }).auth.jwksUrl).toBe('https://id.example.com/.well-known/jwks.json');
-    expect(configError({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://id.example.com/jwks' }).message).toContain('not both');
+    expect(parseConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).auth).toEqual({
+      secret: 'x'.repeat(32),
+      jwksUrl: undefined,
+    });
+    expect(
+      parseConfig({ AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' }).auth.jwksUrl,
+    ).toBe('https://id.example.com/.well-known/jwks.json');
+    expect(
+      configError({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://id.example.com/jwks' })
+        .message,
+    ).toContain('not both');
   });
 
   it('checks TURN settings together', () => {
     expect(configError({ TURN_SECRET: 's' }).message).toContain('TURN_URLS');
     expect(configError({ TURN_URLS: 'turn:t.example' }).message).toContain('TURN_SECRET');
-    expect(configError({ TURN_SECRET: 's', TURN_URLS: 'http://nope' }).message).toContain('TURN_URLS');
-    expect(parseConfig({ TURN_SECRET: 's', TURN_URLS: 'turn:a.example:3478, turns:a.example:5349' }).turn.turnUrls).toEqual(['turn:a.example:3478', 'turns:a.example:5349']);
+    expect(configError({ TURN_SECRET: 's', TURN_URLS: 'http://nope' }).message).toContain(
+      'TURN_URLS',
+    );
+    expect(
+      parseConfig({ TURN_SECRET: 's', TURN_URLS: 'turn:a.example:3478, turns:a.example:5349' }).turn
+        .turnUrls,
+    ).toEqual(['turn:a.example:3478', 'turns:a.example:5349']);
   });
 });

@@ -4,7 +4,13 @@
  */
 import { expect } from 'vitest';
 import * as v from 'valibot';
-import { createHub, type ConnId, type HubOptions, type OpenRequest, type SessionState } from '../../src/core/hub.ts';
+import {
+  createHub,
+  type ConnId,
+  type HubOptions,
+  type OpenRequest,
+  type SessionState,
+} from '../../src/core/hub.ts';
 import { ServerMessage } from '../../src/core/protocol.ts';
 
 /** A frame the hub sent, as the client would decode it. */
@@ -17,7 +23,8 @@ export const T0 = Date.UTC(2025, 4, 6, 7, 8, 9, 123);
 
 export function expectServerMessage(msg: unknown): void {
   const result = v.safeParse(ServerMessage, msg);
-  if (!result.success) expect.fail(`hub sent a frame outside the ServerMessage schema: ${JSON.stringify(msg)}`);
+  if (!result.success)
+    expect.fail(`hub sent a frame outside the ServerMessage schema: ${JSON.stringify(msg)}`);
 }
 
 export const isSent = (item: Outgoing): item is Sent => 'msg' in item;
@@ -42,7 +49,9 @@ function answeringLater<T extends object>(local: T): T {
   return new Proxy(local, {
     get(target, key) {
       const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? (...args: unknown[]) => Promise.resolve().then(() => value.apply(target, args)) : value;
+      return typeof value === 'function'
+        ? (...args: unknown[]) => Promise.resolve().then(() => value.apply(target, args))
+        : value;
     },
   });
 }
@@ -62,7 +71,8 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
       random: () => {
         if (source) return source();
         const next = scripted.shift();
-        if (next === undefined) throw new Error('random() called more often than the test scripted');
+        if (next === undefined)
+          throw new Error('random() called more often than the test scripted');
         return next;
       },
       send: (conn, text) => {
@@ -111,7 +121,9 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
     advance(ms: number) {
       const end = t + ms;
       for (;;) {
-        const due = timers.filter((timer) => !timer.cancelled && timer.at <= end).sort((a, b) => a.at - b.at)[0];
+        const due = timers
+          .filter((timer) => !timer.cancelled && timer.at <= end)
+          .sort((a, b) => a.at - b.at)[0];
         if (!due) break;
         t = Math.max(t, due.at);
         due.cancelled = true;
@@ -165,7 +177,10 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
     },
     /** Messages sent to `conn` since the last take, without clearing. */
     to(conn: ConnId): unknown[] {
-      return outbox.filter(isSent).filter((item) => item.conn === conn).map((item) => item.msg);
+      return outbox
+        .filter(isSent)
+        .filter((item) => item.conn === conn)
+        .map((item) => item.msg);
     },
     closes(): Closed[] {
       return outbox.filter(isClosed);

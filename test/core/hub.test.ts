@@ -1,7 +1,15 @@
 import { describe, it, expect, vi } from 'vitest';
 import * as v from 'valibot';
 import { CloseCode, SessionState } from '../../src/core/hub.ts';
-import { errorResponse, isSent, makeHub, mulberry32, refusal, T0, type TestHub } from './hub-harness.ts';
+import {
+  errorResponse,
+  isSent,
+  makeHub,
+  mulberry32,
+  refusal,
+  T0,
+  type TestHub,
+} from './hub-harness.ts';
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
 
@@ -18,7 +26,10 @@ function pair(h: TestHub, requester: string, partner: string) {
   h.script(0);
   h.send(`${requester}#1`, { type: 'request_random_peer' });
   expect(h.to(`${requester}#1`)).toStrictEqual([
-    expect.objectContaining({ type: 'assign_role', payload: { role: 'impolite', peerId: partner } }),
+    expect.objectContaining({
+      type: 'assign_role',
+      payload: { role: 'impolite', peerId: partner },
+    }),
   ]);
   h.take();
 }
@@ -36,7 +47,11 @@ describe('open', () => {
     const h = makeHub();
     expect(h.connect('alice')).toStrictEqual({ accepted: true });
     expect(h.outbox).toStrictEqual([]);
-    expect(h.hub.state('alice#1')).toStrictEqual({ userId: 'alice', rooms: ['Lobby'], available: false });
+    expect(h.hub.state('alice#1')).toStrictEqual({
+      userId: 'alice',
+      rooms: ['Lobby'],
+      available: false,
+    });
     expect(h.hub.stats()).toStrictEqual({ connections: 1, rooms: 1, available: 0, pairs: 0 });
   });
 
@@ -83,18 +98,26 @@ describe('chat_message to a room', () => {
     h.connect('alice', { room: 'r' });
     h.setTime(Date.UTC(2030, 0, 1, 0, 0, 0, 7));
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'x' } });
-    expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ createTime: '2030-01-01T00:00:00.007Z' })]);
+    expect(h.to('alice#1')).toStrictEqual([
+      expect.objectContaining({ createTime: '2030-01-01T00:00:00.007Z' }),
+    ]);
     h.take();
     // RFC 3339 with milliseconds (DECISIONS.md), even on a whole second.
     h.setTime(Date.UTC(2030, 0, 1, 12, 0, 0, 0));
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'y' } });
-    expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ createTime: '2030-01-01T12:00:00.000Z' })]);
+    expect(h.to('alice#1')).toStrictEqual([
+      expect.objectContaining({ createTime: '2030-01-01T12:00:00.000Z' }),
+    ]);
   });
 
   it('relays extra payload fields next to content', () => {
     const h = makeHub();
     h.connect('alice', { room: 'r' });
-    h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'x', format: 'md', meta: { n: [1, 2] } } });
+    h.send('alice#1', {
+      type: 'chat_message',
+      room: 'r',
+      payload: { content: 'x', format: 'md', meta: { n: [1, 2] } },
+    });
     expect(h.to('alice#1')).toStrictEqual([
       expect.objectContaining({ payload: { content: 'x', format: 'md', meta: { n: [1, 2] } } }),
     ]);
@@ -123,7 +146,9 @@ describe('chat_message to a room', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.send('alice#1', { type: 'chat_message', room: 'nowhere', payload: { content: 'x' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) },
+    ]);
   });
 });
 
@@ -140,7 +165,14 @@ describe('chat_message to a user', () => {
       messageId: 'dm-1',
       payload: { content: 'psst' },
     });
-    const base = { type: 'chat_message', fromUser: 'alice', toUser: 'bob', payload: { content: 'psst' }, messageId: 'dm-1', createTime: h.iso() };
+    const base = {
+      type: 'chat_message',
+      fromUser: 'alice',
+      toUser: 'bob',
+      payload: { content: 'psst' },
+      messageId: 'dm-1',
+      createTime: h.iso(),
+    };
     expect(h.take()).toStrictEqual([
       { conn: 'bob#1', msg: { ...base, incoming: true } },
       { conn: 'alice#1', msg: { ...base, incoming: false } },
@@ -151,21 +183,32 @@ describe('chat_message to a user', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.send('alice#1', { type: 'chat_message', toUser: 'ghost', payload: { content: 'hello?' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) },
+    ]);
   });
 
   it('answers a chat with both room and toUser with error_response invalid_message and delivers nothing', () => {
     const h = makeHub();
     connectAll(h, 'alice', 'bob');
-    h.send('alice#1', { type: 'chat_message', room: 'Lobby', toUser: 'bob', payload: { content: 'x' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+    h.send('alice#1', {
+      type: 'chat_message',
+      room: 'Lobby',
+      toUser: 'bob',
+      payload: { content: 'x' },
+    });
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
   });
 
   it('answers a chat with neither room nor toUser with error_response invalid_message', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.send('alice#1', { type: 'chat_message', payload: { content: 'x' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
   });
 });
 
@@ -178,14 +221,21 @@ describe('chat content length', () => {
     const content = '😀'.repeat(4096);
     expect(content.length).toBe(8192);
     h.send('alice#1', chat(content));
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'chat_message', payload: { content } }) }]);
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({ type: 'chat_message', payload: { content } }),
+      },
+    ]);
   });
 
   it('accepts exactly 4096 ASCII characters', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.send('alice#1', chat('a'.repeat(4096)));
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'chat_message' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'chat_message' }) },
+    ]);
   });
 
   it.each([
@@ -197,8 +247,12 @@ describe('chat content length', () => {
     connectAll(h, 'alice');
     h.send('alice#1', chat(content));
     const out = h.take();
-    expect(out).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
-    expect((out[0] as { msg: { payload: { details: string } } }).msg.payload.details).toContain('payload.content');
+    expect(out).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
+    expect((out[0] as { msg: { payload: { details: string } } }).msg.payload.details).toContain(
+      'payload.content',
+    );
   });
 });
 
@@ -234,7 +288,13 @@ describe('rooms', () => {
     h.take();
     h.send('alice#1', { type: 'join_room', room: 'music' });
     expect(h.take()).toStrictEqual([
-      { conn: 'alice#1', msg: expect.objectContaining({ type: 'room_joined', payload: { room: 'music', action: 'joined' } }) },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({
+          type: 'room_joined',
+          payload: { room: 'music', action: 'joined' },
+        }),
+      },
     ]);
     expect(roomsOf(h, 'alice')).toStrictEqual(['Lobby', 'music']);
     h.send('alice#1', { type: 'chat_message', room: 'music', payload: { content: 'once' } });
@@ -264,7 +324,9 @@ describe('rooms', () => {
     h.send('bob#1', { type: 'chat_message', room: 'r', payload: { content: 'anyone?' } });
     expect(h.take().map((item) => item.conn)).toStrictEqual(['bob#1']);
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'back?' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'not_in_room', h.iso()) },
+    ]);
   });
 
   it('answers leave_room for a room not joined with room_left, as the spec lists, and changes nothing', () => {
@@ -274,7 +336,15 @@ describe('rooms', () => {
     expect(h.take()).toStrictEqual([
       {
         conn: 'alice#1',
-        msg: { type: 'room_left', fromUser: 'system', toUser: 'alice', room: 'never', payload: { room: 'never', action: 'left' }, messageId: 'l1', createTime: h.iso() },
+        msg: {
+          type: 'room_left',
+          fromUser: 'system',
+          toUser: 'alice',
+          room: 'never',
+          payload: { room: 'never', action: 'left' },
+          messageId: 'l1',
+          createTime: h.iso(),
+        },
       },
     ]);
     expect(roomsOf(h, 'alice')).toStrictEqual(['Lobby']);
@@ -332,10 +402,14 @@ describe('rooms', () => {
     h.send('alice#1', { type: 'join_room', room: 'three' });
     h.take();
     h.send('alice#1', { type: 'join_room', room: 'four' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'too_many_rooms', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'too_many_rooms', h.iso()) },
+    ]);
     expect(h.hub.stats().rooms).toBe(3);
     h.send('alice#1', { type: 'join_room', room: 'two' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'room_joined', room: 'two' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'room_joined', room: 'two' }) },
+    ]);
     h.send('alice#1', { type: 'leave_room', room: 'Lobby' });
     h.send('alice#1', { type: 'join_room', room: 'four' });
     expect(roomsOf(h, 'alice')).toStrictEqual(['two', 'three', 'four']);
@@ -350,8 +424,12 @@ describe('rooms', () => {
     connectAll(h, 'alice');
     h.send('alice#1', { type: 'join_room', room });
     const out = h.take();
-    expect(out).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
-    expect((out[0] as { msg: { payload: { details: string } } }).msg.payload.details).toMatch(/^room\b/);
+    expect(out).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
+    expect((out[0] as { msg: { payload: { details: string } } }).msg.payload.details).toMatch(
+      /^room\b/,
+    );
     expect(h.hub.stats().rooms).toBe(1);
   });
 });
@@ -361,9 +439,13 @@ describe('error_response', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.raw('alice#1', '{"type": "chat_message",');
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) },
+    ]);
     h.send('alice#1', { type: 'get_rooms' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'rooms_list' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'rooms_list' }) },
+    ]);
   });
 
   it('gives every error_response a unique messageId starting with "err-"', () => {
@@ -386,7 +468,9 @@ describe('error_response', () => {
     // Envelope (1) + payload (2) + 31 arrays = 33 levels.
     const deep = `{"type":"chat_message","room":"Lobby","payload":{"content":"x","deep":${'['.repeat(31)}${']'.repeat(31)}}}`;
     h.raw('alice#1', deep);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) },
+    ]);
   });
 
   it('accepts and relays JSON nested exactly 32 levels deep', () => {
@@ -395,7 +479,10 @@ describe('error_response', () => {
     const deep = `{"type":"chat_message","room":"Lobby","payload":{"content":"x","deep":${'['.repeat(30)}${']'.repeat(30)}}}`;
     h.raw('alice#1', deep);
     expect(h.take()).toStrictEqual([
-      { conn: 'alice#1', msg: expect.objectContaining({ type: 'chat_message', payload: JSON.parse(deep).payload }) },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({ type: 'chat_message', payload: JSON.parse(deep).payload }),
+      },
     ]);
   });
 
@@ -403,7 +490,9 @@ describe('error_response', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     expect(() => h.raw('alice#1', '['.repeat(50_000) + ']'.repeat(50_000))).not.toThrow();
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_json', h.iso()) },
+    ]);
   });
 
   it.each([['42'], ['"chat_message"'], ['null'], ['true'], ['[]'], ['[{"type":"get_rooms"}]']])(
@@ -412,7 +501,9 @@ describe('error_response', () => {
       const h = makeHub();
       connectAll(h, 'alice');
       h.raw('alice#1', text);
-      expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+      expect(h.take()).toStrictEqual([
+        { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+      ]);
     },
   );
 
@@ -424,7 +515,9 @@ describe('error_response', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.send('alice#1', msg);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
   });
 
   it.each([['dance'], ['error_response'], ['assign_role'], ['__proto__'], ['toString'], ['']])(
@@ -433,42 +526,100 @@ describe('error_response', () => {
       const h = makeHub();
       connectAll(h, 'alice');
       h.send('alice#1', { type });
-      expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'unknown_type', h.iso()) }]);
+      expect(h.take()).toStrictEqual([
+        { conn: 'alice#1', msg: errorResponse('alice', 'unknown_type', h.iso()) },
+      ]);
     },
   );
 
   const MARK = 'Zq9MARKq9Z';
   it.each<[string, object, string, string]>([
-    ['a number as chat content', { type: 'chat_message', room: 'Lobby', payload: { content: 987654321 } }, 'payload.content', '987654321'],
+    [
+      'a number as chat content',
+      { type: 'chat_message', room: 'Lobby', payload: { content: 987654321 } },
+      'payload.content',
+      '987654321',
+    ],
     ['a missing chat payload', { type: 'chat_message', room: 'Lobby' }, 'payload', MARK],
     ['a number as room', { type: 'join_room', room: 31337313 }, 'room', '31337313'],
     ['a room with a control character', { type: 'join_room', room: `${MARK}\u0001` }, 'room', MARK],
     ['an over-long room', { type: 'leave_room', room: MARK.repeat(7) }, 'room', MARK],
-    ['a bad session description type', { type: 'webrtc_offer', toUser: 'bob', payload: { type: MARK, sdp: 'v=0' } }, 'payload.type', MARK],
-    ['a number as sdp', { type: 'webrtc_answer', toUser: 'bob', payload: { type: 'answer', sdp: 123456789 } }, 'payload.sdp', '123456789'],
-    ['a number as candidate', { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: 4242424242 } }, 'payload.candidate', '4242424242'],
-    ['a negative sdpMLineIndex', { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: 'c', sdpMLineIndex: -77777 } }, 'payload.sdpMLineIndex', '77777'],
+    [
+      'a bad session description type',
+      { type: 'webrtc_offer', toUser: 'bob', payload: { type: MARK, sdp: 'v=0' } },
+      'payload.type',
+      MARK,
+    ],
+    [
+      'a number as sdp',
+      { type: 'webrtc_answer', toUser: 'bob', payload: { type: 'answer', sdp: 123456789 } },
+      'payload.sdp',
+      '123456789',
+    ],
+    [
+      'a number as candidate',
+      { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: 4242424242 } },
+      'payload.candidate',
+      '4242424242',
+    ],
+    [
+      'a negative sdpMLineIndex',
+      {
+        type: 'webrtc_candidate',
+        toUser: 'bob',
+        payload: { candidate: 'c', sdpMLineIndex: -77777 },
+      },
+      'payload.sdpMLineIndex',
+      '77777',
+    ],
     ['a number as toUser', { type: 'hangup', toUser: 55555555 }, 'toUser', '55555555'],
-    ['an over-long messageId', { type: 'get_rooms', messageId: MARK.repeat(20) }, 'messageId', MARK],
-    ['a number as currentPeerId', { type: 'request_random_peer', payload: { currentPeerId: 88888888 } }, 'payload.currentPeerId', '88888888'],
-    ['a string as incoming', { type: 'chat_message', room: 'Lobby', incoming: MARK, payload: { content: 'x' } }, 'incoming', MARK],
-    ['an array as payload', { type: 'webrtc_offer', toUser: 'bob', payload: [MARK] }, 'payload', MARK],
-  ])('answers %s with invalid_message whose details name the field and never echo the input', (_label, msg, path, secret) => {
-    const h = makeHub();
-    connectAll(h, 'alice', 'bob');
-    h.send('alice#1', msg);
-    const out = h.take();
-    expect(out).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
-    const details = (out[0] as { msg: { payload: { details: string } } }).msg.payload.details;
-    expect(details).toContain(path);
-    expect(details).not.toContain(secret);
-  });
+    [
+      'an over-long messageId',
+      { type: 'get_rooms', messageId: MARK.repeat(20) },
+      'messageId',
+      MARK,
+    ],
+    [
+      'a number as currentPeerId',
+      { type: 'request_random_peer', payload: { currentPeerId: 88888888 } },
+      'payload.currentPeerId',
+      '88888888',
+    ],
+    [
+      'a string as incoming',
+      { type: 'chat_message', room: 'Lobby', incoming: MARK, payload: { content: 'x' } },
+      'incoming',
+      MARK,
+    ],
+    [
+      'an array as payload',
+      { type: 'webrtc_offer', toUser: 'bob', payload: [MARK] },
+      'payload',
+      MARK,
+    ],
+  ])(
+    'answers %s with invalid_message whose details name the field and never echo the input',
+    (_label, msg, path, secret) => {
+      const h = makeHub();
+      connectAll(h, 'alice', 'bob');
+      h.send('alice#1', msg);
+      const out = h.take();
+      expect(out).toStrictEqual([
+        { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+      ]);
+      const details = (out[0] as { msg: { payload: { details: string } } }).msg.payload.details;
+      expect(details).toContain(path);
+      expect(details).not.toContain(secret);
+    },
+  );
 
   it('answers a binary frame with error_response binary_not_supported', () => {
     const h = makeHub();
     connectAll(h, 'alice');
     h.hub.binary('alice#1');
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'binary_not_supported', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'binary_not_supported', h.iso()) },
+    ]);
   });
 
   it('never closes the socket over a bad frame', () => {
@@ -495,7 +646,10 @@ describe('error_response', () => {
       '{"type":"chat_message","room":"Lobby","__proto__":{"polluted":"yes"},' +
       '"payload":{"content":"hi","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}}';
     h.raw('alice#1', text);
-    h.raw('alice#1', '{"type":"webrtc_offer","toUser":"bob","payload":{"sdp":"v=0","__proto__":{"polluted":"yes"}}}');
+    h.raw(
+      'alice#1',
+      '{"type":"webrtc_offer","toUser":"bob","payload":{"sdp":"v=0","__proto__":{"polluted":"yes"}}}',
+    );
     h.raw('alice#1', '{"__proto__":{"type":"get_rooms"}}');
     const probe: Record<string, unknown> = {};
     expect(probe.polluted).toBeUndefined();
@@ -509,7 +663,10 @@ describe('error_response', () => {
       expect(payload.polluted).toBeUndefined();
     }
     // The object whose only key is __proto__ has no own `type`.
-    expect(out.at(-1)).toStrictEqual({ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) });
+    expect(out.at(-1)).toStrictEqual({
+      conn: 'alice#1',
+      msg: errorResponse('alice', 'invalid_message', h.iso()),
+    });
   });
 });
 
@@ -521,7 +678,13 @@ describe('matching', () => {
     expect(h.take()).toStrictEqual([
       {
         conn: 'alice#1',
-        msg: { type: 'no_peer_available', fromUser: 'system', toUser: 'alice', payload: { message: NO_PEER_MESSAGE }, createTime: h.iso() },
+        msg: {
+          type: 'no_peer_available',
+          fromUser: 'system',
+          toUser: 'alice',
+          payload: { message: NO_PEER_MESSAGE },
+          createTime: h.iso(),
+        },
       },
     ]);
   });
@@ -531,7 +694,9 @@ describe('matching', () => {
     connectAll(h, 'alice');
     h.send('alice#1', { type: 'user_available_webrtc' });
     h.send('alice#1', { type: 'request_random_peer' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) },
+    ]);
   });
 
   it('answers no_peer_available when the only available user is currentPeerId', () => {
@@ -539,7 +704,9 @@ describe('matching', () => {
     connectAll(h, 'alice', 'bob');
     h.send('bob#1', { type: 'user_available_webrtc' });
     h.send('alice#1', { type: 'request_random_peer', payload: { currentPeerId: 'bob' } });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) },
+    ]);
     expect(h.hub.stats().available).toBe(1);
   });
 
@@ -550,13 +717,41 @@ describe('matching', () => {
     h.script(0.5);
     h.send('alice#1', { type: 'request_random_peer', payload: {} });
     expect(h.take()).toStrictEqual([
-      { conn: 'alice#1', msg: { type: 'assign_role', fromUser: 'system', toUser: 'alice', payload: { role: 'impolite', peerId: 'bob' }, createTime: h.iso() } },
-      { conn: 'bob#1', msg: { type: 'assign_role', fromUser: 'system', toUser: 'bob', payload: { role: 'polite', peerId: 'alice' }, createTime: h.iso() } },
+      {
+        conn: 'alice#1',
+        msg: {
+          type: 'assign_role',
+          fromUser: 'system',
+          toUser: 'alice',
+          payload: { role: 'impolite', peerId: 'bob' },
+          createTime: h.iso(),
+        },
+      },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'assign_role',
+          fromUser: 'system',
+          toUser: 'bob',
+          payload: { role: 'polite', peerId: 'alice' },
+          createTime: h.iso(),
+        },
+      },
     ]);
     expect(h.unusedRandom).toBe(0);
     expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 1, available: 0, pairs: 1 });
-    expect(h.hub.state('alice#1')).toStrictEqual({ userId: 'alice', rooms: ['Lobby'], available: false, partner: 'bob' });
-    expect(h.hub.state('bob#1')).toStrictEqual({ userId: 'bob', rooms: ['Lobby'], available: false, partner: 'alice' });
+    expect(h.hub.state('alice#1')).toStrictEqual({
+      userId: 'alice',
+      rooms: ['Lobby'],
+      available: false,
+      partner: 'bob',
+    });
+    expect(h.hub.state('bob#1')).toStrictEqual({
+      userId: 'bob',
+      rooms: ['Lobby'],
+      available: false,
+      partner: 'alice',
+    });
   });
 
   it('takes both matched users out of the pool so a third requester finds nobody', () => {
@@ -570,19 +765,25 @@ describe('matching', () => {
     expect(h.hub.stats().available).toBe(0);
     h.take();
     h.send('carol#1', { type: 'request_random_peer' });
-    expect(h.take()).toStrictEqual([{ conn: 'carol#1', msg: expect.objectContaining({ type: 'no_peer_available' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'carol#1', msg: expect.objectContaining({ type: 'no_peer_available' }) },
+    ]);
   });
 
-  it('keeps the messageId of request_random_peer on the requester\'s answer', () => {
+  it("keeps the messageId of request_random_peer on the requester's answer", () => {
     const h = makeHub();
     connectAll(h, 'alice', 'bob');
     h.send('alice#1', { type: 'request_random_peer', messageId: 'q1' });
-    expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ type: 'no_peer_available', messageId: 'q1' })]);
+    expect(h.to('alice#1')).toStrictEqual([
+      expect.objectContaining({ type: 'no_peer_available', messageId: 'q1' }),
+    ]);
     h.take();
     h.send('bob#1', { type: 'user_available_webrtc' });
     h.script(0);
     h.send('alice#1', { type: 'request_random_peer', messageId: 'q2' });
-    expect(h.to('alice#1')).toStrictEqual([expect.objectContaining({ type: 'assign_role', messageId: 'q2' })]);
+    expect(h.to('alice#1')).toStrictEqual([
+      expect.objectContaining({ type: 'assign_role', messageId: 'q2' }),
+    ]);
   });
 
   it('never picks the requester or currentPeerId, and picks each other candidate for an equal slice of [0,1)', () => {
@@ -592,7 +793,8 @@ describe('matching', () => {
       const h = makeHub();
       connectAll(h, 'alice', 'bob', 'carol', 'dave', 'erin');
       // The requester and currentPeerId are in the pool too, between the candidates.
-      for (const user of ['bob', 'alice', 'carol', 'dave', 'erin']) h.send(`${user}#1`, { type: 'user_available_webrtc' });
+      for (const user of ['bob', 'alice', 'carol', 'dave', 'erin'])
+        h.send(`${user}#1`, { type: 'user_available_webrtc' });
       h.script(i / steps);
       h.send('alice#1', { type: 'request_random_peer', payload: { currentPeerId: 'carol' } });
       const [answer] = h.to('alice#1') as { type: string; payload: { peerId: string } }[];
@@ -654,7 +856,9 @@ describe('matching', () => {
     expect(h.hub.state('bob#1')?.available).toBe(false);
     h.take();
     h.send('alice#1', { type: 'request_random_peer' });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'no_peer_available' }) },
+    ]);
   });
 
   it('ends the requester\'s old pair on a re-match: the old partner gets hangup {reason:"peer_left"}', () => {
@@ -665,9 +869,30 @@ describe('matching', () => {
     h.script(0);
     h.send('alice#1', { type: 'request_random_peer', payload: { currentPeerId: 'bob' } });
     expect(h.take()).toStrictEqual([
-      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_left' }, createTime: h.iso() } },
-      { conn: 'alice#1', msg: expect.objectContaining({ type: 'assign_role', payload: { role: 'impolite', peerId: 'carol' } }) },
-      { conn: 'carol#1', msg: expect.objectContaining({ type: 'assign_role', payload: { role: 'polite', peerId: 'alice' } }) },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'alice',
+          toUser: 'bob',
+          payload: { reason: 'peer_left' },
+          createTime: h.iso(),
+        },
+      },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'impolite', peerId: 'carol' },
+        }),
+      },
+      {
+        conn: 'carol#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'polite', peerId: 'alice' },
+        }),
+      },
     ]);
     expect(h.hub.stats().pairs).toBe(1);
     expect(h.hub.state('bob#1')?.partner).toBeUndefined();
@@ -684,57 +909,139 @@ describe('matching', () => {
     h.script(0);
     h.send('alice#1', { type: 'request_random_peer' });
     expect(h.take()).toStrictEqual([
-      { conn: 'dave#1', msg: { type: 'hangup', fromUser: 'carol', toUser: 'dave', payload: { reason: 'peer_left' }, createTime: h.iso() } },
-      { conn: 'alice#1', msg: expect.objectContaining({ type: 'assign_role', payload: { role: 'impolite', peerId: 'carol' } }) },
-      { conn: 'carol#1', msg: expect.objectContaining({ type: 'assign_role', payload: { role: 'polite', peerId: 'alice' } }) },
+      {
+        conn: 'dave#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'carol',
+          toUser: 'dave',
+          payload: { reason: 'peer_left' },
+          createTime: h.iso(),
+        },
+      },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'impolite', peerId: 'carol' },
+        }),
+      },
+      {
+        conn: 'carol#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'polite', peerId: 'alice' },
+        }),
+      },
     ]);
     expect(h.hub.stats().pairs).toBe(1);
     h.hub.close('dave#1');
     expect(h.take()).toStrictEqual([]);
     h.hub.close('carol#1');
     expect(h.take()).toStrictEqual([
-      { conn: 'alice#1', msg: { type: 'hangup', fromUser: 'carol', toUser: 'alice', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'alice#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'carol',
+          toUser: 'alice',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
   });
 });
 
 describe('signaling relay', () => {
-  const offerPayload = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n', extra: { nested: [1, 'two'] } };
+  const offerPayload = {
+    type: 'offer',
+    sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n',
+    extra: { nested: [1, 'two'] },
+  };
   const answerPayload = { type: 'answer', sdp: 'v=0\r\n', vendor: 'x' };
 
   it.each<[string, Record<string, unknown>]>([
     ['webrtc_offer', offerPayload],
     ['webrtc_answer', answerPayload],
-    ['webrtc_candidate', { candidate: { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'uf' } }],
-    ['webrtc_candidate', { candidate: 'candidate:2 1 udp 1686052607 203.0.113.7 3478 typ srflx', sdpMid: '0', sdpMLineIndex: 1, usernameFragment: 'uf', extra: true }],
+    [
+      'webrtc_candidate',
+      {
+        candidate: {
+          candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host',
+          sdpMid: '0',
+          sdpMLineIndex: 0,
+          usernameFragment: 'uf',
+        },
+      },
+    ],
+    [
+      'webrtc_candidate',
+      {
+        candidate: 'candidate:2 1 udp 1686052607 203.0.113.7 3478 typ srflx',
+        sdpMid: '0',
+        sdpMLineIndex: 1,
+        usernameFragment: 'uf',
+        extra: true,
+      },
+    ],
     ['webrtc_candidate', { candidate: null }],
     ['hangup', { reason: 'user_clicked', note: 'bye' }],
-  ])('relays %s to toUser with server fromUser and createTime and the payload preserved (%j)', (type, payload) => {
-    const h = makeHub();
-    connectAll(h, 'alice', 'bob');
-    h.advance(42);
-    h.send('alice#1', { type, toUser: 'bob', fromUser: 'mallory', createTime: '2001-01-01T00:00:00Z', messageId: 'sig-1', payload });
-    expect(h.take()).toStrictEqual([
-      { conn: 'bob#1', msg: { type, fromUser: 'alice', toUser: 'bob', payload, messageId: 'sig-1', createTime: new Date(T0 + 42).toISOString() } },
-    ]);
-  });
+  ])(
+    'relays %s to toUser with server fromUser and createTime and the payload preserved (%j)',
+    (type, payload) => {
+      const h = makeHub();
+      connectAll(h, 'alice', 'bob');
+      h.advance(42);
+      h.send('alice#1', {
+        type,
+        toUser: 'bob',
+        fromUser: 'mallory',
+        createTime: '2001-01-01T00:00:00Z',
+        messageId: 'sig-1',
+        payload,
+      });
+      expect(h.take()).toStrictEqual([
+        {
+          conn: 'bob#1',
+          msg: {
+            type,
+            fromUser: 'alice',
+            toUser: 'bob',
+            payload,
+            messageId: 'sig-1',
+            createTime: new Date(T0 + 42).toISOString(),
+          },
+        },
+      ]);
+    },
+  );
 
   it('relays a hangup without payload as a hangup without payload', () => {
     const h = makeHub();
     connectAll(h, 'alice', 'bob');
     h.send('alice#1', { type: 'hangup', toUser: 'bob' });
-    expect(h.take()).toStrictEqual([{ conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', createTime: h.iso() } }]);
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'bob#1',
+        msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', createTime: h.iso() },
+      },
+    ]);
   });
 
-  it.each([['webrtc_offer', offerPayload], ['webrtc_answer', answerPayload], ['webrtc_candidate', { candidate: null }], ['hangup', {}]])(
-    'refuses %s to an unknown recipient with error user_not_found',
-    (type, payload) => {
-      const h = makeHub();
-      connectAll(h, 'alice');
-      h.send('alice#1', { type, toUser: 'ghost', payload });
-      expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) }]);
-    },
-  );
+  it.each([
+    ['webrtc_offer', offerPayload],
+    ['webrtc_answer', answerPayload],
+    ['webrtc_candidate', { candidate: null }],
+    ['hangup', {}],
+  ])('refuses %s to an unknown recipient with error user_not_found', (type, payload) => {
+    const h = makeHub();
+    connectAll(h, 'alice');
+    h.send('alice#1', { type, toUser: 'ghost', payload });
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) },
+    ]);
+  });
 
   it('ends the pair on hangup, so a later disconnect of one side does not send peer_disconnected to the other', () => {
     const h = makeHub();
@@ -758,7 +1065,16 @@ describe('signaling relay', () => {
     h.take();
     h.hub.close('alice#1');
     expect(h.take()).toStrictEqual([
-      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'alice',
+          toUser: 'bob',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
   });
 });
@@ -771,7 +1087,16 @@ describe('disconnect', () => {
     h.advance(5000);
     h.hub.close('bob#1');
     expect(h.take()).toStrictEqual([
-      { conn: 'alice#1', msg: { type: 'hangup', fromUser: 'bob', toUser: 'alice', payload: { reason: 'peer_disconnected' }, createTime: new Date(T0 + 5000).toISOString() } },
+      {
+        conn: 'alice#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'bob',
+          toUser: 'alice',
+          payload: { reason: 'peer_disconnected' },
+          createTime: new Date(T0 + 5000).toISOString(),
+        },
+      },
     ]);
     expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 1, available: 0, pairs: 0 });
     expect(h.hub.state('alice#1')?.partner).toBeUndefined();
@@ -791,9 +1116,13 @@ describe('disconnect', () => {
     h.send('bob#1', { type: 'chat_message', room: 'shared', payload: { content: 'x' } });
     expect(h.take().map((item) => item.conn)).toStrictEqual(['bob#1']);
     h.send('bob#1', { type: 'chat_message', toUser: 'alice', payload: { content: 'x' } });
-    expect(h.take()).toStrictEqual([{ conn: 'bob#1', msg: refusal('bob', 'user_not_found', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'bob#1', msg: refusal('bob', 'user_not_found', h.iso()) },
+    ]);
     h.send('bob#1', { type: 'request_random_peer' });
-    expect(h.take()).toStrictEqual([{ conn: 'bob#1', msg: expect.objectContaining({ type: 'no_peer_available' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'bob#1', msg: expect.objectContaining({ type: 'no_peer_available' }) },
+    ]);
   });
 
   it('ignores a close of an unknown or already closed connection', () => {
@@ -822,29 +1151,40 @@ describe('identity', () => {
     ['a different token', 'secret-1', 'secret-2'],
     ['no token when the first had none either', undefined, undefined],
     ['a token when the first had none', undefined, 'secret-1'],
-  ])('refuses a second connection for the same userId with %s: error user_id_taken then close 4009', (_label, first, second) => {
-    const h = makeHub();
-    h.connect('alice', { room: 'r', ...(first === undefined ? {} : { token: first }) });
-    h.connect('bob', { room: 'r' });
-    pair(h, 'alice', 'bob');
-    const before = h.hub.state('alice#1');
-    const result = h.hub.open('alice#2', { userId: 'alice', room: 'other', ...(second === undefined ? {} : { token: second }) });
-    expect(result).toStrictEqual({ accepted: false, code: 'user_id_taken' });
-    expect(h.take()).toStrictEqual([
-      { conn: 'alice#2', msg: refusal('alice', 'user_id_taken', h.iso()) },
-      { conn: 'alice#2', code: CloseCode.userIdTaken, reason: expect.any(String) },
-    ]);
-    expect(CloseCode.userIdTaken).toBe(4009);
-    // The first session is untouched and still the one that receives.
-    expect(h.hub.state('alice#1')).toStrictEqual(before);
-    expect(h.hub.state('alice#2')).toBeUndefined();
-    expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 1, available: 0, pairs: 1 });
-    h.send('alice#2', { type: 'get_rooms' });
-    h.hub.close('alice#2');
-    expect(h.take()).toStrictEqual([]);
-    h.send('bob#1', { type: 'chat_message', toUser: 'alice', payload: { content: 'still you?' } });
-    expect(h.take().map((item) => item.conn)).toStrictEqual(['alice#1', 'bob#1']);
-  });
+  ])(
+    'refuses a second connection for the same userId with %s: error user_id_taken then close 4009',
+    (_label, first, second) => {
+      const h = makeHub();
+      h.connect('alice', { room: 'r', ...(first === undefined ? {} : { token: first }) });
+      h.connect('bob', { room: 'r' });
+      pair(h, 'alice', 'bob');
+      const before = h.hub.state('alice#1');
+      const result = h.hub.open('alice#2', {
+        userId: 'alice',
+        room: 'other',
+        ...(second === undefined ? {} : { token: second }),
+      });
+      expect(result).toStrictEqual({ accepted: false, code: 'user_id_taken' });
+      expect(h.take()).toStrictEqual([
+        { conn: 'alice#2', msg: refusal('alice', 'user_id_taken', h.iso()) },
+        { conn: 'alice#2', code: CloseCode.userIdTaken, reason: expect.any(String) },
+      ]);
+      expect(CloseCode.userIdTaken).toBe(4009);
+      // The first session is untouched and still the one that receives.
+      expect(h.hub.state('alice#1')).toStrictEqual(before);
+      expect(h.hub.state('alice#2')).toBeUndefined();
+      expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 1, available: 0, pairs: 1 });
+      h.send('alice#2', { type: 'get_rooms' });
+      h.hub.close('alice#2');
+      expect(h.take()).toStrictEqual([]);
+      h.send('bob#1', {
+        type: 'chat_message',
+        toUser: 'alice',
+        payload: { content: 'still you?' },
+      });
+      expect(h.take().map((item) => item.conn)).toStrictEqual(['alice#1', 'bob#1']);
+    },
+  );
 
   it('lets a connection with the same token take over: the old one gets error replaced then close 4000', () => {
     const h = makeHub();
@@ -870,7 +1210,13 @@ describe('identity', () => {
 
     h.hub.open('alice#2', { userId: 'alice', token: 'tok', room: 'r' });
     h.take();
-    expect(h.hub.state('alice#2')).toStrictEqual({ userId: 'alice', token: 'tok', rooms: ['r', 'second'], available: true, partner: 'bob' });
+    expect(h.hub.state('alice#2')).toStrictEqual({
+      userId: 'alice',
+      token: 'tok',
+      rooms: ['r', 'second'],
+      available: true,
+      partner: 'bob',
+    });
     expect(h.hub.state('alice#1')).toBeUndefined();
     expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 2, available: 1, pairs: 1 });
 
@@ -883,13 +1229,26 @@ describe('identity', () => {
     // Traffic for alice now goes to the new connection.
     h.send('bob#1', { type: 'chat_message', room: 'r', payload: { content: 'hey' } });
     expect(h.take().map((item) => item.conn)).toStrictEqual(['alice#2', 'bob#1']);
-    h.send('bob#1', { type: 'webrtc_offer', toUser: 'alice', payload: { type: 'offer', sdp: 'v=0' } });
+    h.send('bob#1', {
+      type: 'webrtc_offer',
+      toUser: 'alice',
+      payload: { type: 'offer', sdp: 'v=0' },
+    });
     expect(h.take().map((item) => item.conn)).toStrictEqual(['alice#2']);
 
     // And the pair still ends with peer_disconnected when the new connection drops.
     h.hub.close('alice#2');
     expect(h.take()).toStrictEqual([
-      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'alice',
+          toUser: 'bob',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
   });
 
@@ -909,9 +1268,15 @@ describe('rate limit', () => {
     const h = makeHub(limited);
     connectAll(h, 'alice');
     for (let i = 0; i < 3; i++) h.send('alice#1', probe);
-    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual(['rooms_list', 'rooms_list', 'rooms_list']);
+    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual([
+      'rooms_list',
+      'rooms_list',
+      'rooms_list',
+    ]);
     h.send('alice#1', probe);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) },
+    ]);
   });
 
   it('sends at most one rate_limited error per second', () => {
@@ -920,18 +1285,24 @@ describe('rate limit', () => {
     for (let i = 0; i < 3; i++) h.send('alice#1', probe);
     h.take();
     for (let i = 0; i < 5; i++) h.send('alice#1', probe);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) },
+    ]);
     h.advance(500);
     h.send('alice#1', probe);
     expect(h.take()).toStrictEqual([]);
     h.advance(500);
     // A full second since the first refusal: one token has refilled, so one frame passes...
     h.send('alice#1', probe);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: expect.objectContaining({ type: 'rooms_list' }) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: expect.objectContaining({ type: 'rooms_list' }) },
+    ]);
     // ...and the next excess frame may be told again.
     h.send('alice#1', probe);
     h.send('alice#1', probe);
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) },
+    ]);
   });
 
   it('drops the refused frame entirely: a rate-limited join_room joins nothing', () => {
@@ -952,10 +1323,19 @@ describe('rate limit', () => {
     h.send('alice#1', probe);
     h.send('alice#1', probe);
     h.send('alice#1', probe);
-    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual(['rooms_list', 'rooms_list', 'error']);
+    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual([
+      'rooms_list',
+      'rooms_list',
+      'error',
+    ]);
     h.advance(60_000);
     for (let i = 0; i < 4; i++) h.send('alice#1', probe);
-    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual(['rooms_list', 'rooms_list', 'rooms_list', 'error']);
+    expect(h.take().map((item) => (item as { msg: { type: string } }).msg.type)).toStrictEqual([
+      'rooms_list',
+      'rooms_list',
+      'rooms_list',
+      'error',
+    ]);
   });
 
   it('counts binary frames against the limit too', () => {
@@ -964,7 +1344,9 @@ describe('rate limit', () => {
     for (let i = 0; i < 3; i++) h.hub.binary('alice#1');
     h.take();
     h.hub.binary('alice#1');
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'rate_limited', h.iso()) },
+    ]);
   });
 
   it('closes with 1008 after rateLimitCloseAfterMs of continuous refusal and removes the user; the partner gets peer_disconnected', () => {
@@ -989,7 +1371,16 @@ describe('rate limit', () => {
     h.send('alice#1', probe);
     expect(h.take()).toStrictEqual([
       { conn: 'alice#1', code: CloseCode.policyViolation, reason: expect.any(String) },
-      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'alice',
+          toUser: 'bob',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
     expect(CloseCode.policyViolation).toBe(1008);
     expect(h.hub.state('alice#1')).toBeUndefined();
@@ -1032,7 +1423,12 @@ describe('persist', () => {
   it('persists the new session on open, with its token', () => {
     const h = makeHub();
     h.connect('alice', { token: 'tok' });
-    expect(h.persisted).toStrictEqual([{ conn: 'alice#1', state: { userId: 'alice', token: 'tok', rooms: ['Lobby'], available: false } }]);
+    expect(h.persisted).toStrictEqual([
+      {
+        conn: 'alice#1',
+        state: { userId: 'alice', token: 'tok', rooms: ['Lobby'], available: false },
+      },
+    ]);
   });
 
   it('persists once per operation for each session whose state changed, and not for reads or chat', () => {
@@ -1041,29 +1437,50 @@ describe('persist', () => {
     h.persisted.length = 0;
 
     h.send('alice#1', { type: 'join_room', room: 'r' });
-    expect(h.persisted.splice(0)).toStrictEqual([{ conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby', 'r'], available: false } }]);
+    expect(h.persisted.splice(0)).toStrictEqual([
+      { conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby', 'r'], available: false } },
+    ]);
 
     h.send('alice#1', { type: 'get_rooms' });
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'x' } });
-    h.send('alice#1', { type: 'webrtc_offer', toUser: 'bob', payload: { type: 'offer', sdp: 'v=0' } });
+    h.send('alice#1', {
+      type: 'webrtc_offer',
+      toUser: 'bob',
+      payload: { type: 'offer', sdp: 'v=0' },
+    });
     expect(h.persisted.splice(0)).toStrictEqual([]);
 
     h.send('bob#1', { type: 'user_available_webrtc' });
-    expect(h.persisted.splice(0)).toStrictEqual([{ conn: 'bob#1', state: { userId: 'bob', rooms: ['Lobby'], available: true } }]);
+    expect(h.persisted.splice(0)).toStrictEqual([
+      { conn: 'bob#1', state: { userId: 'bob', rooms: ['Lobby'], available: true } },
+    ]);
 
     h.script(0);
     h.send('alice#1', { type: 'request_random_peer' });
     const matched = h.persisted.splice(0).sort((a, b) => a.conn.localeCompare(b.conn));
     expect(matched).toStrictEqual([
-      { conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby', 'r'], available: false, partner: 'bob' } },
-      { conn: 'bob#1', state: { userId: 'bob', rooms: ['Lobby'], available: false, partner: 'alice' } },
+      {
+        conn: 'alice#1',
+        state: { userId: 'alice', rooms: ['Lobby', 'r'], available: false, partner: 'bob' },
+      },
+      {
+        conn: 'bob#1',
+        state: { userId: 'bob', rooms: ['Lobby'], available: false, partner: 'alice' },
+      },
     ]);
 
     h.send('alice#1', { type: 'leave_room', room: 'r' });
-    expect(h.persisted.splice(0)).toStrictEqual([{ conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby'], available: false, partner: 'bob' } }]);
+    expect(h.persisted.splice(0)).toStrictEqual([
+      {
+        conn: 'alice#1',
+        state: { userId: 'alice', rooms: ['Lobby'], available: false, partner: 'bob' },
+      },
+    ]);
 
     h.hub.close('bob#1');
-    expect(h.persisted.splice(0)).toStrictEqual([{ conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby'], available: false } }]);
+    expect(h.persisted.splice(0)).toStrictEqual([
+      { conn: 'alice#1', state: { userId: 'alice', rooms: ['Lobby'], available: false } },
+    ]);
   });
 
   it('persists the taken-over session under the new connection and nothing for a refused one', () => {
@@ -1073,7 +1490,12 @@ describe('persist', () => {
     h.hub.open('alice#x', { userId: 'alice', token: 'wrong' });
     expect(h.persisted).toStrictEqual([]);
     h.hub.open('alice#2', { userId: 'alice', token: 'tok' });
-    expect(h.persisted).toStrictEqual([{ conn: 'alice#2', state: { userId: 'alice', token: 'tok', rooms: ['Lobby'], available: false } }]);
+    expect(h.persisted).toStrictEqual([
+      {
+        conn: 'alice#2',
+        state: { userId: 'alice', token: 'tok', rooms: ['Lobby'], available: false },
+      },
+    ]);
   });
 
   it('persists states that SessionState accepts', () => {
@@ -1082,16 +1504,29 @@ describe('persist', () => {
     h.connect('bob');
     pair(h, 'alice', 'bob');
     expect(h.persisted.length).toBeGreaterThan(0);
-    for (const { state } of h.persisted) expect(v.safeParse(SessionState, state).success).toBe(true);
+    for (const { state } of h.persisted)
+      expect(v.safeParse(SessionState, state).success).toBe(true);
   });
 });
 
 describe('restore', () => {
   it('rebuilds rooms, availability and token from a persisted state without sending anything', () => {
     const h = makeHub();
-    expect(h.hub.restore('alice#9', { userId: 'alice', token: 'tok', rooms: ['r', 'q'], available: true })).toBe(true);
+    expect(
+      h.hub.restore('alice#9', {
+        userId: 'alice',
+        token: 'tok',
+        rooms: ['r', 'q'],
+        available: true,
+      }),
+    ).toBe(true);
     expect(h.outbox).toStrictEqual([]);
-    expect(h.hub.state('alice#9')).toStrictEqual({ userId: 'alice', token: 'tok', rooms: ['r', 'q'], available: true });
+    expect(h.hub.state('alice#9')).toStrictEqual({
+      userId: 'alice',
+      token: 'tok',
+      rooms: ['r', 'q'],
+      available: true,
+    });
     expect(h.hub.stats()).toStrictEqual({ connections: 1, rooms: 2, available: 1, pairs: 0 });
 
     h.connect('bob', { room: 'r' });
@@ -1100,16 +1535,24 @@ describe('restore', () => {
 
     h.script(0);
     h.send('bob#1', { type: 'request_random_peer' });
-    expect(h.to('alice#9')).toStrictEqual([expect.objectContaining({ type: 'assign_role', payload: { role: 'polite', peerId: 'bob' } })]);
+    expect(h.to('alice#9')).toStrictEqual([
+      expect.objectContaining({ type: 'assign_role', payload: { role: 'polite', peerId: 'bob' } }),
+    ]);
     h.take();
 
     // The restored token still allows a takeover.
-    expect(h.hub.open('alice#10', { userId: 'alice', token: 'tok' })).toStrictEqual({ accepted: true, replaced: 'alice#9' });
+    expect(h.hub.open('alice#10', { userId: 'alice', token: 'tok' })).toStrictEqual({
+      accepted: true,
+      replaced: 'alice#9',
+    });
   });
 
   it('persists nothing for restored sessions: a chat after a wake rewrites no attachment', () => {
     const h = makeHub();
-    for (const user of ['alice', 'bob', 'carol']) expect(h.hub.restore(`${user}#w`, { userId: user, rooms: ['r'], available: user === 'carol' })).toBe(true);
+    for (const user of ['alice', 'bob', 'carol'])
+      expect(
+        h.hub.restore(`${user}#w`, { userId: user, rooms: ['r'], available: user === 'carol' }),
+      ).toBe(true);
     h.send('alice#w', { type: 'chat_message', room: 'r', payload: { content: 'awake?' } });
     expect(h.sent()).toHaveLength(3);
     expect(h.persisted).toStrictEqual([]);
@@ -1120,12 +1563,25 @@ describe('restore', () => {
 
   it('rebuilds a pair so that a drop still sends peer_disconnected', () => {
     const h = makeHub();
-    expect(h.hub.restore('a', { userId: 'alice', rooms: [], available: false, partner: 'bob' })).toBe(true);
-    expect(h.hub.restore('b', { userId: 'bob', rooms: ['Lobby'], available: false, partner: 'alice' })).toBe(true);
+    expect(
+      h.hub.restore('a', { userId: 'alice', rooms: [], available: false, partner: 'bob' }),
+    ).toBe(true);
+    expect(
+      h.hub.restore('b', { userId: 'bob', rooms: ['Lobby'], available: false, partner: 'alice' }),
+    ).toBe(true);
     expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 1, available: 0, pairs: 1 });
     h.hub.close('b');
     expect(h.take()).toStrictEqual([
-      { conn: 'a', msg: { type: 'hangup', fromUser: 'bob', toUser: 'alice', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'a',
+        msg: {
+          type: 'hangup',
+          fromUser: 'bob',
+          toUser: 'alice',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
   });
 
@@ -1151,7 +1607,10 @@ describe('restore', () => {
     ['an empty userId', { userId: '', rooms: [], available: false }],
     ['a userId with a control character', { userId: 'a\nb', rooms: [], available: false }],
     ['rooms that are not an array', { userId: 'alice', rooms: 'Lobby', available: false }],
-    ['a room name over 64 characters', { userId: 'alice', rooms: ['r'.repeat(65)], available: false }],
+    [
+      'a room name over 64 characters',
+      { userId: 'alice', rooms: ['r'.repeat(65)], available: false },
+    ],
     ['available that is not a boolean', { userId: 'alice', rooms: [], available: 'yes' }],
     ['an empty partner', { userId: 'alice', rooms: [], available: false, partner: '' }],
   ])('rejects an invalid state (%s) and registers nothing', (_label, state) => {
@@ -1165,14 +1624,22 @@ describe('restore', () => {
   it('rejects a state for a userId that is already connected', () => {
     const h = makeHub();
     connectAll(h, 'alice');
-    expect(h.hub.restore('alice#2', { userId: 'alice', rooms: ['elsewhere'], available: true })).toBe(false);
+    expect(
+      h.hub.restore('alice#2', { userId: 'alice', rooms: ['elsewhere'], available: true }),
+    ).toBe(false);
     expect(h.hub.state('alice#2')).toBeUndefined();
     expect(h.hub.stats()).toStrictEqual({ connections: 1, rooms: 1, available: 0, pairs: 0 });
   });
 });
 
 describe('hub: ICE servers and the matching cap (issue 5)', () => {
-  const turn = { secret: 'k', turnUrls: ['turn:t.example:3478'], stunUrls: [], ttlSeconds: 60, staticServers: [] };
+  const turn = {
+    secret: 'k',
+    turnUrls: ['turn:t.example:3478'],
+    stunUrls: [],
+    ttlSeconds: 60,
+    staticServers: [],
+  };
   const sentMessages = (h: TestHub) => h.outbox.filter(isSent).map((item) => item.msg);
 
   it('answers get_ice_servers with TURN credentials for that user, keeping the messageId', async () => {
@@ -1182,7 +1649,12 @@ describe('hub: ICE servers and the matching cap (issue 5)', () => {
     h.hub.message('c1', JSON.stringify({ type: 'get_ice_servers', messageId: 'q1' }));
     await new Promise((resolve) => setTimeout(resolve, 20));
     const [reply] = sentMessages(h);
-    expect(reply).toMatchObject({ type: 'ice_servers', toUser: 'alice', messageId: 'q1', payload: { ttl: 60 } });
+    expect(reply).toMatchObject({
+      type: 'ice_servers',
+      toUser: 'alice',
+      messageId: 'q1',
+      payload: { ttl: 60 },
+    });
     expect(reply.payload.iceServers[0].username).toBe('1060:alice');
   });
 
@@ -1209,7 +1681,8 @@ describe('hub: ICE servers and the matching cap (issue 5)', () => {
     const h = makeHub({ matchesPerMinute: 2 });
     for (const user of ['alice', 'p1', 'p2', 'p3']) h.hub.open(`${user}#1`, { userId: user });
     const request = () => h.hub.message('alice#1', JSON.stringify({ type: 'request_random_peer' }));
-    const offer = (user: string) => h.hub.message(`${user}#1`, JSON.stringify({ type: 'user_available_webrtc' }));
+    const offer = (user: string) =>
+      h.hub.message(`${user}#1`, JSON.stringify({ type: 'user_available_webrtc' }));
     request(); // nobody yet: free
     offer('p1');
     h.script(0);
@@ -1220,13 +1693,21 @@ describe('hub: ICE servers and the matching cap (issue 5)', () => {
     offer('p3');
     request(); // over the limit: no draw, p3 stays available
     const toAlice = h.to('alice#1') as any[];
-    expect(toAlice.map((m) => m.type)).toEqual(['no_peer_available', 'assign_role', 'assign_role', 'error']);
+    expect(toAlice.map((m) => m.type)).toEqual([
+      'no_peer_available',
+      'assign_role',
+      'assign_role',
+      'error',
+    ]);
     expect(toAlice[3].payload.code).toBe('rate_limited');
     expect(h.hub.stats().available).toBe(1);
     h.advance(30_000); // one match's worth refills in 60 s / 2
     h.script(0);
     request();
-    expect((h.to('alice#1') as any[]).at(-1)).toMatchObject({ type: 'assign_role', payload: { peerId: 'p3' } });
+    expect((h.to('alice#1') as any[]).at(-1)).toMatchObject({
+      type: 'assign_role',
+      payload: { peerId: 'p3' },
+    });
   });
 
   it('does not count being picked as a partner against the one picked', () => {
@@ -1259,7 +1740,13 @@ describe('serialization cost (issue 6)', () => {
       const h = makeHub();
       for (let i = 0; i < members; i++) h.connect(`m${i}`, { room: 'big' });
       h.take();
-      expect(stringifiesFor(h, 'm0#1', JSON.stringify({ type: 'chat_message', room: 'big', payload: { content: 'hi all' } }))).toBe(1);
+      expect(
+        stringifiesFor(
+          h,
+          'm0#1',
+          JSON.stringify({ type: 'chat_message', room: 'big', payload: { content: 'hi all' } }),
+        ),
+      ).toBe(1);
       expect(h.sent()).toHaveLength(members);
     }
   });
@@ -1269,7 +1756,18 @@ describe('serialization cost (issue 6)', () => {
     h.connect('alice');
     h.connect('bob');
     h.take();
-    expect(stringifiesFor(h, 'alice#1', JSON.stringify({ type: 'chat_message', toUser: 'bob', messageId: 'm1', payload: { content: 'hi "bob"', extra: [1] } }))).toBe(1);
+    expect(
+      stringifiesFor(
+        h,
+        'alice#1',
+        JSON.stringify({
+          type: 'chat_message',
+          toUser: 'bob',
+          messageId: 'm1',
+          payload: { content: 'hi "bob"', extra: [1] },
+        }),
+      ),
+    ).toBe(1);
     const [toBob] = h.to('bob#1') as any[];
     const [toAlice] = h.to('alice#1') as any[];
     expect(toBob).toEqual({ ...toAlice, incoming: true });
@@ -1281,9 +1779,27 @@ describe('serialization cost (issue 6)', () => {
 describe('clients of the original: lenient relay (issue 10)', () => {
   it.each<[string, string, unknown]>([
     ['end of candidates as payload null', 'webrtc_candidate', null],
-    ['an empty candidate string', 'webrtc_candidate', { candidate: '', sdpMid: '0', sdpMLineIndex: 0 }],
-    ['a null candidate in an init object', 'webrtc_candidate', { candidate: { candidate: null, sdpMid: '0' } }],
-    ['the flat RTCIceCandidateInit that payload: e.candidate gives', 'webrtc_candidate', { candidate: 'candidate:842163049 1 udp 1677729535 127.0.0.1 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Ab1c network-cost 999', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'Ab1c' }],
+    [
+      'an empty candidate string',
+      'webrtc_candidate',
+      { candidate: '', sdpMid: '0', sdpMLineIndex: 0 },
+    ],
+    [
+      'a null candidate in an init object',
+      'webrtc_candidate',
+      { candidate: { candidate: null, sdpMid: '0' } },
+    ],
+    [
+      'the flat RTCIceCandidateInit that payload: e.candidate gives',
+      'webrtc_candidate',
+      {
+        candidate:
+          'candidate:842163049 1 udp 1677729535 127.0.0.1 54321 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Ab1c network-cost 999',
+        sdpMid: '0',
+        sdpMLineIndex: 0,
+        usernameFragment: 'Ab1c',
+      },
+    ],
     ['a string hangup payload', 'hangup', 'bye'],
     ['a null hangup payload', 'hangup', null],
     ['an array hangup payload', 'hangup', [1, 'two', { three: 3 }]],
@@ -1291,7 +1807,12 @@ describe('clients of the original: lenient relay (issue 10)', () => {
     const h = makeHub();
     connectAll(h, 'alice', 'bob');
     h.send('alice#1', { type, toUser: 'bob', payload });
-    expect(h.take()).toStrictEqual([{ conn: 'bob#1', msg: { type, fromUser: 'alice', toUser: 'bob', payload, createTime: h.iso() } }]);
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'bob#1',
+        msg: { type, fromUser: 'alice', toUser: 'bob', payload, createTime: h.iso() },
+      },
+    ]);
   });
 
   it('refuses a hangup payload over 1 KiB of JSON with error_response invalid_message and relays nothing', () => {
@@ -1300,18 +1821,38 @@ describe('clients of the original: lenient relay (issue 10)', () => {
     h.send('alice#1', { type: 'hangup', toUser: 'bob', payload: 'x'.repeat(1022) }); // 1,024 bytes with its quotes
     expect(h.take().map((item) => item.conn)).toStrictEqual(['bob#1']);
     h.send('alice#1', { type: 'hangup', toUser: 'bob', payload: 'x'.repeat(1023) });
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'invalid_message', h.iso()) },
+    ]);
   });
 
-  it.each(['assign_role', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'error', 'error_response', 'ice_servers', 'recent_messages', 'direct_messages', 'user_status', 'room_members'])(
-    'answers a client-sent %s with error_response unknown_type and relays nothing',
-    (type) => {
-      const h = makeHub();
-      connectAll(h, 'alice', 'bob');
-      h.send('alice#1', { type, toUser: 'bob', fromUser: 'system', room: 'Lobby', payload: { role: 'polite', peerId: 'alice' } });
-      expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: errorResponse('alice', 'unknown_type', h.iso()) }]);
-    },
-  );
+  it.each([
+    'assign_role',
+    'no_peer_available',
+    'room_joined',
+    'room_left',
+    'rooms_list',
+    'error',
+    'error_response',
+    'ice_servers',
+    'recent_messages',
+    'direct_messages',
+    'user_status',
+    'room_members',
+  ])('answers a client-sent %s with error_response unknown_type and relays nothing', (type) => {
+    const h = makeHub();
+    connectAll(h, 'alice', 'bob');
+    h.send('alice#1', {
+      type,
+      toUser: 'bob',
+      fromUser: 'system',
+      room: 'Lobby',
+      payload: { role: 'polite', peerId: 'alice' },
+    });
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: errorResponse('alice', 'unknown_type', h.iso()) },
+    ]);
+  });
 });
 
 describe('takeover of a silent session without its token (issue 10)', () => {
@@ -1343,7 +1884,10 @@ describe('takeover of a silent session without its token (issue 10)', () => {
     const off = makeHub({ takeoverProbeMs: 0 });
     off.connect('alice');
     expect(off.hub.prepare({ userId: 'alice' })).toBeUndefined();
-    expect(off.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({ accepted: false, code: 'user_id_taken' });
+    expect(off.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({
+      accepted: false,
+      code: 'user_id_taken',
+    });
   });
 
   it('pings the old socket and, when it answers within takeoverProbeMs, leaves it alone: the newcomer is refused with 4009', async () => {
@@ -1358,7 +1902,10 @@ describe('takeover of a silent session without its token (issue 10)', () => {
     await microtasks();
     expect(flag.settled).toBe(true);
     expect(h.take()).toStrictEqual([]);
-    expect(h.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({ accepted: false, code: 'user_id_taken' });
+    expect(h.hub.open('alice#2', { userId: 'alice' })).toStrictEqual({
+      accepted: false,
+      code: 'user_id_taken',
+    });
     expect(h.take()).toStrictEqual([
       { conn: 'alice#2', msg: refusal('alice', 'user_id_taken', h.iso()) },
       { conn: 'alice#2', code: CloseCode.userIdTaken, reason: expect.any(String) },
@@ -1392,32 +1939,66 @@ describe('takeover of a silent session without its token (issue 10)', () => {
     expect(h.take()).toStrictEqual([
       { conn: 'alice#1', msg: refusal('alice', 'replaced', h.iso()) },
       { conn: 'alice#1', code: CloseCode.replaced, reason: expect.any(String) },
-      { conn: 'bob#1', msg: { type: 'hangup', fromUser: 'alice', toUser: 'bob', payload: { reason: 'peer_disconnected' }, createTime: h.iso() } },
+      {
+        conn: 'bob#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'alice',
+          toUser: 'bob',
+          payload: { reason: 'peer_disconnected' },
+          createTime: h.iso(),
+        },
+      },
     ]);
-    expect(h.hub.open('alice#2', { userId: 'alice', room: 'new' })).toStrictEqual({ accepted: true });
+    expect(h.hub.open('alice#2', { userId: 'alice', room: 'new' })).toStrictEqual({
+      accepted: true,
+    });
     // Nothing of the old session: only the requested room, not available, no partner.
-    expect(h.hub.state('alice#2')).toStrictEqual({ userId: 'alice', rooms: ['new'], available: false });
+    expect(h.hub.state('alice#2')).toStrictEqual({
+      userId: 'alice',
+      rooms: ['new'],
+      available: false,
+    });
     expect(h.hub.state('bob#1')?.partner).toBeUndefined();
     expect(h.hub.stats()).toStrictEqual({ connections: 2, rooms: 2, available: 0, pairs: 0 });
     // The old connection is gone for good: its late frames and close change nothing.
     h.send('alice#1', { type: 'chat_message', room: 'r', payload: { content: 'ghost' } });
     h.hub.close('alice#1');
     expect(h.take()).toStrictEqual([]);
-    expect(h.hub.metrics.render({ aleatoria_connections: 0, aleatoria_rooms: 0, aleatoria_pool_size: 0, aleatoria_pairs: 0 }))
-      .toContain('aleatoria_takeover_probes_total{outcome="silent"} 1');
+    expect(
+      h.hub.metrics.render({
+        aleatoria_connections: 0,
+        aleatoria_rooms: 0,
+        aleatoria_pool_size: 0,
+        aleatoria_pairs: 0,
+      }),
+    ).toContain('aleatoria_takeover_probes_total{outcome="silent"} 1');
   });
 
   it('lets exactly one of three racing newcomers win: one ping, one probe, the others refused with 4009', async () => {
     const h = alicePairedWithBob();
-    const probes = [h.hub.prepare({ userId: 'alice' }), h.hub.prepare({ userId: 'alice' }), h.hub.prepare({ userId: 'alice' })];
+    const probes = [
+      h.hub.prepare({ userId: 'alice' }),
+      h.hub.prepare({ userId: 'alice' }),
+      h.hub.prepare({ userId: 'alice' }),
+    ];
     expect(new Set(probes).size).toBe(1);
     expect(h.pinged).toStrictEqual(['alice#1']);
     h.advance(PROBE_MS);
     await Promise.all(probes);
     h.take();
-    const results = ['alice#2', 'alice#3', 'alice#4'].map((conn) => h.hub.open(conn, { userId: 'alice' }));
-    expect(results).toStrictEqual([{ accepted: true }, { accepted: false, code: 'user_id_taken' }, { accepted: false, code: 'user_id_taken' }]);
-    expect(h.closes().map((c) => [c.conn, c.code])).toStrictEqual([['alice#3', 4009], ['alice#4', 4009]]);
+    const results = ['alice#2', 'alice#3', 'alice#4'].map((conn) =>
+      h.hub.open(conn, { userId: 'alice' }),
+    );
+    expect(results).toStrictEqual([
+      { accepted: true },
+      { accepted: false, code: 'user_id_taken' },
+      { accepted: false, code: 'user_id_taken' },
+    ]);
+    expect(h.closes().map((c) => [c.conn, c.code])).toStrictEqual([
+      ['alice#3', 4009],
+      ['alice#4', 4009],
+    ]);
     expect(h.hub.stats().connections).toBe(2);
   });
 
@@ -1461,7 +2042,10 @@ describe('seams that answer later (state in another process)', () => {
   async function conversation(h: TestHub) {
     for (const user of ['alice', 'bob', 'carol']) h.connect(user, { room: 'r' });
     const steps: unknown[][] = [
-      ['alice#1', { type: 'chat_message', toUser: 'bob', messageId: 'd1', payload: { content: 'hi bob' } }],
+      [
+        'alice#1',
+        { type: 'chat_message', toUser: 'bob', messageId: 'd1', payload: { content: 'hi bob' } },
+      ],
       ['alice#1', { type: 'chat_message', toUser: 'nobody', payload: { content: 'anyone?' } }],
       ['bob#1', { type: 'webrtc_offer', toUser: 'alice', payload: { type: 'offer', sdp: 'v=0' } }],
       ['bob#1', { type: 'user_available_webrtc' }],
@@ -1484,15 +2068,23 @@ describe('seams that answer later (state in another process)', () => {
     const now = await conversation(makeHub());
     const later = await conversation(makeHub({}, { asyncSeams: true }));
     expect(later).toStrictEqual(now);
-    expect(now.map((item) => ('msg' in item ? `${item.conn}:${item.msg.type}` : `${item.conn}:close`))).toContain('bob#1:hangup');
+    expect(
+      now.map((item) => ('msg' in item ? `${item.conn}:${item.msg.type}` : `${item.conn}:close`)),
+    ).toContain('bob#1:hangup');
   });
 
   it('answers user_not_found only once the directory says nobody has the user', async () => {
     const h = makeHub({}, { asyncSeams: true });
     connectAll(h, 'alice');
-    h.send('alice#1', { type: 'webrtc_offer', toUser: 'ghost', payload: { type: 'offer', sdp: 'v=0' } });
+    h.send('alice#1', {
+      type: 'webrtc_offer',
+      toUser: 'ghost',
+      payload: { type: 'offer', sdp: 'v=0' },
+    });
     expect(h.take()).toStrictEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 0));
-    expect(h.take()).toStrictEqual([{ conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) }]);
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: refusal('alice', 'user_not_found', h.iso()) },
+    ]);
   });
 });

@@ -34,7 +34,10 @@ describe('parseJson', () => {
     expect(MAX_JSON_DEPTH).toBe(32);
     const result = parseJson(nestedArrays(32));
     expect(result.ok).toBe(true);
-    expect(parseJson(nestedObjects(32))).toStrictEqual({ ok: true, value: JSON.parse(nestedObjects(32)) });
+    expect(parseJson(nestedObjects(32))).toStrictEqual({
+      ok: true,
+      value: JSON.parse(nestedObjects(32)),
+    });
   });
 
   it('refuses nesting of 33 with reason "depth"', () => {
@@ -53,7 +56,10 @@ describe('parseJson', () => {
   });
 
   it('accepts a wide, shallow frame with more containers than MAX_JSON_DEPTH', () => {
-    const wide = JSON.stringify({ type: 'chat_message', payload: { items: Array.from({ length: 100 }, (_, i) => ({ i, tags: [i] })) } });
+    const wide = JSON.stringify({
+      type: 'chat_message',
+      payload: { items: Array.from({ length: 100 }, (_, i) => ({ i, tags: [i] })) },
+    });
     expect(parseJson(wide)).toStrictEqual({ ok: true, value: JSON.parse(wide) });
   });
 

@@ -6,20 +6,34 @@ const AT = Date.UTC(2025, 0, 2, 3, 4, 5, 6);
 
 function capture(level: LogLevel) {
   const lines: string[] = [];
-  const log = createLogger(level, (line) => lines.push(line), () => AT);
+  const log = createLogger(
+    level,
+    (line) => lines.push(line),
+    () => AT,
+  );
   return { log, lines };
 }
 
 describe('createLogger', () => {
   it('writes one JSON line per event with time, level, event and the fields', () => {
     const { log, lines } = capture('debug');
-    log.info('connection_open', { conn: 'c1', userId: 'alice', rooms: 2, replaced: false, skipped: undefined });
+    log.info('connection_open', {
+      conn: 'c1',
+      userId: 'alice',
+      rooms: 2,
+      replaced: false,
+      skipped: undefined,
+    });
     expect(lines).toStrictEqual([
       '{"time":"2025-01-02T03:04:05.006Z","level":"info","event":"connection_open","conn":"c1","userId":"alice","rooms":2,"replaced":false}',
     ]);
     log.warn('slow_consumer_closed');
     expect(lines).toHaveLength(2);
-    expect(JSON.parse(lines[1]!)).toStrictEqual({ time: '2025-01-02T03:04:05.006Z', level: 'warn', event: 'slow_consumer_closed' });
+    expect(JSON.parse(lines[1]!)).toStrictEqual({
+      time: '2025-01-02T03:04:05.006Z',
+      level: 'warn',
+      event: 'slow_consumer_closed',
+    });
   });
 
   it.each<[LogLevel, string[]]>([
@@ -34,7 +48,9 @@ describe('createLogger', () => {
     log.info('e');
     log.warn('e');
     log.error('e');
-    expect(lines.map((line) => (JSON.parse(line) as { level: string }).level)).toStrictEqual(written);
+    expect(lines.map((line) => (JSON.parse(line) as { level: string }).level)).toStrictEqual(
+      written,
+    );
   });
 
   it('truncates long string fields to 200 characters plus an ellipsis', () => {
@@ -62,7 +78,9 @@ describe('createLogger', () => {
     const { log, lines } = capture('info');
     log.info('x', { text: `${'a'.repeat(199)}${'😀'.repeat(10)}` });
     const line = lines[0]!;
-    expect(line).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+    expect(line).not.toMatch(
+      /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/,
+    );
     expect((JSON.parse(line) as { text: string }).text.startsWith('a'.repeat(199))).toBe(true);
   });
 });

@@ -2,9 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/core/metrics.ts';
 import { makeHub } from './hub-harness.ts';
 
-const gauges = { aleatoria_connections: 3, aleatoria_rooms: 2, aleatoria_pool_size: 1, aleatoria_pairs: 0 };
+const gauges = {
+  aleatoria_connections: 3,
+  aleatoria_rooms: 2,
+  aleatoria_pool_size: 1,
+  aleatoria_pairs: 0,
+};
 /** Exposition format 0.0.4: comments, or `name{labels} value`. */
-const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? -?[0-9.e+]+$/;
+const SAMPLE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? -?[0-9.e+]+$/;
 
 function samples(text: string): Map<string, number> {
   const map = new Map<string, number>();

@@ -8,8 +8,11 @@ const MISSING = { allowed: false, reason: 'missing' };
 
 const production = parseAllowedOrigins('https://www.aleatoria.chat');
 /** No Host header: only the ALLOWED_ORIGINS entries decide. */
-const check = (policy: ReturnType<typeof parseAllowedOrigins>, origin: string | undefined, host?: string) =>
-  checkOrigin(policy, false, origin, host);
+const check = (
+  policy: ReturnType<typeof parseAllowedOrigins>,
+  origin: string | undefined,
+  host?: string,
+) => checkOrigin(policy, false, origin, host);
 
 describe("the spec's Example Validation (ALLOWED_ORIGINS=https://www.aleatoria.chat)", () => {
   it('allows https://www.aleatoria.chat', () => {
@@ -57,7 +60,9 @@ describe('matching entries', () => {
 
   it('compares hosts case-insensitively', () => {
     expect(check(production, 'https://WWW.Aleatoria.CHAT')).toStrictEqual(ALLOWED);
-    expect(check(parseAllowedOrigins('https://WWW.ALEATORIA.chat'), 'https://www.aleatoria.chat')).toStrictEqual(ALLOWED);
+    expect(
+      check(parseAllowedOrigins('https://WWW.ALEATORIA.chat'), 'https://www.aleatoria.chat'),
+    ).toStrictEqual(ALLOWED);
   });
 
   it('normalizes the http default port 80', () => {
@@ -65,7 +70,9 @@ describe('matching entries', () => {
     expect(check(policy, 'http://example.com')).toStrictEqual(ALLOWED);
     expect(check(policy, 'http://example.com:80')).toStrictEqual(ALLOWED);
     expect(check(policy, 'http://example.com:8080')).toStrictEqual(NOT_ALLOWED);
-    expect(check(parseAllowedOrigins('http://example.com:80'), 'http://example.com')).toStrictEqual(ALLOWED);
+    expect(check(parseAllowedOrigins('http://example.com:80'), 'http://example.com')).toStrictEqual(
+      ALLOWED,
+    );
   });
 
   it('requires an explicit non-default port to match exactly', () => {
@@ -81,7 +88,9 @@ describe('matching entries', () => {
   });
 
   it('allows an Origin that matches any entry of a comma-separated list', () => {
-    const policy = parseAllowedOrigins(' https://a.example.com , http://localhost:3000,https://b.example.com ');
+    const policy = parseAllowedOrigins(
+      ' https://a.example.com , http://localhost:3000,https://b.example.com ',
+    );
     expect(check(policy, 'https://a.example.com')).toStrictEqual(ALLOWED);
     expect(check(policy, 'http://localhost:3000')).toStrictEqual(ALLOWED);
     expect(check(policy, 'https://b.example.com')).toStrictEqual(ALLOWED);
@@ -147,14 +156,24 @@ describe('same-origin rule (Origin host equals the Host header)', () => {
 
   it("reads a Host without port as the default port of the Origin's scheme", () => {
     expect(check(production, 'http://chat.example.org', 'chat.example.org')).toStrictEqual(ALLOWED);
-    expect(check(production, 'https://chat.example.org', 'chat.example.org')).toStrictEqual(ALLOWED);
-    expect(check(production, 'http://chat.example.org:80', 'chat.example.org')).toStrictEqual(ALLOWED);
-    expect(check(production, 'http://chat.example.org:8085', 'chat.example.org')).toStrictEqual(NOT_ALLOWED);
+    expect(check(production, 'https://chat.example.org', 'chat.example.org')).toStrictEqual(
+      ALLOWED,
+    );
+    expect(check(production, 'http://chat.example.org:80', 'chat.example.org')).toStrictEqual(
+      ALLOWED,
+    );
+    expect(check(production, 'http://chat.example.org:8085', 'chat.example.org')).toStrictEqual(
+      NOT_ALLOWED,
+    );
   });
 
   it('matches an explicit default port in the Host header', () => {
-    expect(check(production, 'http://chat.example.org', 'chat.example.org:80')).toStrictEqual(ALLOWED);
-    expect(check(production, 'https://chat.example.org', 'chat.example.org:80')).toStrictEqual(NOT_ALLOWED);
+    expect(check(production, 'http://chat.example.org', 'chat.example.org:80')).toStrictEqual(
+      ALLOWED,
+    );
+    expect(check(production, 'https://chat.example.org', 'chat.example.org:80')).toStrictEqual(
+      NOT_ALLOWED,
+    );
   });
 
   it('compares the Host header case-insensitively', () => {
@@ -167,7 +186,9 @@ describe('same-origin rule (Origin host equals the Host header)', () => {
   });
 
   it('ignores a garbage Host header', () => {
-    expect(check(production, 'http://localhost:8085', 'localhost:8085/evil')).toStrictEqual(NOT_ALLOWED);
+    expect(check(production, 'http://localhost:8085', 'localhost:8085/evil')).toStrictEqual(
+      NOT_ALLOWED,
+    );
     expect(check(production, 'http://localhost:8085', '')).toStrictEqual(NOT_ALLOWED);
   });
 });

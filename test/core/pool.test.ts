@@ -8,7 +8,11 @@ function poolOf(...members: string[]): AvailabilityPool {
 }
 
 /** The member chosen for each of `steps` evenly spaced draws across [0, 1), counted per member. */
-function countPicks(pool: AvailabilityPool, exclude: (string | undefined)[], steps: number): Record<string, number> {
+function countPicks(
+  pool: AvailabilityPool,
+  exclude: (string | undefined)[],
+  steps: number,
+): Record<string, number> {
   const counts: Record<string, number> = {};
   for (let i = 0; i < steps; i++) {
     const picked = pool.pick(() => i / steps, exclude);
@@ -60,7 +64,11 @@ describe('availability pool membership', () => {
 describe('availability pool pick', () => {
   it('returns undefined for an empty pool without needing a draw', () => {
     const pool = createAvailabilityPool();
-    expect(pool.pick(() => { throw new Error('no draw expected'); }, [])).toBeUndefined();
+    expect(
+      pool.pick(() => {
+        throw new Error('no draw expected');
+      }, []),
+    ).toBeUndefined();
   });
 
   it('returns undefined when every member is excluded', () => {
@@ -69,19 +77,29 @@ describe('availability pool pick', () => {
   });
 
   it('picks each member for an equal slice of [0,1) when nothing is excluded', () => {
-    expect(countPicks(poolOf('a', 'b', 'c', 'd'), [], 40)).toStrictEqual({ a: 10, b: 10, c: 10, d: 10 });
+    expect(countPicks(poolOf('a', 'b', 'c', 'd'), [], 40)).toStrictEqual({
+      a: 10,
+      b: 10,
+      c: 10,
+      d: 10,
+    });
   });
 
   it.each([
     ['the first member', ['a']],
     ['a middle member', ['c']],
     ['the last member', ['e']],
-  ])('never picks an excluded member (%s) and splits [0,1) evenly among the rest', (_label, exclude) => {
-    const members = ['a', 'b', 'c', 'd', 'e'];
-    const counts = countPicks(poolOf(...members), exclude, 40);
-    const expected = Object.fromEntries(members.filter((m) => !exclude.includes(m)).map((m) => [m, 10]));
-    expect(counts).toStrictEqual(expected);
-  });
+  ])(
+    'never picks an excluded member (%s) and splits [0,1) evenly among the rest',
+    (_label, exclude) => {
+      const members = ['a', 'b', 'c', 'd', 'e'];
+      const counts = countPicks(poolOf(...members), exclude, 40);
+      const expected = Object.fromEntries(
+        members.filter((m) => !exclude.includes(m)).map((m) => [m, 10]),
+      );
+      expect(counts).toStrictEqual(expected);
+    },
+  );
 
   it.each([
     ['two adjacent members', ['b', 'c']],
@@ -89,17 +107,26 @@ describe('availability pool pick', () => {
     ['two members given in reverse order', ['d', 'a']],
     ['the first two members', ['a', 'b']],
     ['the last two members', ['d', 'e']],
-  ])('never picks two excluded members (%s) and splits [0,1) evenly among the rest', (_label, exclude) => {
-    const members = ['a', 'b', 'c', 'd', 'e'];
-    const counts = countPicks(poolOf(...members), exclude, 30);
-    const expected = Object.fromEntries(members.filter((m) => !exclude.includes(m)).map((m) => [m, 10]));
-    expect(counts).toStrictEqual(expected);
-  });
+  ])(
+    'never picks two excluded members (%s) and splits [0,1) evenly among the rest',
+    (_label, exclude) => {
+      const members = ['a', 'b', 'c', 'd', 'e'];
+      const counts = countPicks(poolOf(...members), exclude, 30);
+      const expected = Object.fromEntries(
+        members.filter((m) => !exclude.includes(m)).map((m) => [m, 10]),
+      );
+      expect(counts).toStrictEqual(expected);
+    },
+  );
 
   it('treats undefined, duplicates and non-members in the exclusion list as no exclusion', () => {
     const counts = countPicks(poolOf('a', 'b', 'c'), [undefined, 'zzz', 'b', 'b'], 20);
     expect(counts).toStrictEqual({ a: 10, c: 10 });
-    expect(countPicks(poolOf('a', 'b', 'c'), [undefined, 'zzz'], 30)).toStrictEqual({ a: 10, b: 10, c: 10 });
+    expect(countPicks(poolOf('a', 'b', 'c'), [undefined, 'zzz'], 30)).toStrictEqual({
+      a: 10,
+      b: 10,
+      c: 10,
+    });
   });
 
   it('maps each eligible member to exactly its slice [k/n, (k+1)/n) of the draw, in pool order', () => {

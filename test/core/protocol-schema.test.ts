@@ -21,7 +21,12 @@ describe('protocol JSON Schema', () => {
 
   it.each([
     { type: 'chat_message', room: 'Lobby', payload: { content: 'hi' } },
-    { type: 'chat_message', toUser: 'bob', payload: { content: '😀'.repeat(4096) }, messageId: 'm1' },
+    {
+      type: 'chat_message',
+      toUser: 'bob',
+      payload: { content: '😀'.repeat(4096) },
+      messageId: 'm1',
+    },
     { type: 'join_room', room: 'r' },
     { type: 'leave_room', room: 'r' },
     { type: 'get_rooms' },
@@ -30,7 +35,11 @@ describe('protocol JSON Schema', () => {
     { type: 'request_random_peer', payload: { currentPeerId: 'bob' } },
     { type: 'webrtc_offer', toUser: 'bob', payload: { type: 'offer', sdp: 'v=0' } },
     { type: 'webrtc_answer', toUser: 'bob', payload: { type: 'answer', sdp: 'v=0' } },
-    { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: { candidate: 'candidate:1', sdpMid: '0', sdpMLineIndex: 0 } } },
+    {
+      type: 'webrtc_candidate',
+      toUser: 'bob',
+      payload: { candidate: { candidate: 'candidate:1', sdpMid: '0', sdpMLineIndex: 0 } },
+    },
     { type: 'webrtc_candidate', toUser: 'bob', payload: { candidate: null } },
     { type: 'hangup', toUser: 'bob' },
     { type: 'get_ice_servers' },
@@ -40,11 +49,17 @@ describe('protocol JSON Schema', () => {
 
   it.each([
     ['an unknown type', { type: 'launch_missiles' }],
-    ['chat content over 4096 characters', { type: 'chat_message', room: 'Lobby', payload: { content: 'x'.repeat(4097) } }],
+    [
+      'chat content over 4096 characters',
+      { type: 'chat_message', room: 'Lobby', payload: { content: 'x'.repeat(4097) } },
+    ],
     ['a room with a control character', { type: 'join_room', room: 'a\u0007b' }],
     ['a room of 65 characters', { type: 'join_room', room: 'r'.repeat(65) }],
     ['an offer without toUser', { type: 'webrtc_offer', payload: { type: 'offer', sdp: 'v=0' } }],
-    ['an sdpMLineIndex below 0', { type: 'webrtc_candidate', toUser: 'b', payload: { candidate: null, sdpMLineIndex: -1 } }],
+    [
+      'an sdpMLineIndex below 0',
+      { type: 'webrtc_candidate', toUser: 'b', payload: { candidate: null, sdpMLineIndex: -1 } },
+    ],
   ])('refuses %s', (_label, message) => {
     expect(validClient(message)).toBe(false);
   });
@@ -53,12 +68,23 @@ describe('protocol JSON Schema', () => {
     const sent: unknown[] = [];
     let t = Date.UTC(2026, 0, 1);
     const hub = createHub(
-      { now: () => t++, random: () => 0, send: (_conn, text) => sent.push(JSON.parse(text)), close: () => {} },
+      {
+        now: () => t++,
+        random: () => 0,
+        send: (_conn, text) => sent.push(JSON.parse(text)),
+        close: () => {},
+      },
       {
         maxRoomsPerConnection: 2,
         rateLimit: { perSecond: 1000, burst: 1000 },
         rateLimitCloseAfterMs: 0,
-        turn: { secret: 's3cret', turnUrls: ['turn:turn.example:3478'], stunUrls: ['stun:stun.example:3478'], ttlSeconds: 600, staticServers: [] },
+        turn: {
+          secret: 's3cret',
+          turnUrls: ['turn:turn.example:3478'],
+          stunUrls: ['stun:stun.example:3478'],
+          ttlSeconds: 600,
+          staticServers: [],
+        },
       },
     );
     hub.open('a', { userId: 'alice' });
@@ -86,8 +112,23 @@ describe('protocol JSON Schema', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const types = new Set(sent.map((message) => (message as { type: string }).type));
     expect([...types].sort()).toEqual(
-      ['assign_role', 'chat_message', 'error', 'error_response', 'hangup', 'ice_servers', 'no_peer_available', 'room_joined', 'room_left', 'rooms_list', 'webrtc_answer', 'webrtc_candidate', 'webrtc_offer'].sort(),
+      [
+        'assign_role',
+        'chat_message',
+        'error',
+        'error_response',
+        'hangup',
+        'ice_servers',
+        'no_peer_available',
+        'room_joined',
+        'room_left',
+        'rooms_list',
+        'webrtc_answer',
+        'webrtc_candidate',
+        'webrtc_offer',
+      ].sort(),
     );
-    for (const message of sent) expect(validServer(message), JSON.stringify([message, validServer.errors])).toBe(true);
+    for (const message of sent)
+      expect(validServer(message), JSON.stringify([message, validServer.errors])).toBe(true);
   });
 });

@@ -19,11 +19,16 @@ describe('TURN credentials (coturn REST API)', () => {
   it('gives "<expiry>:<userId>" with expiry = now + TURN_TTL, and the static and STUN servers first', async () => {
     const reply = await iceServersFor(options, 'alice', 1_700_000_000_123);
     expect(reply.ttl).toBe(3600);
-    expect(reply.iceServers.slice(0, 2)).toEqual([{ urls: 'stun:static.example.com' }, { urls: ['stun:stun.example.com:3478'] }]);
+    expect(reply.iceServers.slice(0, 2)).toEqual([
+      { urls: 'stun:static.example.com' },
+      { urls: ['stun:stun.example.com:3478'] },
+    ]);
     const turn = reply.iceServers[2]!;
     expect(turn.urls).toEqual(options.turnUrls);
     expect(turn.username).toBe('1700003600:alice');
-    expect(turn.credential).toBe(createHmac('sha1', 'north-wind').update('1700003600:alice').digest('base64'));
+    expect(turn.credential).toBe(
+      createHmac('sha1', 'north-wind').update('1700003600:alice').digest('base64'),
+    );
   });
 
   it('expires: a credential from an hour ago names an expiry in the past', async () => {
@@ -34,6 +39,9 @@ describe('TURN credentials (coturn REST API)', () => {
 
   it('hands out no TURN server (ttl 0) without a secret', async () => {
     const reply = await iceServersFor({ ...options, secret: undefined }, 'alice', 0);
-    expect(reply).toEqual({ iceServers: [{ urls: 'stun:static.example.com' }, { urls: ['stun:stun.example.com:3478'] }], ttl: 0 });
+    expect(reply).toEqual({
+      iceServers: [{ urls: 'stun:static.example.com' }, { urls: ['stun:stun.example.com:3478'] }],
+      ttl: 0,
+    });
   });
 });

@@ -16,7 +16,9 @@ describe('fly.toml', () => {
   it('routes to the port the server listens on by default and checks /health', () => {
     expect(fly.http_service.internal_port).toBe(defaults.port);
     expect(fly.env.PORT).toBe(String(defaults.port));
-    expect(fly.http_service.checks.map((check: { path: string }) => check.path)).toContain('/health');
+    expect(fly.http_service.checks.map((check: { path: string }) => check.path)).toContain(
+      '/health',
+    );
   });
 
   it('stops with SIGTERM and waits longer than the drain window', () => {
@@ -48,10 +50,18 @@ describe('wrangler.toml', () => {
     expect(binding.name).toBe('HUB');
     // The entry exports the class, declared there or in the module it re-exports it from.
     const entry = read(wrangler.main);
-    const from = new RegExp(`export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`).exec(entry)?.[1];
+    const from = new RegExp(
+      `export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`,
+    ).exec(entry)?.[1];
     const declaring = from === undefined ? entry : read(`src/adapters/${from}`);
-    expect(declaring).toMatch(new RegExp(`export class ${binding.class_name} extends DurableObject`));
-    expect(wrangler.migrations.flatMap((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes ?? [])).toContain(binding.class_name);
+    expect(declaring).toMatch(
+      new RegExp(`export class ${binding.class_name} extends DurableObject`),
+    );
+    expect(
+      wrangler.migrations.flatMap(
+        (m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes ?? [],
+      ),
+    ).toContain(binding.class_name);
   });
 
   it('keeps compatibility_date within what wrangler 4.86.0 on Node 20 supports', () => {

@@ -32,7 +32,10 @@ export function launchBrowser(): Promise<Browser> {
 
 /** A page in a context of its own: its own sessionStorage, so its own userId. */
 export async function openPage(browser: Browser, url: string): Promise<Page> {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1100, height: 800 } });
+  const context = await browser.newContext({
+    permissions: ['camera', 'microphone'],
+    viewport: { width: 1100, height: 800 },
+  });
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
   await page.goto(url);
@@ -47,7 +50,11 @@ export async function screenshot(page: Page, name: string) {
 export const callStatus = (page: Page) => page.locator('#call-status').innerText();
 
 /** Waits until #call-status contains `text`; returns how long that took. */
-export async function waitForCallStatus(page: Page, text: string, timeoutMs = 15_000): Promise<number> {
+export async function waitForCallStatus(
+  page: Page,
+  text: string,
+  timeoutMs = 15_000,
+): Promise<number> {
   const started = Date.now();
   await page.locator('#call-status', { hasText: text }).waitFor({ timeout: timeoutMs });
   return Date.now() - started;
@@ -56,7 +63,11 @@ export async function waitForCallStatus(page: Page, text: string, timeoutMs = 15
 /** This page's userId and, in a call, its peer's. */
 export function identity(page: Page): Promise<{ userId: string; peerId: string | undefined }> {
   return page.evaluate(() => {
-    const hooks = (window as unknown as { __aleatoria: { client: { userId: string }; call?: { peerId: string } } }).__aleatoria;
+    const hooks = (
+      window as unknown as {
+        __aleatoria: { client: { userId: string }; call?: { peerId: string } };
+      }
+    ).__aleatoria;
     return { userId: hooks.client.userId, peerId: hooks.call?.peerId };
   });
 }
@@ -64,13 +75,17 @@ export function identity(page: Page): Promise<{ userId: string; peerId: string |
 /** Remote video frames decoded by the page's current call (inbound-rtp, kind video). */
 export function framesDecoded(page: Page): Promise<number> {
   return page.evaluate(async () => {
-    const hooks = (window as unknown as { __aleatoria: { call?: { pc: RTCPeerConnection } } }).__aleatoria;
+    const hooks = (window as unknown as { __aleatoria: { call?: { pc: RTCPeerConnection } } })
+      .__aleatoria;
     const pc = hooks.call?.pc;
     if (!pc) return 0;
     let frames = 0;
-    (await pc.getStats()).forEach((report: { type: string; kind?: string; framesDecoded?: number }) => {
-      if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
-    });
+    (await pc.getStats()).forEach(
+      (report: { type: string; kind?: string; framesDecoded?: number }) => {
+        if (report.type === 'inbound-rtp' && report.kind === 'video')
+          frames += report.framesDecoded ?? 0;
+      },
+    );
     return frames;
   });
 }
@@ -81,7 +96,8 @@ export async function waitForFrames(page: Page, minimum = 1, timeoutMs = 15_000)
   for (;;) {
     const frames = await framesDecoded(page);
     if (frames >= minimum) return frames;
-    if (Date.now() > deadline) throw new Error(`no remote video decoded within ${timeoutMs} ms (frames: ${frames})`);
+    if (Date.now() > deadline)
+      throw new Error(`no remote video decoded within ${timeoutMs} ms (frames: ${frames})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -5,7 +5,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { LaunchedServer } from '../contract/harness.ts';
-import { identity, launchBrowser, openPage, screenshot, waitForCallStatus, waitForFrames } from './browser.ts';
+import {
+  identity,
+  launchBrowser,
+  openPage,
+  screenshot,
+  waitForCallStatus,
+  waitForFrames,
+} from './browser.ts';
 
 export interface E2ETarget {
   name: string;
@@ -22,7 +29,10 @@ export function defineE2ESuite(target: E2ETarget) {
     const slug = target.name.toLowerCase().replace(/[^a-z]+/g, '-');
 
     beforeAll(async () => {
-      [server, browser] = await Promise.all([target.launch({ LOG_LEVEL: 'warn' }), launchBrowser()]);
+      [server, browser] = await Promise.all([
+        target.launch({ LOG_LEVEL: 'warn' }),
+        launchBrowser(),
+      ]);
     });
     afterAll(async () => {
       await browser?.close();
@@ -35,7 +45,9 @@ export function defineE2ESuite(target: E2ETarget) {
     const open = async () => {
       const page = await openPage(browser, `${server.baseUrl}/`);
       pages.push(page);
-      await page.locator('#connection-status', { hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+      await page
+        .locator('#connection-status', { hasText: 'Connected' })
+        .waitFor({ timeout: 15_000 });
       return page;
     };
 
@@ -66,8 +78,12 @@ export function defineE2ESuite(target: E2ETarget) {
       await call(a, b);
       await a.locator('#chat-input').fill('hello stranger');
       await a.locator('#chat-send').click();
-      await b.locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 });
-      await a.locator('#chat-log .chat-line[data-from="me"]', { hasText: 'hello stranger' }).waitFor({ timeout: 5000 });
+      await b
+        .locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello stranger' })
+        .waitFor({ timeout: 5000 });
+      await a
+        .locator('#chat-log .chat-line[data-from="me"]', { hasText: 'hello stranger' })
+        .waitFor({ timeout: 5000 });
       await screenshot(b, `${slug}-04-chat`);
     }, 60_000);
 
@@ -101,16 +117,23 @@ export function defineE2ESuite(target: E2ETarget) {
       const idA = await identity(a);
       await a.locator('#lobby-input').fill('hi lobby');
       await a.locator('#lobby-send').click();
-      await b.locator(`#lobby-log .chat-line[data-from="${idA.userId}"]`, { hasText: 'hi lobby' }).waitFor({ timeout: 5000 });
+      await b
+        .locator(`#lobby-log .chat-line[data-from="${idA.userId}"]`, { hasText: 'hi lobby' })
+        .waitFor({ timeout: 5000 });
       await screenshot(b, `${slug}-06-lobby`);
     }, 30_000);
 
     it('tells the user plainly when the server does not allow the page origin', async () => {
       const strict = await target.launch({ ALLOWED_ORIGINS: 'https://www.aleatoria.chat' });
       try {
-        const page = await openPage(browser, `${server.baseUrl}/?server=${encodeURIComponent(`${strict.baseUrl.replace('http', 'ws')}/ws`)}`);
+        const page = await openPage(
+          browser,
+          `${server.baseUrl}/?server=${encodeURIComponent(`${strict.baseUrl.replace('http', 'ws')}/ws`)}`,
+        );
         pages.push(page);
-        await page.locator('#errors .error', { hasText: 'not allowed' }).waitFor({ timeout: 10_000 });
+        await page
+          .locator('#errors .error', { hasText: 'not allowed' })
+          .waitFor({ timeout: 10_000 });
         await screenshot(page, `${slug}-07-origin-refused`);
       } finally {
         await strict.stop();

@@ -17,12 +17,17 @@ const gc = runInNewContext('gc') as () => void;
 
 let server: NodeServer;
 beforeAll(async () => {
-  server = await startNodeServer({ config: parseConfig({ PORT: '0', HOST: '127.0.0.1' }), log: createLogger('error', () => {}) });
+  server = await startNodeServer({
+    config: parseConfig({ PORT: '0', HOST: '127.0.0.1' }),
+    log: createLogger('error', () => {}),
+  });
 });
 afterAll(() => server.shutdown());
 
 async function connect(userId: string): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws?userId=${userId}`, { headers: { origin: 'https://www.aleatoria.chat' } });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws?userId=${userId}`, {
+    headers: { origin: 'https://www.aleatoria.chat' },
+  });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -32,7 +37,9 @@ async function connect(userId: string): Promise<WebSocket> {
 
 /** Sends `get_rooms` and waits for the answer: proves the socket is bound and served. */
 async function roundTrip(ws: WebSocket) {
-  const reply = new Promise<{ type: string }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(data.toString()))));
+  const reply = new Promise<{ type: string }>((resolve) =>
+    ws.once('message', (data) => resolve(JSON.parse(data.toString()))),
+  );
   ws.send(JSON.stringify({ type: 'get_rooms' }));
   expect((await reply).type).toBe('rooms_list');
 }
@@ -40,7 +47,8 @@ async function roundTrip(ws: WebSocket) {
 describe('Node adapter sockets', () => {
   it('keeps nothing of the upgrade request once the socket is open', async () => {
     const requests: WeakRef<IncomingMessage>[] = [];
-    const onConnection = (_ws: unknown, request: IncomingMessage) => requests.push(new WeakRef(request));
+    const onConnection = (_ws: unknown, request: IncomingMessage) =>
+      requests.push(new WeakRef(request));
     server.wss.on('connection', onConnection);
     const clients = await Promise.all(['keep-a', 'keep-b', 'keep-c'].map(connect));
     server.wss.off('connection', onConnection);
