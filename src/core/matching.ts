@@ -67,6 +67,14 @@ export function createMatching(deps: MatchingDeps): Matching {
     );
   }
 
+  function noPeer(session: Session, messageId: string | undefined) {
+    const payload = { message: NO_PEER_MESSAGE };
+    deps.send(
+      session.conn,
+      envelopes.system('no_peer_available', session.userId, payload, messageId),
+    );
+  }
+
   return {
     setAvailable(session, available) {
       if (available) pool.add(session.userId, deps.now());
@@ -79,33 +87,14 @@ export function createMatching(deps: MatchingDeps): Matching {
         return;
       }
       deps.later(pool.take(session.userId, currentPeerId, deps.random), (partner) => {
-        if (!partner) {
-          deps.send(
-            session.conn,
-            envelopes.system(
-              'no_peer_available',
-              session.userId,
-              { message: NO_PEER_MESSAGE },
-              messageId,
-            ),
-          );
-          return;
-        }
+        if (!partner) return noPeer(session, messageId);
         deps.touch(session);
         // A user is in one pair at most: whoever the requester was paired with learns it is over.
         if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
         deps.later(users.pair(partner.userId, session.userId), (found) => {
+          // The partner left between the draw and the pairing (another process's user).
           if (found) paired(session, partner, messageId);
-          else
-            deps.send(
-              session.conn,
-              envelopes.system(
-                'no_peer_available',
-                session.userId,
-                { message: NO_PEER_MESSAGE },
-                messageId,
-              ),
-            );
+          else noPeer(session, messageId);
         });
       });
     },
