@@ -75,7 +75,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     envelopes,
     send,
     touch,
-    endPairOf: (session, reason) => endPairOf(session, reason),
+    endPairOf,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
 
