@@ -19,6 +19,7 @@ import { createHmac } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SERVER_ONLY_TYPES } from '../fixtures/server-only-types.ts';
 
 const MAIN_ENV = {
   ALLOWED_ORIGINS: 'https://www.aleatoria.chat,https://*.example.com,http://localhost:3000',
@@ -649,20 +650,7 @@ export function defineContractSuite(target: ContractTarget) {
         await b.expectNothing(100);
       });
 
-      it.each([
-        'assign_role',
-        'no_peer_available',
-        'room_joined',
-        'room_left',
-        'rooms_list',
-        'error',
-        'error_response',
-        'ice_servers',
-        'recent_messages',
-        'direct_messages',
-        'user_status',
-        'room_members',
-      ])(
+      it.each(SERVER_ONLY_TYPES)(
         'answers a client-sent %s (a server-only type) with error_response unknown_type and never relays it',
         async (type) => {
           const [a, b] = [await connect(), await connect()];
