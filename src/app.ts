@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import type { Config } from './core/config.ts';
 import { checkOrigin } from './core/origin.ts';
 import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
-import type { OpenRequest } from './core/hub.ts';
+import type { HubStats, OpenRequest } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
 import { createAuthenticator } from './core/auth.ts';
 import { APP_JS, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
@@ -33,6 +33,8 @@ export interface AppOptions {
   accepting?(): boolean;
   /** The Prometheus exposition for `GET /metrics` (the hub's, wherever it lives). */
   metrics(): string | Promise<string>;
+  /** The hub's figures for the public `GET /stats`. */
+  stats(): HubStats | Promise<HubStats>;
 }
 
 /** Why an upgrade was refused, as plain-text bodies (no internals, no echo of input). */
@@ -98,6 +100,11 @@ export function createApp(options: AppOptions): Hono {
       'x-content-type-options': 'nosniff',
     }),
   );
+  // Public, for pages that show "N people online": counts only, never who.
+  app.get('/stats', async (c) => {
+    const { connections, available, rooms } = await options.stats();
+    return c.json({ online: connections, available, rooms }, 200, { 'cache-control': 'no-store' });
+  });
   app.get('/metrics', async (c) => {
     if (
       config.metricsToken !== undefined &&

@@ -87,8 +87,9 @@ export class HubObject extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     // The Worker checked METRICS_TOKEN already; only it can reach the object.
-    if (new URL(request.url).pathname === '/metrics')
-      return new Response(this.bridge.hub.renderMetrics());
+    const { pathname } = new URL(request.url);
+    if (pathname === '/metrics') return new Response(this.bridge.hub.renderMetrics());
+    if (pathname === '/stats') return Response.json(this.bridge.hub.stats());
     let connect: ConnectRequest;
     try {
       connect = v.parse(

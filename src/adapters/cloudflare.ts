@@ -25,6 +25,8 @@ function appFor(env: Env): Hono {
     remoteAddress: (c) => c.req.header('cf-connecting-ip'),
     metrics: async () =>
       (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/metrics')).text(),
+    stats: async () =>
+      (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/stats')).json(),
     upgrade: (c, request) => {
       const hub = env.HUB.get(env.HUB.idFromName(HUB_NAME));
       return hub.fetch(

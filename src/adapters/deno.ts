@@ -88,6 +88,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
       (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
+    stats: () => bridge.hub.stats(),
   });
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },

@@ -60,6 +60,7 @@ export async function startNodeServer({
     remoteAddress: (c) => getConnInfo(c).remote.address,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
+    stats: () => bridge.hub.stats(),
   });
 
   const adopt = createAdopter(bridge, log);

@@ -52,6 +52,10 @@ export interface Config {
   matchesPerMinute: number;
   /** How long a silent old socket has to show a sign of life before a newcomer without its token replaces it. */
   takeoverProbeMs: number;
+  /** Rooms of at most this many members get `user_status` when someone joins or leaves (0: none). */
+  presenceRoomLimit: number;
+  /** The most members `room_members` lists (its count is always exact). */
+  presenceListLimit: number;
   /** Token auth; off when both are undefined. */
   auth: { secret: string | undefined; jwksUrl: string | undefined };
   /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
@@ -89,6 +93,8 @@ export const CONFIG_VARIABLES = [
   'MATCHES_PER_MINUTE',
   'TAKEOVER_PROBE_MS',
   'MATCH_REQUESTS_PER_MINUTE',
+  'PRESENCE_ROOM_LIMIT',
+  'PRESENCE_LIST_LIMIT',
   'AUTH_JWT_SECRET',
   'AUTH_JWKS_URL',
   'METRICS_TOKEN',
@@ -230,6 +236,8 @@ export function parseConfig(env: Env): Config {
     },
     matchesPerMinute: int('MATCHES_PER_MINUTE', 30, 1, 100_000),
     takeoverProbeMs: int('TAKEOVER_PROBE_MS', 2000, 0, 60_000),
+    presenceRoomLimit: int('PRESENCE_ROOM_LIMIT', 50, 0, 100_000),
+    presenceListLimit: int('PRESENCE_LIST_LIMIT', 100, 1, 10_000),
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
   };

@@ -126,6 +126,21 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
             msg.room,
           ),
         );
+      case 'get_room_members': {
+        const room = msg.room;
+        if (!session.rooms.has(room)) {
+          return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+        }
+        const limit = options.presenceListLimit ?? 100;
+        return later(rooms.count(room), (count) =>
+          later(rooms.members(room, limit), (members) =>
+            send(
+              conn,
+              envelopes.system('room_members', userId, { room, members, count }, messageId, room),
+            ),
+          ),
+        );
+      }
       case 'get_rooms':
         return send(
           conn,

@@ -14,6 +14,7 @@ type Payload<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T
 
 /** Server messages that answer a user on the system's behalf. */
 export type SystemType =
+  | 'room_members'
   | 'room_joined'
   | 'room_left'
   | 'rooms_list'
@@ -46,6 +47,8 @@ export interface Envelopes {
   ): string;
   /** The server's own hangup on a user's behalf (the pair ended without it saying so). */
   hangup(fromUser: string, toUser: string, reason: string): string;
+  /** `userId` came into or left `room`, for its other members. */
+  userStatus(room: string, userId: string, status: 'online' | 'offline'): string;
   /** A room chat message, one text for every member, the sender included. */
   roomChat(fromUser: string, room: string, payload: unknown, messageId: string | undefined): string;
   /**
@@ -126,6 +129,11 @@ export function createEnvelopes(now: () => number): Envelopes {
       } as ServerMessage),
     hangup: (fromUser, toUser, reason) =>
       encode({ type: 'hangup', fromUser, toUser, payload: { reason }, createTime: timestamp() }),
+    userStatus(room, userId, status) {
+      const createTime = timestamp();
+      const payload = { userId, status, timestamp: createTime };
+      return encode({ type: 'user_status', fromUser: SYSTEM_USER, room, payload, createTime });
+    },
     roomChat: (fromUser, room, payload, messageId) =>
       encode({
         type: 'chat_message',

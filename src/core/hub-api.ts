@@ -46,6 +46,8 @@ export function hubOptionsFrom(config: Config): HubOptions {
     rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
     matchesPerMinute: config.matchesPerMinute,
     takeoverProbeMs: config.takeoverProbeMs,
+    presenceRoomLimit: config.presenceRoomLimit,
+    presenceListLimit: config.presenceListLimit,
     turn: { ...config.turn, staticServers: config.iceServers },
   };
 }
@@ -67,6 +69,10 @@ export interface HubOptions {
   takeoverProbeMs?: number;
   /** What `get_ice_servers` hands out; absent: no servers. */
   turn?: TurnOptions;
+  /** Rooms of at most this many members get `user_status` on joins and leaves; absent or 0: none. */
+  presenceRoomLimit?: number;
+  /** The most members `room_members` lists; absent: 100. */
+  presenceListLimit?: number;
 }
 
 export interface HubStats {

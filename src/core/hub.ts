@@ -46,6 +46,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     ? (session) => void dirty.add(session)
     : () => {};
   const metrics = createMetrics();
+  const presenceRoomLimit = options.presenceRoomLimit ?? 0;
   const envelopes = createEnvelopes(deps.now);
   // Every message to one recipient goes out through here (room broadcasts count themselves once).
   // Messages are built with `type` first, so the type is read off the text without parsing it.
@@ -102,16 +103,32 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     dirty.clear();
   }
 
-  function joinRoom(session: Session, room: string) {
+  function joinRoom(session: Session, room: string, announce = true) {
     rooms.join(room, session);
     session.rooms.add(room);
     touch(session);
+    if (announce && presenceRoomLimit > 0) tellRoom(room, session, 'online');
   }
 
   function leaveRoom(session: Session, room: string) {
     rooms.leave(room, session);
     session.rooms.delete(room);
     touch(session);
+    if (presenceRoomLimit > 0) tellRoom(room, session, 'offline');
+  }
+
+  /** `user_status` to a room's other members, if the room is small enough for it. */
+  function tellRoom(room: string, session: Session, status: 'online' | 'offline') {
+    later(rooms.count(room), (count) => {
+      // The room's size with the user in it: after a join, before a leave.
+      if ((status === 'online' ? count : count + 1) > presenceRoomLimit) return;
+      const text = envelopes.userStatus(room, session.userId, status);
+      metrics.inc(
+        'aleatoria_messages_out_total',
+        'user_status',
+        rooms.broadcast(room, text, session),
+      );
+    });
   }
 
   /** Ends `session`'s pair; the partner is told with a server `hangup` when `reason` is given. */
@@ -148,7 +165,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     later,
   });
 
-  function register(conn: ConnId, state: SessionState): Session {
+  /** A session from `state`; `announce`: a newcomer its rooms are told of (not a wake). */
+  function register(conn: ConnId, state: SessionState, announce = true): Session {
     const session: Session = {
       conn,
       userId: state.userId,
@@ -160,7 +178,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     };
     byUser.set(session.userId, session);
     byConn.set(conn, session);
-    for (const room of state.rooms) joinRoom(session, room);
+    for (const room of state.rooms) joinRoom(session, room, announce);
     if (state.available) pool.add(session.userId, deps.now());
     return session;
   }
@@ -300,7 +318,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       const parsed = v.safeParse(SessionState, state);
       if (!parsed.success || byUser.has(parsed.output.userId)) return false;
       // The state came from storage: nothing to write back until it changes.
-      dirty.delete(register(conn, parsed.output));
+      dirty.delete(register(conn, parsed.output, false));
       return true;
     },
     state(conn) {

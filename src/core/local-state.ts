@@ -62,11 +62,20 @@ export function createLocalRooms(write: (conn: ConnId, text: string) => void): R
       members?.delete(member);
       if (members?.size === 0) rooms.delete(room);
     },
-    broadcast(room, text) {
+    broadcast(room, text, except) {
       const members = rooms.get(room);
       if (!members) return 0;
-      for (const member of members) write(member.conn, text);
-      return members.size;
+      for (const member of members) if (member !== except) write(member.conn, text);
+      return except !== undefined && members.has(except) ? members.size - 1 : members.size;
+    },
+    count: (room) => rooms.get(room)?.size ?? 0,
+    members(room, limit) {
+      const ids: string[] = [];
+      for (const member of rooms.get(room) ?? []) {
+        if (ids.length >= limit) break;
+        ids.push(member.userId);
+      }
+      return ids;
     },
   };
 }

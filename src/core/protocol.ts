@@ -239,6 +239,15 @@ export const GetIceServers = v.object({
 });
 export type GetIceServers = v.InferOutput<typeof GetIceServers>;
 
+/** Asks who is in a room the sender is in; answered by `room_members`. */
+export const GetRoomMembers = v.object({
+  type: v.literal('get_room_members'),
+  ...envelope,
+  room: RoomName,
+  payload: IgnoredPayload,
+});
+export type GetRoomMembers = v.InferOutput<typeof GetRoomMembers>;
+
 /** Every message a client may send, discriminated by `type`. */
 export const ClientMessage = v.variant('type', [
   ChatMessage,
@@ -253,6 +262,7 @@ export const ClientMessage = v.variant('type', [
   WebRtcCandidate,
   Hangup,
   GetIceServers,
+  GetRoomMembers,
 ]);
 export type ClientMessage = v.InferOutput<typeof ClientMessage>;
 
@@ -323,6 +333,20 @@ export const ServerMessage = v.variant('type', [
     type: v.literal('no_peer_available'),
     ...serverEnvelope,
     payload: v.object({ message: v.string() }),
+  }),
+  v.object({
+    type: v.literal('room_members'),
+    ...serverEnvelope,
+    payload: v.object({ room: v.string(), members: v.array(v.string()), count: v.number() }),
+  }),
+  v.object({
+    type: v.literal('user_status'),
+    ...serverEnvelope,
+    payload: v.object({
+      userId: v.string(),
+      status: v.picklist(['online', 'offline']),
+      timestamp: v.string(),
+    }),
   }),
   v.object({
     type: v.literal('ice_servers'),

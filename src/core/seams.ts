@@ -28,8 +28,15 @@ export interface UserDirectory {
 export interface RoomRegistry {
   join(room: string, member: Session): void;
   leave(room: string, member: Session): void;
-  /** Delivers `text` to every member of `room`, wherever they are; returns how many it reached here. */
-  broadcast(room: string, text: string): number;
+  /**
+   * Delivers `text` to every member of `room` (but `except`), wherever they are; returns how many
+   * it reached here.
+   */
+  broadcast(room: string, text: string, except?: Session): number;
+  /** How many members `room` has. */
+  count(room: string): MaybePromise<number>;
+  /** Up to `limit` of `room`'s members' userIds. */
+  members(room: string, limit: number): MaybePromise<string[]>;
   /** Rooms with at least one member. */
   readonly size: number;
 }

@@ -28,6 +28,8 @@ const MAIN_ENV = {
   MAX_ROOMS_PER_CONNECTION: '4',
   MATCHES_PER_MINUTE: '100000',
   TAKEOVER_PROBE_MS: '1000',
+  // Every test's clients meet in the Lobby: presence has its own server below.
+  PRESENCE_ROOM_LIMIT: '0',
 };
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -1067,6 +1069,69 @@ export function defineContractSuite(target: ContractTarget) {
       }
     });
 
+    describe('presence (PRESENCE_ROOM_LIMIT=3, PRESENCE_LIST_LIMIT=2) and GET /stats', () => {
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        server = await target.launch({ PRESENCE_ROOM_LIMIT: '3', PRESENCE_LIST_LIMIT: '2' });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+      const statusOf = (client: TestClient, userId: string, status: 'online' | 'offline') =>
+        client.next(
+          (m) =>
+            m.type === 'user_status' && m.payload.userId === userId && m.payload.status === status,
+        );
+
+      it('tells the members of a small room who joins and who leaves, and stops above the limit', async () => {
+        const room = uid('p');
+        const a = await connect({ room });
+        const b = await connect({ room });
+        expect(await statusOf(a, b.userId, 'online')).toMatchObject({ fromUser: 'system', room });
+        const c = await connect({ room });
+        await statusOf(b, c.userId, 'online');
+        await c.close();
+        await statusOf(a, c.userId, 'offline');
+        // Four members: above the limit, nobody is told.
+        const d = await connect({ room });
+        await statusOf(a, d.userId, 'online');
+        const e = await connect({ room });
+        await a.expectNothing(
+          200,
+          (m) => m.type === 'user_status' && m.payload.userId === e.userId,
+        );
+        await e.expectNothing(0, (m) => m.type === 'user_status');
+      });
+
+      it('lists at most PRESENCE_LIST_LIMIT members with the exact count, to members only', async () => {
+        const room = uid('m');
+        const [a] = [await connect({ room }), await connect({ room }), await connect({ room })];
+        a!.send({ type: 'get_room_members', room, messageId: 'gm-1' });
+        const reply = await a!.nextOfType('room_members');
+        expect(reply).toMatchObject({
+          toUser: a!.userId,
+          room,
+          messageId: 'gm-1',
+          payload: { room, count: 3 },
+        });
+        expect(reply.payload.members).toHaveLength(2);
+        const outsider = await connect();
+        outsider.send({ type: 'get_room_members', room });
+        expect((await outsider.nextOfType('error')).payload.code).toBe('not_in_room');
+      });
+
+      it('counts who is online in GET /stats', async () => {
+        const read = async () =>
+          (await (await fetch(`${server.baseUrl}/stats`)).json()) as Record<string, number>;
+        const before = await read();
+        const [a] = [await connect(), await connect()];
+        await settle(a!, { type: 'user_available_webrtc' });
+        const after = await read();
+        expect(after.online! - before.online!).toBe(2);
+        expect(after.available! - before.available!).toBe(1);
+        expect(Object.keys(after).sort()).toEqual(['available', 'online', 'rooms']);
+      });
+    });
+
     describe('TURN credentials and the matching cap', () => {
       let server: LaunchedServer;
       beforeAll(async () => {
@@ -1414,7 +1479,10 @@ export function defineContractSuite(target: ContractTarget) {
         // The stalled client never reads again: the server's buffer for it can only grow.
         tcp.pause();
         let received = 0;
-        reader.ws.on('message', () => received++);
+        // Chat only: the room's presence messages are not part of the count.
+        reader.ws.on('message', (data) => {
+          if (String(data).startsWith('{"type":"chat_message"')) received++;
+        });
         const content = 'x'.repeat(4000);
         let sent = 0;
         let dropped = false;

@@ -32,6 +32,8 @@ describe('parseConfig defaults', () => {
       shutdownTimeoutMs: 10_000,
       matchesPerMinute: 30,
       takeoverProbeMs: 2000,
+      presenceRoomLimit: 50,
+      presenceListLimit: 100,
     });
     expect(config.allowedOrigins).toStrictEqual({
       any: false,
@@ -66,6 +68,8 @@ describe('parseConfig overrides', () => {
       SHUTDOWN_TIMEOUT_MS: '500',
       MATCHES_PER_MINUTE: '4',
       TAKEOVER_PROBE_MS: '750',
+      PRESENCE_ROOM_LIMIT: '0',
+      PRESENCE_LIST_LIMIT: '7',
     });
     expect(config).toMatchObject<Partial<Config>>({
       port: 9000,
@@ -82,6 +86,8 @@ describe('parseConfig overrides', () => {
       shutdownTimeoutMs: 500,
       matchesPerMinute: 4,
       takeoverProbeMs: 750,
+      presenceRoomLimit: 0,
+      presenceListLimit: 7,
     });
     expect(config.allowedOrigins).toStrictEqual(
       parseAllowedOrigins('https://a.example.com,http://localhost:3000'),

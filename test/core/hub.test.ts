@@ -2079,3 +2079,88 @@ describe('seams that answer later (state in another process)', () => {
     ]);
   });
 });
+
+describe('presence (issue 12)', () => {
+  const status = (room: string, userId: string, s: 'online' | 'offline', at: string) => ({
+    type: 'user_status',
+    fromUser: 'system',
+    room,
+    payload: { userId, status: s, timestamp: at },
+    createTime: at,
+  });
+
+  it('tells the other members of a room when someone joins, leaves or disconnects', () => {
+    const h = makeHub({ presenceRoomLimit: 3 });
+    h.connect('alice', { room: 'r' });
+    expect(h.take()).toStrictEqual([]);
+    h.connect('bob', { room: 'r' });
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: status('r', 'bob', 'online', h.iso()) },
+    ]);
+    h.connect('carol', { room: 'elsewhere' });
+    h.send('carol#1', { type: 'join_room', room: 'r' });
+    expect(
+      h.take().filter((item) => 'msg' in item && item.msg.type === 'user_status'),
+    ).toStrictEqual([
+      { conn: 'alice#1', msg: status('r', 'carol', 'online', h.iso()) },
+      { conn: 'bob#1', msg: status('r', 'carol', 'online', h.iso()) },
+    ]);
+    h.send('carol#1', { type: 'leave_room', room: 'r' });
+    expect(h.take().filter((item) => item.conn !== 'carol#1')).toStrictEqual([
+      { conn: 'alice#1', msg: status('r', 'carol', 'offline', h.iso()) },
+      { conn: 'bob#1', msg: status('r', 'carol', 'offline', h.iso()) },
+    ]);
+    h.hub.close('bob#1');
+    expect(h.take()).toStrictEqual([
+      { conn: 'alice#1', msg: status('r', 'bob', 'offline', h.iso()) },
+    ]);
+  });
+
+  it('says nothing in a room larger than presenceRoomLimit, or with the limit at 0', () => {
+    const h = makeHub({ presenceRoomLimit: 2 });
+    h.connect('a', { room: 'r' });
+    h.connect('b', { room: 'r' });
+    h.take();
+    h.connect('c', { room: 'r' }); // three members now: over the limit
+    h.hub.close('c#1'); // three before the leave
+    expect(h.take()).toStrictEqual([]);
+    const off = makeHub({ presenceRoomLimit: 0 });
+    off.connect('a', { room: 'r' });
+    off.connect('b', { room: 'r' });
+    expect(off.take()).toStrictEqual([]);
+  });
+
+  it('announces nothing when sessions are restored after a wake', () => {
+    const h = makeHub({ presenceRoomLimit: 10 });
+    h.connect('alice', { room: 'r' });
+    h.take();
+    expect(h.hub.restore('bob#w', { userId: 'bob', rooms: ['r'], available: false })).toBe(true);
+    expect(h.take()).toStrictEqual([]);
+  });
+
+  it('lists up to presenceListLimit members with an exact count, to members only', () => {
+    const h = makeHub({ presenceListLimit: 2 });
+    for (const user of ['a', 'b', 'c']) h.connect(user, { room: 'r' });
+    h.connect('outsider', { room: 'other' });
+    h.take();
+    h.send('a#1', { type: 'get_room_members', room: 'r', messageId: 'gm' });
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'a#1',
+        msg: {
+          type: 'room_members',
+          fromUser: 'system',
+          toUser: 'a',
+          room: 'r',
+          payload: { room: 'r', members: ['a', 'b'], count: 3 },
+          messageId: 'gm',
+          createTime: h.iso(),
+        },
+      },
+    ]);
+    h.send('outsider#1', { type: 'get_room_members', room: 'r' });
+    expect(h.take()).toStrictEqual([
+      { conn: 'outsider#1', msg: refusal('outsider', 'not_in_room', h.iso()) },
+    ]);
+  });
+});
