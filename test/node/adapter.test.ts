@@ -37,9 +37,16 @@ async function connect(userId: string): Promise<WebSocket> {
 
 /** Sends `get_rooms` and waits for the answer: proves the socket is bound and served. */
 async function roundTrip(ws: WebSocket) {
-  const reply = new Promise<{ type: string }>((resolve) =>
-    ws.once('message', (data) => resolve(JSON.parse(data.toString()))),
-  );
+  // Other frames (user_status from earlier sockets in the Lobby) may come first.
+  const reply = new Promise<{ type: string }>((resolve) => {
+    const onMessage = (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as { type: string };
+      if (message.type !== 'rooms_list') return;
+      ws.off('message', onMessage);
+      resolve(message);
+    };
+    ws.on('message', onMessage);
+  });
   ws.send(JSON.stringify({ type: 'get_rooms' }));
   expect((await reply).type).toBe('rooms_list');
 }
