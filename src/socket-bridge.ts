@@ -17,6 +17,7 @@ import {
   hubOptionsFrom,
   type ConnId,
   type Hub,
+  type HubSeams,
   type SessionState,
 } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
@@ -51,6 +52,8 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
   persist?: (ws: S, conn: ConnId, ip: string | undefined, state: SessionState) => void;
   /** The server is closing `ws`: whatever the runtime keeps of its session must go with it. */
   onDrop?: (ws: S) => void;
+  /** Where the hub's state lives when not in this process's memory (history in a Durable Object). */
+  seams?: HubSeams;
   log: Logger;
 }
 
@@ -184,6 +187,7 @@ export function createSocketBridge<S extends BridgeSocket>(
         : undefined,
     },
     hubOptionsFrom(config),
+    options.seams,
   );
 
   function add(conn: ConnId, ws: S, ip: string | undefined): Entry<S> {

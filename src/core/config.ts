@@ -56,10 +56,22 @@ export interface Config {
   presenceRoomLimit: number;
   /** The most members `room_members` lists (its count is always exact). */
   presenceListLimit: number;
+  /** Chat history (`HISTORY`, `HISTORY_LIMIT`, `HISTORY_TTL_HOURS`, `HISTORY_MAX_BYTES`). */
+  history: HistoryConfig;
   /** Token auth; off when both are undefined. */
   auth: { secret: string | undefined; jwksUrl: string | undefined };
   /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+}
+
+export interface HistoryConfig {
+  /** `HISTORY=off` keeps nothing (messages still carry ids). */
+  enabled: boolean;
+  /** Messages kept per room and per pair. */
+  limit: number;
+  ttlMs: number;
+  /** What the in-memory store may hold in all, in estimated bytes; oldest evicted first. */
+  maxBytes: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -95,6 +107,10 @@ export const CONFIG_VARIABLES = [
   'MATCH_REQUESTS_PER_MINUTE',
   'PRESENCE_ROOM_LIMIT',
   'PRESENCE_LIST_LIMIT',
+  'HISTORY',
+  'HISTORY_LIMIT',
+  'HISTORY_TTL_HOURS',
+  'HISTORY_MAX_BYTES',
   'AUTH_JWT_SECRET',
   'AUTH_JWKS_URL',
   'METRICS_TOKEN',
@@ -138,6 +154,14 @@ export function parseConfig(env: Env): Config {
     if (value === 'true' || value === '1' || value === 'yes') return true;
     if (value === 'false' || value === '0' || value === 'no') return false;
     problems.push(`${name}=${JSON.stringify(value)}: expected true or false`);
+    return fallback;
+  };
+  const onOff = (name: (typeof CONFIG_VARIABLES)[number], fallback: boolean): boolean => {
+    const value = raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['on', 'true', '1', 'yes'].includes(value)) return true;
+    if (['off', 'false', '0', 'no'].includes(value)) return false;
+    problems.push(`${name}=${JSON.stringify(value)}: expected on or off`);
     return fallback;
   };
 
@@ -238,6 +262,12 @@ export function parseConfig(env: Env): Config {
     takeoverProbeMs: int('TAKEOVER_PROBE_MS', 2000, 0, 60_000),
     presenceRoomLimit: int('PRESENCE_ROOM_LIMIT', 50, 0, 100_000),
     presenceListLimit: int('PRESENCE_LIST_LIMIT', 100, 1, 10_000),
+    history: {
+      enabled: onOff('HISTORY', true),
+      limit: int('HISTORY_LIMIT', 100, 1, 100_000),
+      ttlMs: int('HISTORY_TTL_HOURS', 24, 1, 24 * 365) * 3_600_000,
+      maxBytes: int('HISTORY_MAX_BYTES', 64 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+    },
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
   };

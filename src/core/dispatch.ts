@@ -4,7 +4,8 @@
  * pool are reached through the seams, wherever they live.
  */
 import type { Envelopes } from './envelope.ts';
-import { senderCopy } from './envelope.ts';
+import { createChat } from './chat.ts';
+import type { HistoryStore } from './history.ts';
 import type { HubOptions } from './hub-api.ts';
 import type { Matching } from './matching.ts';
 import type { Metrics } from './metrics.ts';
@@ -28,6 +29,7 @@ export interface DispatchDeps {
   readonly rooms: RoomRegistry;
   readonly users: UserDirectory;
   readonly matching: Matching;
+  readonly history: HistoryStore;
   /** This process's sessions by userId. */
   readonly byUser: ReadonlyMap<string, Session>;
   now(): number;
@@ -55,6 +57,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     endPairOf,
     later,
   } = deps;
+  const chat = createChat({ ...deps, relay });
 
   /** Delivers a user-to-user frame; an unknown recipient gets the sender `error user_not_found`. */
   function relay(
@@ -75,23 +78,13 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     const messageId = msg.messageId ?? undefined;
     switch (msg.type) {
       case 'chat_message':
-        if (msg.room != null) {
-          if (!session.rooms.has(msg.room))
-            return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
-          const text = envelopes.roomChat(userId, msg.room, msg.payload, messageId);
-          metrics.inc(
-            'aleatoria_messages_out_total',
-            'chat_message',
-            rooms.broadcast(msg.room, text),
-          );
-          return;
-        }
-        return relay(
-          session,
-          msg.toUser!,
-          envelopes.directChat(userId, msg.toUser!, msg.payload, messageId),
-          (text) => send(conn, senderCopy(text)),
-        );
+        return msg.room != null
+          ? chat.room(session, msg.room, msg.payload, messageId)
+          : chat.direct(session, msg.toUser!, msg.payload, messageId);
+      case 'get_recent_messages':
+        return chat.recent(session, msg);
+      case 'get_direct_messages':
+        return chat.conversation(session, msg);
       case 'join_room':
         if (!session.rooms.has(msg.room)) {
           if (session.rooms.size >= options.maxRoomsPerConnection) {

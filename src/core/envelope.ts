@@ -14,6 +14,8 @@ type Payload<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T
 
 /** Server messages that answer a user on the system's behalf. */
 export type SystemType =
+  | 'recent_messages'
+  | 'direct_messages'
   | 'room_members'
   | 'room_joined'
   | 'room_left'
@@ -49,8 +51,26 @@ export interface Envelopes {
   hangup(fromUser: string, toUser: string, reason: string): string;
   /** `userId` came into or left `room`, for its other members. */
   userStatus(room: string, userId: string, status: 'online' | 'offline'): string;
-  /** A room chat message, one text for every member, the sender included. */
-  roomChat(fromUser: string, room: string, payload: unknown, messageId: string | undefined): string;
+  /**
+   * `recent_messages` or `direct_messages`: `payload` with `messages`, the stored frames spliced in
+   * as they are (never parsed and serialized again).
+   */
+  history<T extends 'recent_messages' | 'direct_messages'>(
+    type: T,
+    toUser: string,
+    payload: Omit<Payload<T>, 'messages'>,
+    messageId: string | undefined,
+    room: string | undefined,
+    messages: readonly string[],
+  ): string;
+  /** A room chat message with its server `id`, one text for every member, the sender included. */
+  roomChat(
+    fromUser: string,
+    room: string,
+    payload: unknown,
+    messageId: string | undefined,
+    id: string,
+  ): string;
   /**
    * A direct chat message as the recipient gets it (`incoming:true`, the last field); the sender's
    * copy is {@link senderCopy} of the same text.
@@ -60,6 +80,7 @@ export interface Envelopes {
     toUser: string,
     payload: unknown,
     messageId: string | undefined,
+    id: string,
   ): string;
 }
 
@@ -71,6 +92,8 @@ export const senderCopy = (text: string) =>
   `${text.slice(0, -INCOMING_TRUE.length)}${INCOMING_FALSE}`;
 
 const MAX_DETAILS_LENGTH = 200;
+/** Where {@link Envelopes.history} splices the stored frames in: a key cannot occur inside a string. */
+const NO_MESSAGES = '"messages":[]';
 
 export function createEnvelopes(now: () => number): Envelopes {
   // Under load many messages share a millisecond: format each one once.
@@ -87,18 +110,25 @@ export function createEnvelopes(now: () => number): Envelopes {
   };
   const encode = (message: ServerMessage) => JSON.stringify(message);
 
+  const system: Envelopes['system'] = (type, toUser, payload, messageId, room) =>
+    encode({
+      type,
+      fromUser: SYSTEM_USER,
+      toUser,
+      room,
+      payload,
+      messageId,
+      createTime: timestamp(),
+    } as ServerMessage);
+
   return {
     timestamp,
-    system: (type, toUser, payload, messageId, room) =>
-      encode({
-        type,
-        fromUser: SYSTEM_USER,
-        toUser,
-        room,
-        payload,
-        messageId,
-        createTime: timestamp(),
-      } as ServerMessage),
+    system,
+    history(type, toUser, payload, messageId, room, messages) {
+      const text = system(type, toUser, { ...payload, messages: [] } as never, messageId, room);
+      const at = text.indexOf(NO_MESSAGES);
+      return `${text.slice(0, at)}"messages":[${messages.join(',')}]${text.slice(at + NO_MESSAGES.length)}`;
+    },
     refusal: (toUser, code, error) =>
       encode({
         type: 'error',
@@ -134,7 +164,7 @@ export function createEnvelopes(now: () => number): Envelopes {
       const payload = { userId, status, timestamp: createTime };
       return encode({ type: 'user_status', fromUser: SYSTEM_USER, room, payload, createTime });
     },
-    roomChat: (fromUser, room, payload, messageId) =>
+    roomChat: (fromUser, room, payload, messageId, id) =>
       encode({
         type: 'chat_message',
         fromUser,
@@ -142,8 +172,9 @@ export function createEnvelopes(now: () => number): Envelopes {
         payload,
         messageId,
         createTime: timestamp(),
+        id,
       } as ServerMessage),
-    directChat: (fromUser, toUser, payload, messageId) =>
+    directChat: (fromUser, toUser, payload, messageId, id) =>
       encode({
         type: 'chat_message',
         fromUser,
@@ -151,6 +182,7 @@ export function createEnvelopes(now: () => number): Envelopes {
         payload,
         messageId,
         createTime: timestamp(),
+        id,
         incoming: true,
       } as ServerMessage),
   };

@@ -2,7 +2,8 @@
  * What the hub is given and what it offers: its dependencies (clock, random, outputs, timers,
  * persistence), its limits, the seams where its state may live, and its interface to adapters.
  */
-import type { Config } from './config.ts';
+import type { Config, HistoryConfig } from './config.ts';
+import type { HistoryStore } from './history.ts';
 import type { OpenRequest, OpenResult } from './identity.ts';
 import type { Metrics } from './metrics.ts';
 import type { RateLimit } from './rate-limit.ts';
@@ -36,6 +37,8 @@ export interface HubSeams {
   users?(local: UserDirectory): UserDirectory;
   rooms?(local: RoomRegistry): RoomRegistry;
   pool?(local: MatchPool): MatchPool;
+  /** Where chat history is kept when `HISTORY` is on; default: this process's memory. */
+  history?(config: HistoryConfig): HistoryStore;
 }
 
 /** The hub's limits, as configured (`MAX_ROOMS_PER_CONNECTION`, `RATE_LIMIT_*`...). */
@@ -48,6 +51,7 @@ export function hubOptionsFrom(config: Config): HubOptions {
     takeoverProbeMs: config.takeoverProbeMs,
     presenceRoomLimit: config.presenceRoomLimit,
     presenceListLimit: config.presenceListLimit,
+    history: config.history,
     turn: { ...config.turn, staticServers: config.iceServers },
   };
 }
@@ -73,6 +77,8 @@ export interface HubOptions {
   presenceRoomLimit?: number;
   /** The most members `room_members` lists; absent: 100. */
   presenceListLimit?: number;
+  /** Chat history; absent: off (messages still carry ids). */
+  history?: HistoryConfig;
 }
 
 export interface HubStats {

@@ -9,6 +9,7 @@
  * - `inbound.ts`: a text frame to a checked client message
  * - `envelope.ts`: every frame the server writes
  * - `matching.ts`: the pool, `request_random_peer`, the match limit
+ * - `chat.ts`: room and direct messages, their history (`history.ts`, `memory-history.ts`)
  * - `dispatch.ts`: what each client message does
  * - `local-state.ts`: the in-memory users, rooms and pool
  */
@@ -16,9 +17,11 @@ import * as v from 'valibot';
 import type { Hub, HubDeps, HubOptions, HubSeams, HubStats } from './hub-api.ts';
 import { createDispatch } from './dispatch.ts';
 import { createEnvelopes } from './envelope.ts';
+import { createNoHistory, type HistoryStore } from './history.ts';
 import { CloseCode, createIdentity } from './identity.ts';
 import { parseClientFrame } from './inbound.ts';
 import { createLocalPool, createLocalRooms, createLocalUsers } from './local-state.ts';
+import { createMemoryHistory } from './memory-history.ts';
 import { createMatching } from './matching.ts';
 import { createMetrics } from './metrics.ts';
 import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
@@ -79,6 +82,11 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     endPairOf,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
+  const history: HistoryStore = !options.history?.enabled
+    ? createNoHistory()
+    : seams.history
+      ? seams.history(options.history)
+      : createMemoryHistory(options.history);
 
   const refuse = (session: Pick<Session, 'conn' | 'userId'>, code: RefusalCode, error: string) => {
     metrics.inc('aleatoria_errors_total', code);
@@ -221,6 +229,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     rooms,
     users,
     matching,
+    history,
     byUser,
     now: deps.now,
     send,

@@ -7,6 +7,13 @@
 import * as v from 'valibot';
 import { exceedsUtf8Bytes } from './frame.ts';
 
+export {
+  RefusalCode,
+  ResponseErrorCode,
+  SYSTEM_USER,
+  ServerMessage,
+} from './server-messages.ts';
+
 /** Longest userId / peer id (DECISIONS.md: 1-128 characters). */
 export const MAX_USER_ID_LENGTH = 128;
 /** Longest room name (DECISIONS.md: 1-64 characters). */
@@ -24,8 +31,6 @@ export const MAX_HANGUP_PAYLOAD_BYTES = 1024;
 
 /** The room every connection joins when `?room=` is absent. */
 export const DEFAULT_ROOM = 'Lobby';
-/** `fromUser` of messages that originate from the server itself. */
-export const SYSTEM_USER = 'system';
 
 // C0 controls, DEL and C1 controls: never part of an id or a room name.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -248,6 +253,47 @@ export const GetRoomMembers = v.object({
 });
 export type GetRoomMembers = v.InferOutput<typeof GetRoomMembers>;
 
+/** Most messages one history request returns (DECISIONS.md: 1-100, default 50). */
+export const MAX_HISTORY_PAGE = 100;
+export const DEFAULT_HISTORY_PAGE = 50;
+
+/** RFC 3339 with a zone, as `createTime` is written: `2026-12-03T04:05:06.789Z`. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** Where a page of history ends: a message's server id, or a time. */
+const HistoryCursor = v.union([
+  v.pipe(v.string(), v.regex(/^\d{16}$/)),
+  v.pipe(
+    v.string(),
+    v.regex(RFC3339),
+    v.check((text) => !Number.isNaN(Date.parse(text)), 'must be a valid time'),
+  ),
+]);
+
+const historyPage = {
+  limit: optionalField(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_HISTORY_PAGE)),
+  ),
+  before: optionalField(HistoryCursor),
+} as const;
+
+/** Asks for a room's last chat messages, newest first; answered by `recent_messages`. */
+export const GetRecentMessages = v.object({
+  type: v.literal('get_recent_messages'),
+  ...envelope,
+  room: RoomName,
+  payload: optionalField(v.looseObject(historyPage)),
+});
+export type GetRecentMessages = v.InferOutput<typeof GetRecentMessages>;
+
+/** Asks for the sender's conversation with `withUser`, oldest first; answered by `direct_messages`. */
+export const GetDirectMessages = v.object({
+  type: v.literal('get_direct_messages'),
+  ...envelope,
+  payload: v.looseObject({ withUser: UserId, ...historyPage }),
+});
+export type GetDirectMessages = v.InferOutput<typeof GetDirectMessages>;
+
 /** Every message a client may send, discriminated by `type`. */
 export const ClientMessage = v.variant('type', [
   ChatMessage,
@@ -263,6 +309,8 @@ export const ClientMessage = v.variant('type', [
   Hangup,
   GetIceServers,
   GetRoomMembers,
+  GetRecentMessages,
+  GetDirectMessages,
 ]);
 export type ClientMessage = v.InferOutput<typeof ClientMessage>;
 
@@ -277,118 +325,3 @@ export const CLIENT_MESSAGE_SCHEMAS: ReadonlyMap<string, (typeof ClientMessage.o
       option,
     ]),
   );
-
-/** Machine codes of `error_response` (the frame itself was bad). */
-export const ResponseErrorCode = v.picklist([
-  'invalid_json',
-  'invalid_message',
-  'unknown_type',
-  'binary_not_supported',
-]);
-export type ResponseErrorCode = v.InferOutput<typeof ResponseErrorCode>;
-
-/** Machine codes of `error` (a well-formed request the server refused). */
-export const RefusalCode = v.picklist([
-  'not_in_room',
-  'user_not_found',
-  'too_many_rooms',
-  'rate_limited',
-  'replaced',
-  'user_id_taken',
-]);
-export type RefusalCode = v.InferOutput<typeof RefusalCode>;
-
-const serverEnvelope = {
-  fromUser: v.optional(v.string()),
-  toUser: v.optional(v.string()),
-  room: v.optional(v.string()),
-  messageId: v.optional(v.string()),
-  createTime: v.string(),
-} as const;
-
-const RoomAction = (action: 'joined' | 'left') =>
-  v.object({ room: v.string(), action: v.literal(action) });
-
-/** Every message the server sends. Used to type the hub's output and to check it in tests. */
-export const ServerMessage = v.variant('type', [
-  v.object({
-    type: v.literal('chat_message'),
-    ...serverEnvelope,
-    payload: v.looseObject({ content: v.string() }),
-    incoming: v.optional(v.boolean()),
-  }),
-  v.object({ type: v.literal('room_joined'), ...serverEnvelope, payload: RoomAction('joined') }),
-  v.object({ type: v.literal('room_left'), ...serverEnvelope, payload: RoomAction('left') }),
-  v.object({
-    type: v.literal('rooms_list'),
-    ...serverEnvelope,
-    payload: v.object({ rooms: v.array(v.string()) }),
-  }),
-  v.object({
-    type: v.literal('assign_role'),
-    ...serverEnvelope,
-    payload: v.object({ role: v.picklist(['polite', 'impolite']), peerId: v.string() }),
-  }),
-  v.object({
-    type: v.literal('no_peer_available'),
-    ...serverEnvelope,
-    payload: v.object({ message: v.string() }),
-  }),
-  v.object({
-    type: v.literal('room_members'),
-    ...serverEnvelope,
-    payload: v.object({ room: v.string(), members: v.array(v.string()), count: v.number() }),
-  }),
-  v.object({
-    type: v.literal('user_status'),
-    ...serverEnvelope,
-    payload: v.object({
-      userId: v.string(),
-      status: v.picklist(['online', 'offline']),
-      timestamp: v.string(),
-    }),
-  }),
-  v.object({
-    type: v.literal('ice_servers'),
-    ...serverEnvelope,
-    payload: v.object({
-      iceServers: v.array(
-        v.object({
-          urls: v.union([v.string(), v.array(v.string())]),
-          username: v.optional(v.string()),
-          credential: v.optional(v.string()),
-        }),
-      ),
-      ttl: v.number(),
-    }),
-  }),
-  v.object({
-    type: v.literal('webrtc_offer'),
-    ...serverEnvelope,
-    payload: v.looseObject({ sdp: v.string() }),
-  }),
-  v.object({
-    type: v.literal('webrtc_answer'),
-    ...serverEnvelope,
-    payload: v.looseObject({ sdp: v.string() }),
-  }),
-  v.object({
-    type: v.literal('webrtc_candidate'),
-    ...serverEnvelope,
-    payload: v.nullable(v.looseObject({ candidate: v.unknown() })),
-  }),
-  v.object({ type: v.literal('hangup'), ...serverEnvelope, payload: v.optional(v.unknown()) }),
-  v.object({
-    type: v.literal('error_response'),
-    ...serverEnvelope,
-    messageId: v.pipe(v.string(), v.startsWith('err-')),
-    payload: v.object({ error: v.string(), details: v.string(), code: ResponseErrorCode }),
-  }),
-  v.object({
-    type: v.literal('error'),
-    ...serverEnvelope,
-    fromUser: v.literal(SYSTEM_USER),
-    payload: v.object({ error: v.string(), code: RefusalCode }),
-  }),
-]);
-export type ServerMessage = v.InferOutput<typeof ServerMessage>;

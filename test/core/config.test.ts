@@ -34,6 +34,7 @@ describe('parseConfig defaults', () => {
       takeoverProbeMs: 2000,
       presenceRoomLimit: 50,
       presenceListLimit: 100,
+      history: { enabled: true, limit: 100, ttlMs: 24 * 3_600_000, maxBytes: 64 * 1024 * 1024 },
     });
     expect(config.allowedOrigins).toStrictEqual({
       any: false,
@@ -70,6 +71,10 @@ describe('parseConfig overrides', () => {
       TAKEOVER_PROBE_MS: '750',
       PRESENCE_ROOM_LIMIT: '0',
       PRESENCE_LIST_LIMIT: '7',
+      HISTORY: 'off',
+      HISTORY_LIMIT: '20',
+      HISTORY_TTL_HOURS: '2',
+      HISTORY_MAX_BYTES: '4096',
     });
     expect(config).toMatchObject<Partial<Config>>({
       port: 9000,
@@ -88,6 +93,7 @@ describe('parseConfig overrides', () => {
       takeoverProbeMs: 750,
       presenceRoomLimit: 0,
       presenceListLimit: 7,
+      history: { enabled: false, limit: 20, ttlMs: 2 * 3_600_000, maxBytes: 4096 },
     });
     expect(config.allowedOrigins).toStrictEqual(
       parseAllowedOrigins('https://a.example.com,http://localhost:3000'),
@@ -139,6 +145,15 @@ describe('parseConfig refusals', () => {
     expect(error.name).toBe('ConfigError');
     expect(error.message).toContain(name);
     expect(error.problems).toHaveLength(1);
+  });
+
+  it('reads HISTORY as on or off, and refuses anything else', () => {
+    expect(parseConfig({ HISTORY: 'ON' }).history.enabled).toBe(true);
+    expect(parseConfig({ HISTORY: 'false' }).history.enabled).toBe(false);
+    const error = configError({ HISTORY: 'maybe', HISTORY_LIMIT: '0' });
+    expect(error.problems).toHaveLength(2);
+    expect(error.message).toContain('HISTORY="maybe": expected on or off');
+    expect(error.message).toContain('HISTORY_LIMIT');
   });
 
   it('fails start-up on the old MATCH_REQUESTS_PER_MINUTE, naming MATCHES_PER_MINUTE', () => {

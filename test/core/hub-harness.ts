@@ -11,6 +11,7 @@ import {
   type OpenRequest,
   type SessionState,
 } from '../../src/core/hub.ts';
+import { createMemoryHistory } from '../../src/core/memory-history.ts';
 import { ServerMessage } from '../../src/core/protocol.ts';
 
 /** A frame the hub sent, as the client would decode it. */
@@ -106,6 +107,7 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
             delete: (userId) => local.delete(userId),
             take: (...args) => Promise.resolve().then(() => local.take(...args)),
           }),
+          history: (config) => answeringLater(createMemoryHistory(config)),
         }
       : {},
   );

@@ -87,6 +87,8 @@ describe('chat_message to a room', () => {
       payload: { content: 'hi' },
       messageId: 'm-1',
       createTime: new Date(T0 + 1234).toISOString(),
+      // The first message of its millisecond: the server id is that millisecond times 1000.
+      id: String((T0 + 1234) * 1000).padStart(16, '0'),
     };
     expect(h.take()).toStrictEqual([
       { conn: 'alice#1', msg: expected },
@@ -173,6 +175,7 @@ describe('chat_message to a user', () => {
       payload: { content: 'psst' },
       messageId: 'dm-1',
       createTime: h.iso(),
+      id: String(Date.parse(h.iso()) * 1000).padStart(16, '0'),
     };
     expect(h.take()).toStrictEqual([
       { conn: 'bob#1', msg: { ...base, incoming: true } },

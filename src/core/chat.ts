@@ -1,0 +1,128 @@
+/**
+ * Chat and its history: room and direct messages, each named by the history store (`history.ts`)
+ * before it goes out and kept once delivered, and the two requests that read them back
+ * (`get_recent_messages`, `get_direct_messages`).
+ */
+import type { Envelopes } from './envelope.ts';
+import { senderCopy } from './envelope.ts';
+import {
+  type HistoryStore,
+  idAt,
+  pairConversation,
+  roomConversation,
+  type StoredMessage,
+} from './history.ts';
+import type { Metrics } from './metrics.ts';
+import {
+  DEFAULT_HISTORY_PAGE,
+  type GetDirectMessages,
+  type GetRecentMessages,
+  type RefusalCode,
+} from './protocol.ts';
+import type { MaybePromise, RoomRegistry } from './seams.ts';
+import type { ConnId, Session } from './session.ts';
+
+export interface ChatDeps {
+  readonly envelopes: Envelopes;
+  readonly metrics: Metrics;
+  readonly rooms: RoomRegistry;
+  readonly history: HistoryStore;
+  now(): number;
+  send(conn: ConnId, text: string): void;
+  refuse(session: Session, code: RefusalCode, error: string): void;
+  /** Delivers `text` to `toUser`, or tells the sender `user_not_found`; `delivered` on success. */
+  relay(session: Session, toUser: string, text: string, delivered: (text: string) => void): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+}
+
+export interface Chat {
+  room(session: Session, room: string, payload: unknown, messageId: string | undefined): void;
+  direct(session: Session, toUser: string, payload: unknown, messageId: string | undefined): void;
+  recent(session: Session, msg: GetRecentMessages): void;
+  conversation(session: Session, msg: GetDirectMessages): void;
+}
+
+/** A page's upper bound: a server id as is, a time as the first id of its millisecond. */
+const cursor = (before: string | null | undefined) =>
+  before == null || /^\d+$/.test(before) ? (before ?? undefined) : idAt(Date.parse(before));
+
+export function createChat(deps: ChatDeps): Chat {
+  const { envelopes, metrics, rooms, history, send, refuse, later } = deps;
+  const keep = (conversation: string, message: StoredMessage) =>
+    later(history.append(conversation, message, deps.now()), () => {});
+
+  return {
+    room(session, room, payload, messageId) {
+      if (!session.rooms.has(room))
+        return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+      const conversation = roomConversation(room);
+      later(history.nextId(conversation, deps.now()), (id) => {
+        const text = envelopes.roomChat(session.userId, room, payload, messageId, id);
+        metrics.inc('aleatoria_messages_out_total', 'chat_message', rooms.broadcast(room, text));
+        keep(conversation, { id, text });
+      });
+    },
+    direct(session, toUser, payload, messageId) {
+      const conversation = pairConversation(session.userId, toUser);
+      later(history.nextId(conversation, deps.now()), (id) =>
+        deps.relay(
+          session,
+          toUser,
+          envelopes.directChat(session.userId, toUser, payload, messageId, id),
+          (text) => {
+            send(session.conn, senderCopy(text));
+            keep(conversation, { id, text });
+          },
+        ),
+      );
+    },
+    recent(session, msg) {
+      const { userId, conn } = session;
+      const room = msg.room;
+      if (!session.rooms.has(room))
+        return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+      const limit = msg.payload?.limit ?? DEFAULT_HISTORY_PAGE;
+      const before = cursor(msg.payload?.before);
+      later(history.read(roomConversation(room), before, limit, deps.now()), (found) =>
+        send(
+          conn,
+          envelopes.history(
+            'recent_messages',
+            userId,
+            { room },
+            msg.messageId ?? undefined,
+            room,
+            found.map((message) => message.text),
+          ),
+        ),
+      );
+    },
+    conversation(session, msg) {
+      const { userId, conn } = session;
+      const { withUser } = msg.payload;
+      const limit = msg.payload.limit ?? DEFAULT_HISTORY_PAGE;
+      const before = cursor(msg.payload.before);
+      // Stored as its recipient got it: the requester's own messages become its sender's copies.
+      const own = `{"type":"chat_message","fromUser":${JSON.stringify(userId)},`;
+      const conversation = pairConversation(userId, withUser);
+      later(history.read(conversation, before, limit, deps.now()), (found) => {
+        const texts: string[] = [];
+        for (let i = found.length - 1; i >= 0; i--) {
+          const { text } = found[i]!;
+          texts.push(text.startsWith(own) ? senderCopy(text) : text);
+        }
+        send(
+          conn,
+          envelopes.history(
+            'direct_messages',
+            userId,
+            { withUser },
+            msg.messageId ?? undefined,
+            undefined,
+            texts,
+          ),
+        );
+      });
+    },
+  };
+}
