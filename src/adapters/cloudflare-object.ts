@@ -16,6 +16,7 @@ import {
   type Env,
   logFor,
 } from './cloudflare-env.ts';
+import { createSqliteHistory } from './cloudflare-history.ts';
 import { createAttachedSessions } from './cloudflare-sessions.ts';
 
 function closeQuietly(ws: WebSocket, code: number, reason: string) {
@@ -50,6 +51,7 @@ export class HubObject extends DurableObject<Env> {
       config,
       log: this.log,
       newConnId: () => crypto.randomUUID(),
+      seams: { history: (limits) => createSqliteHistory(ctx.storage.sql, limits) },
       persist: (ws, conn, ip, state) => this.sessions.write(ws, conn, ip, state),
       // The hub has let go of this session (replaced, flooding): should the object sleep before
       // the close completes, the socket must not bring the session back on wake.
