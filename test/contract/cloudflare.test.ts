@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineContractSuite } from './suite.ts';
+import { defineHistorySuite } from './history.ts';
 import { defineHostileSuite } from './hostile.ts';
 import { launchCloudflare } from './launchers.ts';
 import { TestClient, type LaunchedServer } from './harness.ts';
@@ -21,6 +25,7 @@ const target = {
 
 defineContractSuite(target);
 defineHostileSuite(target);
+defineHistorySuite(target);
 
 describe('Cloudflare: hibernation', () => {
   let server: LaunchedServer;
@@ -52,6 +57,9 @@ describe('Cloudflare: hibernation', () => {
     await b.nextOfType('assign_role');
     c.send({ type: 'user_available_webrtc' });
     await c.roundTrip();
+    a.send({ type: 'chat_message', room: 'before', payload: { content: 'before sleeping' } });
+    const said = await a.nextOfType('chat_message');
+    for (const member of [b, c, d]) await member.nextOfType('chat_message');
 
     const restored = () => (server.output().match(/"event":"hub_restored"/g) ?? []).length;
     const restoredBefore = restored();
@@ -68,9 +76,15 @@ describe('Cloudflare: hibernation', () => {
     expect((await a.nextOfType('rooms_list')).payload.rooms).toEqual(['before', 'extra']);
     d.send({ type: 'get_rooms' });
     expect((await d.nextOfType('rooms_list')).payload.rooms).toEqual(['before', ...longRooms]);
+    // History: kept in the object's storage, it outlived the instance.
+    b.send({ type: 'get_recent_messages', room: 'before' });
+    expect((await b.nextOfType('recent_messages')).payload.messages).toStrictEqual([said]);
     a.send({ type: 'chat_message', room: 'before', payload: { content: 'still here?' } });
-    for (const member of [a, b, c, d])
-      expect((await member.nextOfType('chat_message')).payload.content).toBe('still here?');
+    for (const member of [a, b, c, d]) {
+      const message = await member.nextOfType('chat_message');
+      expect(message.payload.content).toBe('still here?');
+      expect(message.id! > said.id!).toBe(true);
+    }
     // DMs.
     d.send({ type: 'chat_message', toUser: 'hib-c', payload: { content: 'dm' } });
     expect((await c.nextOfType('chat_message')).incoming).toBe(true);
@@ -85,4 +99,35 @@ describe('Cloudflare: hibernation', () => {
     });
     await Promise.all([a.close(), c.close(), d.close()]);
   }, 60_000);
+});
+
+describe('Cloudflare: history across a restart of wrangler dev', () => {
+  it('keeps room and direct history in the state directory', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'aleatoria-history-'));
+    const env = { WRANGLER_PERSIST_TO: state, RATE_LIMIT_PER_SECOND: '1000' };
+    try {
+      let server = await target.launch(env);
+      const a = await TestClient.open(server.baseUrl, { userId: 'keep-a', room: 'kept' });
+      const b = await TestClient.open(server.baseUrl, { userId: 'keep-b', room: 'kept' });
+      a.send({ type: 'chat_message', room: 'kept', payload: { content: 'in the room' } });
+      const inRoom = await b.nextOfType('chat_message');
+      a.send({ type: 'chat_message', toUser: 'keep-b', payload: { content: 'just us' } });
+      const direct = await b.next((m) => m.type === 'chat_message' && m.incoming === true);
+      await server.stop();
+
+      server = await target.launch(env);
+      try {
+        const back = await TestClient.open(server.baseUrl, { userId: 'keep-b', room: 'kept' });
+        back.send({ type: 'get_recent_messages', room: 'kept' });
+        expect((await back.nextOfType('recent_messages')).payload.messages).toStrictEqual([inRoom]);
+        back.send({ type: 'get_direct_messages', payload: { withUser: 'keep-a' } });
+        expect((await back.nextOfType('direct_messages')).payload.messages).toStrictEqual([direct]);
+        await back.close();
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

@@ -1,4 +1,5 @@
 import { defineContractSuite } from './suite.ts';
+import { defineHistorySuite } from './history.ts';
 import { defineHostileSuite } from './hostile.ts';
 import { launchNode } from './launchers.ts';
 
@@ -17,3 +18,4 @@ const target = {
 
 defineContractSuite(target);
 defineHostileSuite(target);
+defineHistorySuite(target);
