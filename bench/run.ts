@@ -69,6 +69,8 @@ const sizes = quick
       idleSockets: 2000,
       workerdIdleSockets: 2000,
       idleHoldMs: 2000,
+      historyRate: 2000,
+      historyMs: 5000,
     }
   : {
       durationMs: 8000,
@@ -84,6 +86,8 @@ const sizes = quick
       idleSockets: 19_500,
       workerdIdleSockets: 2000,
       idleHoldMs: 45_000,
+      historyRate: 5000,
+      historyMs: 20_000,
     };
 // Right after a ramp, RSS is mostly the heap's high-water mark from the garbage of the handshakes;
 // V8's memory reducer gives that back after some 30 s without allocation. So the full run also
@@ -108,6 +112,7 @@ interface Measurement {
   at10sPerThousandMb?: number;
   settledPerThousandMb?: number;
   connectsPerS?: number;
+  rssGrowthMb?: number;
 }
 
 interface Metric {
@@ -124,6 +129,10 @@ interface Metric {
 interface Scenario {
   key: string;
   title: string;
+  /** Server variables on top of the bench's own (`OURS_ENV`). */
+  env?: Record<string, string>;
+  /** Servers measured beside the runtimes for a comparison of their own (HISTORY=off). */
+  extraTargets?: TargetName[];
   args: (target: TargetName) => string[];
   metrics: Metric[];
 }
@@ -141,6 +150,10 @@ const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({
   maxRatio,
 });
 const ms = ['--ms', String(sizes.durationMs)];
+// What storing chat history costs: Node with it (the default) beside Node with HISTORY=off.
+const historyOff: TargetName[] = runtimes.includes('node') ? ['nodeHistoryOff'] : [];
+const historyRooms = 100;
+const historyMessages = sizes.historyRate * (sizes.historyMs / 1000);
 
 const SCENARIOS: Scenario[] = [
   {
@@ -174,6 +187,7 @@ const SCENARIOS: Scenario[] = [
   {
     key: 'chat',
     title: `DM chat with sender copy, ${sizes.pairs} pairs, window ${sizes.window}`,
+    extraTargets: historyOff,
     args: () => [
       '--kind',
       'chat',
@@ -207,6 +221,7 @@ const SCENARIOS: Scenario[] = [
   {
     key: 'room',
     title: `room: ${sizes.rooms} rooms x ${sizes.members} members, ${sizes.roomRate.toLocaleString('en')} msgs/s offered`,
+    extraTargets: historyOff,
     args: () => [
       '--kind',
       'room',
@@ -241,6 +256,28 @@ const SCENARIOS: Scenario[] = [
         digits: 0,
         mustBeZero: true,
       },
+    ],
+  },
+  {
+    key: 'history-memory',
+    title: `history memory: ${historyMessages.toLocaleString('en')} room messages kept (${historyRooms} rooms x ${historyMessages / historyRooms}), default HISTORY_MAX_BYTES`,
+    env: { HISTORY_LIMIT: String(historyMessages / historyRooms) },
+    extraTargets: historyOff,
+    args: () => [
+      '--kind',
+      'room',
+      '--rooms',
+      String(historyRooms),
+      '--members',
+      '1',
+      '--rate',
+      String(sizes.historyRate),
+      '--ms',
+      String(sizes.historyMs),
+    ],
+    metrics: [
+      rate('messages/s'),
+      { name: 'server RSS growth MB over the window', value: (m) => m.rssGrowthMb, digits: 1 },
     ],
   },
   {
@@ -345,13 +382,18 @@ async function measureLoad(server: Server, args: string[]): Promise<Measurement>
   let cpuAt: number[] | undefined;
   let wallAt = 0;
   let cpuShares: number[] | undefined;
+  let rssAt: number | undefined;
+  let rssGrowthMb: number | undefined;
   const result = await runLoad(server, args, (line) => {
     if (line.phase === 'measure') {
       cpuAt = server.cpuSeconds?.();
+      rssAt = server.rss?.();
       wallAt = performance.now();
     } else if (line.phase === 'stop' && cpuAt !== undefined) {
       const wallS = (performance.now() - wallAt) / 1000;
       cpuShares = server.cpuSeconds!().map((seconds, i) => (seconds - cpuAt![i]!) / wallS);
+      const rss = server.rss?.();
+      if (rss !== undefined && rssAt !== undefined) rssGrowthMb = (rss - rssAt) / 1048576;
     }
   });
   const cpuShare = cpuShares?.reduce((sum, share) => sum + share, 0);
@@ -360,6 +402,7 @@ async function measureLoad(server: Server, args: string[]): Promise<Measurement>
     ...result,
     cpuShare,
     cpuShares,
+    rssGrowthMb,
     rate,
     perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01),
   };
@@ -405,7 +448,7 @@ async function measureIdle(server: Server, args: string[]): Promise<Measurement>
 }
 
 async function measure(target: TargetName, scenario: Scenario): Promise<Measurement> {
-  const server = await startServer(target);
+  const server = await startServer(target, scenario.env);
   try {
     const result = await (scenario.key === 'idle' ? measureIdle : measureLoad)(
       server,
@@ -460,7 +503,7 @@ for (const scenario of scenarios) {
     scenario.key
   ] = {});
   for (let rep = 0; rep < reps; rep++) {
-    for (const target of targets) {
+    for (const target of [...targets, ...(scenario.extraTargets ?? [])]) {
       const started = performance.now();
       let result: Measurement | { error: string };
       try {
@@ -487,7 +530,7 @@ const rows: Row[] = [];
 for (const scenario of scenarios) {
   for (const metric of scenario.metrics) {
     const values: Partial<Record<TargetName, number>> = {};
-    for (const target of targets) {
+    for (const target of [...targets, ...(scenario.extraTargets ?? [])]) {
       const ok = (measurements[scenario.key]![target] ?? []).filter(
         (m): m is Measurement => !('error' in m),
       );
@@ -547,6 +590,23 @@ if (saturated.length > 0)
   console.log(
     `load generator above 90% of its core, so these rates are partly the client's: ${saturated.join(', ')}`,
   );
+
+// Chat history: Node storing it (the default) against Node with HISTORY=off, same run.
+for (const { scenario, metric, values } of rows) {
+  const on = values.node;
+  const off = values.nodeHistoryOff;
+  if (on === undefined || off === undefined) continue;
+  if (metric.name.endsWith('per core')) {
+    const ratio = on / off;
+    console.log(
+      `history: ${scenario}, ${metric.name}: on ${cell(on, 0)}, off ${cell(off, 0)} = ${ratio.toFixed(2)}x (target >= 0.90), ${ratio >= 0.9 ? 'met' : 'missed'}`,
+    );
+  } else if (metric.name.startsWith('server RSS growth')) {
+    console.log(
+      `history: ${scenario}: RSS grew ${cell(on, 1)} MB with history, ${cell(off, 1)} MB without; ${cell(on - off, 1)} MB for ${historyMessages.toLocaleString('en')} messages kept, bound 64 MiB`,
+    );
+  }
+}
 
 for (const { scenario, metric, values, ratios } of rows) {
   if (metric.maxRatio !== undefined) {

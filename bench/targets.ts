@@ -18,7 +18,7 @@ import {
   procStat,
 } from '../test/contract/launchers.ts';
 
-export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd';
+export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd' | 'nodeHistoryOff';
 export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
 
 /**
@@ -46,6 +46,7 @@ export const LABELS: Record<TargetName, string> = {
   node: 'ours Node',
   deno: 'ours Deno',
   workerd: 'ours workerd',
+  nodeHistoryOff: 'ours Node, HISTORY=off',
 };
 
 export const hasTaskset = (() => {
@@ -137,22 +138,28 @@ function servingProcesses(port: number, workerd: boolean): { serving: number[]; 
   return { serving: workerd ? [listener, ...others] : [listener], group };
 }
 
-function launch(name: TargetName): Promise<LaunchedServer> {
+function launch(name: TargetName, extra: Record<string, string>): Promise<LaunchedServer> {
+  const env = { ...OURS_ENV, ...extra };
   switch (name) {
     case 'baseline':
       return launchProcess(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts'], {});
     case 'node':
-      return launchNode(OURS_ENV);
+      return launchNode(env);
+    case 'nodeHistoryOff':
+      return launchNode({ ...env, HISTORY: 'off' });
     case 'deno':
-      return launchDeno(OURS_ENV);
+      return launchDeno(env);
     case 'workerd':
-      return launchCloudflare(OURS_ENV);
+      return launchCloudflare(env);
   }
 }
 
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
-export async function startServer(name: TargetName): Promise<Server> {
-  const server = await launch(name);
+export async function startServer(
+  name: TargetName,
+  env: Record<string, string> = {},
+): Promise<Server> {
+  const server = await launch(name, env);
   try {
     const { serving, group } = servingProcesses(
       Number(new URL(server.baseUrl).port),
