@@ -7,6 +7,7 @@ import type { Envelopes } from './envelope.ts';
 import { senderCopy } from './envelope.ts';
 import {
   type HistoryStore,
+  ID_DIGITS,
   idAt,
   pairConversation,
   roomConversation,
@@ -42,9 +43,15 @@ export interface Chat {
   conversation(session: Session, msg: GetDirectMessages): void;
 }
 
-/** A page's upper bound: a server id as is, a time as the first id of its millisecond. */
-const cursor = (before: string | null | undefined) =>
-  before == null || /^\d+$/.test(before) ? (before ?? undefined) : idAt(Date.parse(before));
+/**
+ * A page's upper bound: a server id as is, a time as the first id of its millisecond (none for a
+ * time past what an id can name: a longer string would compare below every id).
+ */
+function cursor(before: string | null | undefined): string | undefined {
+  if (before == null || /^\d+$/.test(before)) return before ?? undefined;
+  const id = idAt(Date.parse(before));
+  return id.length > ID_DIGITS ? undefined : id;
+}
 
 export function createChat(deps: ChatDeps): Chat {
   const { envelopes, metrics, rooms, history, send, refuse, later } = deps;

@@ -110,6 +110,13 @@ describe('get_recent_messages', () => {
       payload: { before: byTime },
     });
     expect(contents(reply)).toStrictEqual(Array.from({ length: 10 }, (_, i) => `m${9 - i}`));
+    // A time past what an id can name (after 2255) bounds nothing.
+    const [far] = await ask('alice#1', {
+      type: 'get_recent_messages',
+      room: 'r',
+      payload: { before: '2300-01-01T00:00:00Z', limit: 1 },
+    });
+    expect(contents(far)).toStrictEqual(['m249']);
   });
 
   it('answers 50 by default and refuses a limit above 100 as invalid', async () => {
