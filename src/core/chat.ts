@@ -23,6 +23,8 @@ import {
 import type { MaybePromise, RoomRegistry } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 
+export const NOT_IN_ROOM = 'You are not in that room. Join the room first.';
+
 export interface ChatDeps {
   readonly envelopes: Envelopes;
   readonly metrics: Metrics;
@@ -30,9 +32,16 @@ export interface ChatDeps {
   readonly history: HistoryStore;
   now(): number;
   send(conn: ConnId, text: string): void;
-  refuse(session: Session, code: RefusalCode, error: string): void;
+  /** Answers `error {code}`, with the refused request's `messageId` when it had one. */
+  refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   /** Delivers `text` to `toUser`, or tells the sender `user_not_found`; `delivered` on success. */
-  relay(session: Session, toUser: string, text: string, delivered: (text: string) => void): void;
+  relay(
+    session: Session,
+    toUser: string,
+    text: string,
+    messageId: string | undefined,
+    delivered: (text: string) => void,
+  ): void;
   later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
 }
 
@@ -60,8 +69,7 @@ export function createChat(deps: ChatDeps): Chat {
 
   return {
     room(session, room, payload, messageId) {
-      if (!session.rooms.has(room))
-        return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+      if (!session.rooms.has(room)) return refuse(session, 'not_in_room', NOT_IN_ROOM, messageId);
       const conversation = roomConversation(room);
       later(history.nextId(conversation, deps.now()), (id) => {
         const text = envelopes.roomChat(session.userId, room, payload, messageId, id);
@@ -76,6 +84,7 @@ export function createChat(deps: ChatDeps): Chat {
           session,
           toUser,
           envelopes.directChat(session.userId, toUser, payload, messageId, id),
+          messageId,
           (text) => {
             send(session.conn, senderCopy(text));
             keep(conversation, { id, text });
@@ -87,7 +96,7 @@ export function createChat(deps: ChatDeps): Chat {
       const { userId, conn } = session;
       const room = msg.room;
       if (!session.rooms.has(room))
-        return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+        return refuse(session, 'not_in_room', NOT_IN_ROOM, msg.messageId ?? undefined);
       const limit = msg.payload?.limit ?? DEFAULT_HISTORY_PAGE;
       const before = cursor(msg.payload?.before);
       later(history.read(roomConversation(room), before, limit, deps.now()), (found) =>

@@ -4,7 +4,7 @@
  * pool are reached through the seams, wherever they live.
  */
 import type { Envelopes } from './envelope.ts';
-import { createChat } from './chat.ts';
+import { createChat, NOT_IN_ROOM } from './chat.ts';
 import type { HistoryStore } from './history.ts';
 import type { HubOptions } from './hub-api.ts';
 import type { Matching } from './matching.ts';
@@ -34,7 +34,8 @@ export interface DispatchDeps {
   readonly byUser: ReadonlyMap<string, Session>;
   now(): number;
   send(conn: ConnId, text: string): void;
-  refuse(session: Session, code: RefusalCode, error: string): void;
+  /** Answers `error {code}`, with the refused request's `messageId` when it had one. */
+  refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   joinRoom(session: Session, room: string): void;
   leaveRoom(session: Session, room: string): void;
   endPairOf(session: Session, reason?: string): void;
@@ -64,12 +65,13 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     session: Session,
     toUser: string,
     text: string,
+    messageId: string | undefined,
     delivered: (text: string) => void,
   ) {
     later(users.deliver(toUser, text), (found) => {
       if (found) return delivered(text);
       metrics.inc('aleatoria_relays_to_unknown_total');
-      refuse(session, 'user_not_found', 'That user is not connected.');
+      refuse(session, 'user_not_found', 'That user is not connected.', messageId);
     });
   }
 
@@ -92,6 +94,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
               session,
               'too_many_rooms',
               `You are already in ${options.maxRoomsPerConnection} rooms. Leave one first.`,
+              messageId,
             );
           }
           joinRoom(session, msg.room);
@@ -122,7 +125,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
       case 'get_room_members': {
         const room = msg.room;
         if (!session.rooms.has(room)) {
-          return refuse(session, 'not_in_room', 'You are not in that room. Join the room first.');
+          return refuse(session, 'not_in_room', NOT_IN_ROOM, messageId);
         }
         const limit = options.presenceListLimit ?? 100;
         return later(rooms.count(room), (count) =>
@@ -160,6 +163,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
           session,
           msg.toUser,
           envelopes.relay(msg.type, userId, msg.toUser, msg.payload, messageId),
+          messageId,
           () => {
             if (msg.type === 'hangup' && session.partner === msg.toUser) endPairOf(session);
           },

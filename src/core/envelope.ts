@@ -36,8 +36,8 @@ export interface Envelopes {
     messageId?: string,
     room?: string,
   ): string;
-  /** A well-formed request the server refused: `error {error, code}`. */
-  refusal(toUser: string, code: RefusalCode, error: string): string;
+  /** A well-formed request the server refused: `error {error, code}`, with the request's `messageId`. */
+  refusal(toUser: string, code: RefusalCode, error: string, messageId?: string): string;
   /** A frame that did not fit the protocol: `error_response {error, details, code}`. */
   errorResponse(toUser: string, code: ResponseErrorCode, error: string, details: string): string;
   relay(
@@ -129,12 +129,13 @@ export function createEnvelopes(now: () => number): Envelopes {
       const at = text.indexOf(NO_MESSAGES);
       return `${text.slice(0, at)}"messages":[${messages.join(',')}]${text.slice(at + NO_MESSAGES.length)}`;
     },
-    refusal: (toUser, code, error) =>
+    refusal: (toUser, code, error, messageId) =>
       encode({
         type: 'error',
         fromUser: SYSTEM_USER,
         toUser,
         payload: { error, code },
+        messageId,
         createTime: timestamp(),
       }),
     errorResponse(toUser, code, error, details) {

@@ -88,9 +88,14 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       ? seams.history(options.history)
       : createMemoryHistory(options.history);
 
-  const refuse = (session: Pick<Session, 'conn' | 'userId'>, code: RefusalCode, error: string) => {
+  const refuse = (
+    session: Pick<Session, 'conn' | 'userId'>,
+    code: RefusalCode,
+    error: string,
+    messageId?: string,
+  ) => {
     metrics.inc('aleatoria_errors_total', code);
-    send(session.conn, envelopes.refusal(session.userId, code, error));
+    send(session.conn, envelopes.refusal(session.userId, code, error, messageId));
   };
   const respondError = (
     session: Session,

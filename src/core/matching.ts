@@ -23,7 +23,8 @@ export interface MatchingDeps {
   now(): number;
   random(): number;
   send(conn: ConnId, text: string): void;
-  refuse(session: Session, code: RefusalCode, error: string): void;
+  /** Answers `error {code}`, with the refused request's `messageId` when it had one. */
+  refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   touch(session: Session): void;
   endPairOf(session: Session, reason: string): void;
   /** Continues with a seam's answer, now or when it comes. */
@@ -83,7 +84,12 @@ export function createMatching(deps: MatchingDeps): Matching {
     },
     request(session, currentPeerId, messageId) {
       if (limit && session.matchBucket && !hasToken(session.matchBucket, limit, deps.now())) {
-        deps.refuse(session, 'rate_limited', 'Too many new strangers in a minute. Wait a moment.');
+        deps.refuse(
+          session,
+          'rate_limited',
+          'Too many new strangers in a minute. Wait a moment.',
+          messageId,
+        );
         return;
       }
       deps.later(pool.take(session.userId, currentPeerId, deps.random), (partner) => {

@@ -106,9 +106,13 @@ export function defineHistorySuite(target: ContractTarget) {
       const a = await connect({ room });
       await chat(a, room, 2);
       const outsider = await connect();
-      outsider.send({ type: 'get_recent_messages', room });
+      outsider.send({ type: 'get_recent_messages', room, messageId: 'peek' });
       const reply = await outsider.next((m) => m.type === 'error' || m.type === 'recent_messages');
-      expect(reply).toMatchObject({ type: 'error', payload: { code: 'not_in_room' } });
+      expect(reply).toMatchObject({
+        type: 'error',
+        messageId: 'peek',
+        payload: { code: 'not_in_room' },
+      });
     });
 
     it('gives each participant its conversation oldest first and nobody else any of it', async () => {

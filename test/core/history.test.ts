@@ -139,10 +139,16 @@ describe('get_recent_messages', () => {
     h.connect('alice', { room: 'secret' });
     h.connect('mallory', { room: 'Lobby' });
     await chat('alice#1', 'secret', 3);
-    const replies = await ask('mallory#1', { type: 'get_recent_messages', room: 'secret' });
+    const replies = await ask('mallory#1', {
+      type: 'get_recent_messages',
+      room: 'secret',
+      messageId: 'peek-1',
+    });
     expect(replies).toHaveLength(1);
     expect(replies[0].type).toBe('error');
     expect(replies[0].payload.code).toBe('not_in_room');
+    // The refusal names the request it answers, so a client can settle that request.
+    expect(replies[0].messageId).toBe('peek-1');
   });
 
   it('keeps the last HISTORY_LIMIT messages of a room', async () => {
