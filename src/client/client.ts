@@ -6,6 +6,15 @@
 import type { ClientMessage, ServerMessage } from '../core/protocol.ts';
 import { createBackoff, type BackoffOptions } from './backoff.ts';
 import { diagnoseConnection, type Diagnosis } from './diagnose.ts';
+import { createCatchUp } from './catch-up.ts';
+import type {
+  ChatMessage,
+  Conversation,
+  HistoryGap,
+  HistoryOptions,
+  HistoryPageOptions,
+} from './history.ts';
+import { createRequests } from './requests.ts';
 import { randomToken } from './token.ts';
 
 /** The `type` of any message the server sends. */
@@ -46,6 +55,8 @@ export interface ClientOptions {
   /** Used to diagnose failed connection attempts; defaults to the global `fetch`. */
   fetch?: typeof fetch;
   reconnect?: BackoffOptions;
+  /** Catching up on chat after a reconnect, and the history requests. */
+  history?: HistoryOptions;
 }
 
 /** Handler of one server message type. */
@@ -54,16 +65,30 @@ export type MessageHandler<T extends ServerMessageType> = (message: ServerMessag
 /** Handler of status changes. */
 export type StatusHandler = (status: ClientStatus, detail: StatusDetail) => void;
 
+/** Handler of messages the SDK could not recover. */
+export type HistoryGapHandler = (gap: HistoryGap) => void;
+
 /** A live connection made by {@link createClient}. */
 export interface AleatoriaClient {
   readonly userId: string;
   /** The reconnect token sent on every attempt (keep it to take the session over after a reload). */
   readonly token: string;
   readonly status: ClientStatus;
-  /** Calls `handler` for every server message of `type`; returns the unsubscribe function. */
+  /**
+   * Calls `handler` for every server message of `type`; returns the unsubscribe function.
+   * `chat_message` handlers see each message once, in server order per room and per user, the
+   * ones missed while disconnected included (see {@link AleatoriaClient.onHistoryGap}).
+   * Answers to the history requests below go to their promises only.
+   */
   on<T extends ServerMessageType>(type: T, handler: MessageHandler<T>): () => void;
   /** Calls `handler` on every status change; returns the unsubscribe function. */
   onStatus(handler: StatusHandler): () => void;
+  /**
+   * Calls `handler` when chat messages may have been lost: after a reconnect the server's history
+   * did not reach back to the last message delivered (or could not be asked). Called before the
+   * messages that follow the gap are delivered; returns the unsubscribe function.
+   */
+  onHistoryGap(handler: HistoryGapHandler): () => void;
   /** Sends one message; `false` (and nothing sent) when the socket is not open. */
   send(message: ClientMessage): boolean;
   joinRoom(room: string): boolean;
@@ -83,6 +108,30 @@ export interface AleatoriaClient {
    * not connected or unanswered within `timeoutMs`.
    */
   getIceServers(timeoutMs?: number): Promise<{ iceServers: RTCIceServer[]; ttl: number }>;
+  /**
+   * Who is in `room` (the members listed, at most the server's `PRESENCE_LIST_LIMIT`, and how
+   * many there are); rejects when not connected or unanswered within `timeoutMs`.
+   */
+  getRoomMembers(
+    room: string,
+    timeoutMs?: number,
+  ): Promise<{ room: string; members: string[]; count: number }>;
+  /**
+   * One page of `room`'s history (`get_recent_messages`), newest first, each message as it was
+   * delivered. Only for a room this connection is in: otherwise the server answers with
+   * `error not_in_room` and the promise rejects on timeout.
+   */
+  getRecentMessages(room: string, options?: HistoryPageOptions): Promise<ChatMessage[]>;
+  /** One page of this user's conversation with `withUser` (`get_direct_messages`), oldest first. */
+  getDirectMessages(withUser: string, options?: HistoryPageOptions): Promise<ChatMessage[]>;
+  /**
+   * Seeds a view: delivers the conversation's last `limit` messages (default 50) to the
+   * `chat_message` handlers, oldest first, before any live message of that conversation, and
+   * follows it from then on (caught up after each reconnect). When messages of it were delivered
+   * already, only newer ones come. May be called before the socket opens; resolves with what it
+   * delivered.
+   */
+  loadHistory(conversation: Conversation, options?: { limit?: number }): Promise<ChatMessage[]>;
   /** Closes the socket for good: no reconnect. */
   close(): void;
 }
@@ -120,12 +169,24 @@ function reportError(error: unknown): void {
   });
 }
 
+/** Calls every subscriber (a copy: one may unsubscribe itself), whatever the others throw. */
+function callEach<A extends unknown[]>(subscribers: Iterable<(...args: A) => void>, ...args: A) {
+  for (const handler of [...subscribers]) {
+    try {
+      handler(...args);
+    } catch (error) {
+      reportError(error);
+    }
+  }
+}
+
 /**
  * Connects to `options.url` at once and keeps the connection up: after a drop it retries with
  * full-jitter backoff and the same token, so the server hands the session (rooms, availability,
  * call) over to the new socket. It stops for good after `close()`, close 4009 (userId taken),
  * close 4000 (replaced by another connection with this token), or when a failed attempt is
- * diagnosed as unfixable (origin not allowed, bad request).
+ * diagnosed as unfixable (origin not allowed, bad request). After each reconnect it sends
+ * `get_rooms` and asks the history for the chat it missed (`history.ts`, `catch-up.ts`).
  */
 export function createClient(options: ClientOptions): AleatoriaClient {
   const found = options.WebSocket ?? (globalThis.WebSocket as typeof WebSocket | undefined);
@@ -137,6 +198,7 @@ export function createClient(options: ClientOptions): AleatoriaClient {
   const backoff = createBackoff(options.reconnect);
   const handlers = new Map<string, Set<(message: ServerMessage) => void>>();
   const statusHandlers = new Set<StatusHandler>();
+  const gapHandlers = new Set<HistoryGapHandler>();
 
   let status: ClientStatus = 'connecting';
   let socket: WebSocket | undefined;
@@ -146,13 +208,28 @@ export function createClient(options: ClientOptions): AleatoriaClient {
 
   function setStatus(next: ClientStatus, detail: StatusDetail = {}): void {
     status = next;
-    for (const handler of [...statusHandlers]) {
-      try {
-        handler(next, detail);
-      } catch (error) {
-        reportError(error);
-      }
-    }
+    callEach(statusHandlers, next, detail);
+  }
+
+  const requests = createRequests(send);
+  const history = createCatchUp({
+    userId,
+    requests,
+    send,
+    deliver,
+    reportGap: (gap) => callEach(gapHandlers, gap),
+    options: options.history,
+  });
+
+  function dropped(): void {
+    socketOpen = false;
+    history.onClose();
+    requests.rejectAll('disconnected');
+  }
+
+  function deliver(message: ServerMessage): void {
+    const subscribers = handlers.get(message.type);
+    if (subscribers) callEach(subscribers, message);
   }
 
   function dispatch(data: unknown): void {
@@ -164,17 +241,11 @@ export function createClient(options: ClientOptions): AleatoriaClient {
       return;
     }
     if (!isRecord(message) || typeof message.type !== 'string') return;
-    const subscribers = handlers.get(message.type);
-    if (!subscribers) return;
     // The server is trusted to send what protocol.ts describes; validating here would put valibot
     // in every bundle.
-    for (const handler of [...subscribers]) {
-      try {
-        handler(message as ServerMessage);
-      } catch (error) {
-        reportError(error);
-      }
-    }
+    const known = message as ServerMessage;
+    if (requests.settle(known) || history.onFrame(known)) return;
+    deliver(known);
   }
 
   function connect(): void {
@@ -187,6 +258,8 @@ export function createClient(options: ClientOptions): AleatoriaClient {
       opened = true;
       socketOpen = true;
       backoff.reset();
+      // The server's default room (DEFAULT_ROOM, not imported: the SDK takes types only from core).
+      history.onOpen(options.room || 'Lobby');
       setStatus('open');
     };
     ws.onmessage = (event) => {
@@ -195,7 +268,7 @@ export function createClient(options: ClientOptions): AleatoriaClient {
     ws.onclose = (event) => {
       if (socket !== ws) return;
       socket = undefined;
-      socketOpen = false;
+      if (opened) dropped();
       void afterClose(event.code, event.reason, opened);
     };
   }
@@ -254,6 +327,12 @@ export function createClient(options: ClientOptions): AleatoriaClient {
         statusHandlers.delete(handler);
       };
     },
+    onHistoryGap(handler) {
+      gapHandlers.add(handler);
+      return () => {
+        gapHandlers.delete(handler);
+      };
+    },
     send,
     joinRoom: (room) => send({ type: 'join_room', room }),
     leaveRoom: (room) => send({ type: 'leave_room', room }),
@@ -271,31 +350,23 @@ export function createClient(options: ClientOptions): AleatoriaClient {
       ),
     hangup: (toUser, reason) =>
       send(reason ? { type: 'hangup', toUser, payload: { reason } } : { type: 'hangup', toUser }),
-    getIceServers(timeoutMs = 5000) {
-      const messageId = `ice-${randomToken().slice(0, 12)}`;
-      return new Promise((resolve, reject) => {
-        let subscribers = handlers.get('ice_servers');
-        if (!subscribers) handlers.set('ice_servers', (subscribers = new Set()));
-        const onReply = (message: ServerMessage) => {
-          if (message.type !== 'ice_servers' || message.messageId !== messageId) return;
-          done();
-          resolve(message.payload);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error('no ice_servers reply'));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          subscribers.delete(onReply);
-        };
-        subscribers.add(onReply);
-        if (!send({ type: 'get_ice_servers', messageId })) {
-          done();
-          reject(new Error('not connected'));
-        }
-      });
-    },
+    getIceServers: (timeoutMs = 5000) =>
+      requests
+        .request((messageId) => ({ type: 'get_ice_servers', messageId }), 'ice_servers', {
+          timeoutMs,
+          consume: false,
+        })
+        .then((reply) => reply.payload),
+    getRoomMembers: (room, timeoutMs = 5000) =>
+      requests
+        .request((messageId) => ({ type: 'get_room_members', room, messageId }), 'room_members', {
+          timeoutMs,
+          consume: false,
+        })
+        .then((reply) => reply.payload),
+    getRecentMessages: history.getRecentMessages,
+    getDirectMessages: history.getDirectMessages,
+    loadHistory: history.loadHistory,
     close() {
       if (stopped && status === 'closed') return;
       stopped = true;
@@ -303,7 +374,8 @@ export function createClient(options: ClientOptions): AleatoriaClient {
       retryTimer = undefined;
       const ws = socket;
       socket = undefined;
-      socketOpen = false;
+      if (socketOpen) dropped();
+      history.stop();
       ws?.close(1000);
       setStatus('closed', { code: 1000 });
     },

@@ -7,6 +7,7 @@ export type {
   AleatoriaClient,
   ClientOptions,
   ClientStatus,
+  HistoryGapHandler,
   MessageHandler,
   ServerMessageOf,
   ServerMessageType,
@@ -22,9 +23,17 @@ export type {
   CallState,
   CallStateHandler,
 } from './call.ts';
+export type {
+  ChatMessage,
+  Conversation,
+  HistoryGap,
+  HistoryOptions,
+  HistoryPageOptions,
+} from './history.ts';
 export { createBackoff } from './backoff.ts';
 export type { Backoff, BackoffOptions } from './backoff.ts';
 export { diagnoseConnection } from './diagnose.ts';
 export type { Diagnosis, DiagnosisResult, DiagnoseOptions } from './diagnose.ts';
 export { randomToken } from './token.ts';
 export type { ClientMessage, ServerMessage } from '../core/protocol.ts';
+export { RequestRefused } from './requests.ts';
