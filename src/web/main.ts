@@ -1,13 +1,16 @@
 /**
  * The demo page: random video calls with strangers (Start / Next / Stop, with a text chat inside
- * the call) and room chat (the Lobby panel). Built on the SDK in ../client; bundled to /app.js.
- * Server strings only ever reach the page through `textContent`.
+ * the call), room chat with its recent history (the Lobby panel), and who is around. Built on the
+ * SDK in ../client; bundled to /app.js. Server strings only ever reach the page through
+ * `textContent`.
  */
-import { appendToLog, chatLine, element } from './dom.ts';
+import { element } from './dom.ts';
+import { createPresence } from './presence.ts';
 import { createRoomsPanel } from './rooms.ts';
+import { loadSession, saveSession } from './session.ts';
+import { createStrangerChat } from './stranger-chat.ts';
 import {
   createClient,
-  randomToken,
   startCall,
   type AleatoriaClient,
   type Call,
@@ -25,9 +28,9 @@ declare global {
   }
 }
 
-const SESSION_USER_KEY = 'aleatoria.userId';
-const SESSION_TOKEN_KEY = 'aleatoria.token';
 const MAX_ERRORS = 5;
+/** The server's default room, where every connection starts (no `?room=` in the URL). */
+const INITIAL_ROOM = 'Lobby';
 
 const ui = {
   connectionStatus: element('connection-status', HTMLElement),
@@ -38,10 +41,6 @@ const ui = {
   callStatus: element('call-status', HTMLElement),
   localVideo: element('local-video', HTMLVideoElement),
   remoteVideo: element('remote-video', HTMLVideoElement),
-  chatForm: element('chat-form', HTMLFormElement),
-  chatInput: element('chat-input', HTMLInputElement),
-  chatSend: element('chat-send', HTMLButtonElement),
-  chatLog: element('chat-log', HTMLElement),
 };
 
 // ---- page state ---------------------------------------------------------------------------
@@ -81,26 +80,6 @@ const DIAGNOSES: Record<Diagnosis, string> = {
 
 // ---- identity and configuration -------------------------------------------------------------
 
-function loadSession(): { userId: string; token?: string } {
-  try {
-    const userId = sessionStorage.getItem(SESSION_USER_KEY);
-    const token = sessionStorage.getItem(SESSION_TOKEN_KEY);
-    if (userId && token) return { userId, token };
-  } catch {
-    // Storage can be off (privacy settings); a fresh identity per load still works.
-  }
-  return { userId: `guest-${randomToken(4)}` };
-}
-
-function saveSession(userId: string, token: string): void {
-  try {
-    sessionStorage.setItem(SESSION_USER_KEY, userId);
-    sessionStorage.setItem(SESSION_TOKEN_KEY, token);
-  } catch {
-    // See loadSession.
-  }
-}
-
 /** Same origin `/ws`, unless `?server=ws://host:port/ws` overrides it. */
 function serverUrl(): string {
   const override = new URLSearchParams(location.search).get('server');
@@ -132,8 +111,18 @@ async function loadIceServers(): Promise<RTCIceServer[]> {
 
 const iceServers = loadIceServers();
 const session = loadSession();
-const client = createClient({ url: serverUrl(), userId: session.userId, token: session.token });
+const url = serverUrl();
+const client = createClient({ url, userId: session.userId, token: session.token });
 saveSession(client.userId, client.token);
+const chat = createStrangerChat(client, showError);
+const presence = createPresence(client, url);
+const rooms = createRoomsPanel(client, {
+  initialRoom: INITIAL_ROOM,
+  showError,
+  onSelect: presence.show,
+});
+/** The stranger of a call this page was in before a reload: its conversation is shown again. */
+const restoredPartner = chat.restore();
 
 // ---- connection status --------------------------------------------------------------------
 
@@ -174,8 +163,12 @@ function afterOpen(reconnected: boolean): void {
     // join_room is idempotent, so rejoining rooms the server kept is harmless.
     for (const room of rooms.joined()) client.joinRoom(room);
     if (phase === 'searching' || phase === 'waiting') enterPool(skipPeerId);
+  } else if (restoredPartner && !currentCall) {
+    // The reload ended this page's call; the server still pairs us: let the stranger know.
+    client.hangup(restoredPartner, 'reload');
   }
   client.getRooms();
+  presence.refresh();
 }
 
 client.on('error', (message) => showError(message.payload.error));
@@ -195,9 +188,7 @@ function updateControls(): void {
   ui.start.disabled = busy;
   ui.next.disabled = !localStream || phase === 'starting';
   ui.stop.disabled = !localStream;
-  const chatting = currentCall !== undefined;
-  ui.chatInput.disabled = !chatting;
-  ui.chatSend.disabled = !chatting;
+  chat.setEnabled(currentCall !== undefined);
 }
 
 function mediaErrorText(error: unknown): string {
@@ -256,7 +247,7 @@ function leaveCall(): string | undefined {
   const call = currentCall;
   currentCall = undefined;
   ui.remoteVideo.srcObject = null;
-  clearChat();
+  chat.clear();
   if (!call) return undefined;
   if (call.state !== 'ended') call.hangup();
   return call.peerId;
@@ -280,7 +271,7 @@ function stop(options: { notify: boolean } = { notify: true }): void {
   localStream = undefined;
   ui.localVideo.srcObject = null;
   ui.remoteVideo.srcObject = null;
-  clearChat();
+  chat.clear();
   phase = 'stopped';
   setCallStatus('Stopped');
   updateControls();
@@ -310,7 +301,7 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
   const previous = currentCall;
   currentCall = undefined;
   previous?.close();
-  clearChat();
+  chat.start(peerId);
   // Started synchronously: the stranger may send its offer as soon as it has its own role.
   const call = startCall({ client, peerId, role, localStream, iceServers: resolvedIceServers });
   currentCall = call;
@@ -347,39 +338,18 @@ ui.start.addEventListener('click', () => void start());
 ui.next.addEventListener('click', next);
 ui.stop.addEventListener('click', () => stop());
 
-// ---- chat inside the call -----------------------------------------------------------------
+// ---- chat ---------------------------------------------------------------------------------
 
-function clearChat(): void {
-  ui.chatLog.replaceChildren();
-}
-
-ui.chatForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const text = ui.chatInput.value.trim();
-  if (!text || !currentCall) return;
-  // Shown when the server echoes it back (incoming: false), so the log shows what was delivered.
-  if (client.sendDirectMessage(currentCall.peerId, text)) ui.chatInput.value = '';
-  else showError('Not connected to the server: the message was not sent.');
-});
-
-function onDirectMessage(message: ServerMessageOf<'chat_message'>): void {
-  const call = currentCall;
-  if (!call) return;
-  const content = message.payload.content;
-  if (message.incoming === true) {
-    if (message.fromUser === call.peerId)
-      appendToLog(ui.chatLog, chatLine('stranger', 'Stranger', content));
-  } else if (message.toUser === call.peerId) {
-    appendToLog(ui.chatLog, chatLine('me', 'You', content));
-  }
-}
-
-const rooms = createRoomsPanel(client, showError);
 client.on('chat_message', (message) => {
   if (message.room !== undefined)
     rooms.onMessage(message.room, message.fromUser ?? '', message.payload.content);
-  else onDirectMessage(message);
+  else chat.onMessage(message);
 });
+client.onHistoryGap((gap) =>
+  showError(
+    `Some messages ${gap.room ? `in ${gap.room}` : `with ${gap.withUser}`} could not be recovered after the connection dropped.`,
+  ),
+);
 
 // ---- start-up -----------------------------------------------------------------------------
 
@@ -390,4 +360,6 @@ window.__aleatoria = {
   },
 };
 
+if (restoredPartner)
+  setCallStatus('The page was reloaded, which ended the call. Press Start to meet someone.');
 updateControls();

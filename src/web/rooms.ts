@@ -1,6 +1,8 @@
 /**
  * The demo page's room panel: the rooms this connection is in, the chat of the selected one, and
- * joining, leaving and writing. Keeps the last lines of each room it has seen.
+ * joining, leaving and writing. Keeps the last lines of each room it has seen; each room's recent
+ * messages are fetched once when the page first sees it (`loadHistory`), and the SDK catches up on
+ * what a dropped connection missed.
  */
 import type { AleatoriaClient } from '../client/index.ts';
 import { appendToLog, chatLine, element } from './dom.ts';
@@ -13,9 +15,17 @@ export interface RoomsPanel {
   onMessage(room: string, from: string, text: string): void;
 }
 
+export interface RoomsPanelOptions {
+  /** The room the server puts the connection in: its history is asked for before the socket opens. */
+  initialRoom: string;
+  showError(text: string): void;
+  /** The room on screen changed. */
+  onSelect(room: string | undefined): void;
+}
+
 export function createRoomsPanel(
   client: AleatoriaClient,
-  showError: (text: string) => void,
+  { initialRoom, showError, onSelect }: RoomsPanelOptions,
 ): RoomsPanel {
   const ui = {
     rooms: element('rooms', HTMLElement),
@@ -33,6 +43,14 @@ export function createRoomsPanel(
   /** A room the user asked to join: selected when the server confirms it. */
   let roomToSelect: string | undefined;
   const roomLines = new Map<string, { from: string; text: string }[]>();
+  /** Rooms whose recent messages were asked for (again after leaving them). */
+  const seeded = new Set<string>();
+
+  function seed(room: string): void {
+    if (seeded.has(room)) return;
+    seeded.add(room);
+    client.loadHistory({ room }).catch(() => seeded.delete(room));
+  }
 
   const roomLine = (from: string, text: string) => chatLine(from, from, text);
 
@@ -65,6 +83,7 @@ export function createRoomsPanel(
     selectedRoom = room;
     renderRooms();
     renderLobbyLog();
+    onSelect(room);
   }
 
   client.on('rooms_list', (message) => {
@@ -74,11 +93,20 @@ export function createRoomsPanel(
       roomToSelect = undefined;
     }
     if (!selectedRoom || !joinedRooms.includes(selectedRoom)) selectedRoom = joinedRooms[0];
-    renderRooms();
-    renderLobbyLog();
+    for (const room of joinedRooms) seed(room);
+    selectRoom(selectedRoom);
   });
-  client.on('room_joined', () => client.getRooms());
-  client.on('room_left', () => client.getRooms());
+  client.on('room_joined', (message) => {
+    // At once: a live message of the room must not come before its history.
+    seed(message.payload.room);
+    client.getRooms();
+  });
+  client.on('room_left', (message) => {
+    // Rejoining later shows the room's recent messages afresh.
+    seeded.delete(message.payload.room);
+    roomLines.delete(message.payload.room);
+    client.getRooms();
+  });
 
   ui.roomForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -104,6 +132,7 @@ export function createRoomsPanel(
     else showError('Not connected to the server: the message was not sent.');
   });
 
+  seed(initialRoom);
   renderRooms();
   renderLobbyLog();
   return {

@@ -71,6 +71,83 @@ export function defineE2ESuite(target: E2ETarget) {
       await screenshot(b, `${slug}-03-in-call-b`);
     }, 60_000);
 
+    it('shows the Lobby chat, the stranger chat, who is there and how many are online again after a reload mid-chat', async () => {
+      const [a, b] = [await open(), await open()];
+      await call(a, b);
+      const [idA, idB] = [await identity(a), await identity(b)];
+      const say = async (page: Page, box: 'chat' | 'lobby', text: string) => {
+        await page.locator(`#${box}-input`).fill(text);
+        await page.locator(`#${box}-send`).click();
+      };
+      await say(a, 'chat', 'hello from a');
+      await b
+        .locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello from a' })
+        .waitFor({ timeout: 5000 });
+      await say(b, 'chat', 'hello from b');
+      await say(b, 'lobby', 'lobby from b');
+      await say(a, 'lobby', 'lobby from a');
+      await b
+        .locator('#lobby-log .chat-line', { hasText: 'lobby from a' })
+        .waitFor({ timeout: 5000 });
+      await a
+        .locator('#chat-log .chat-line[data-from="stranger"]', { hasText: 'hello from b' })
+        .waitFor({ timeout: 5000 });
+
+      await a.reload();
+      await a.locator('#connection-status', { hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+      expect((await identity(a)).userId).toBe(idA.userId);
+      const lines = (page: Page, log: string) =>
+        page
+          .locator(`#${log} .chat-line`)
+          .evaluateAll((found) =>
+            found.map(
+              (line) =>
+                `${(line as HTMLElement).dataset.from}: ${line.querySelector('.text')?.textContent}`,
+            ),
+          );
+      await a
+        .locator('#chat-log .chat-line', { hasText: 'hello from b' })
+        .waitFor({ timeout: 5000 });
+      await a
+        .locator('#lobby-log .chat-line', { hasText: 'lobby from a' })
+        .waitFor({ timeout: 5000 });
+      expect(await lines(a, 'chat-log')).toEqual(['me: hello from a', 'stranger: hello from b']);
+      const lobby = await lines(a, 'lobby-log');
+      expect(lobby.slice(-2)).toEqual([
+        `${idB.userId}: lobby from b`,
+        `${idA.userId}: lobby from a`,
+      ]);
+      expect(new Set(lobby).size).toBe(lobby.length);
+      // Presence: both pages in the Lobby, and the online count from /stats.
+      await a
+        .locator(`#room-members .member[data-user="${idB.userId}"]`)
+        .waitFor({ timeout: 5000 });
+      await a
+        .locator(`#room-members .member[data-user="${idA.userId}"]`)
+        .waitFor({ timeout: 5000 });
+      await expect
+        .poll(async () => Number(await a.locator('#online-count').getAttribute('data-count')), {
+          timeout: 5000,
+        })
+        .toBeGreaterThanOrEqual(2);
+      await screenshot(a, `${slug}-08-after-reload`);
+
+      // A newcomer sees the Lobby's recent messages, and is seen by the others as it arrives.
+      const c = await open();
+      const idC = await identity(c);
+      await c
+        .locator('#lobby-log .chat-line', { hasText: 'lobby from a' })
+        .waitFor({ timeout: 5000 });
+      await a
+        .locator(`#room-members .member[data-user="${idC.userId}"]`)
+        .waitFor({ timeout: 5000 });
+      await expect
+        .poll(async () => Number(await a.locator('#online-count').getAttribute('data-count')), {
+          timeout: 5000,
+        })
+        .toBeGreaterThanOrEqual(3);
+    }, 60_000);
+
     if (target.callOnly) return;
 
     it('delivers text chat inside the call', async () => {
