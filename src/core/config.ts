@@ -70,7 +70,7 @@ export interface HistoryConfig {
   /** Messages kept per room and per pair. */
   limit: number;
   ttlMs: number;
-  /** What the in-memory store may hold in all, in estimated bytes; oldest evicted first. */
+  /** The in-memory store's arena, in bytes (UTF-8 texts and their headers); oldest evicted first. */
   maxBytes: number;
 }
 
@@ -266,7 +266,8 @@ export function parseConfig(env: Env): Config {
       enabled: onOff('HISTORY', true),
       limit: int('HISTORY_LIMIT', 100, 1, 100_000),
       ttlMs: int('HISTORY_TTL_HOURS', 24, 1, 24 * 365) * 3_600_000,
-      maxBytes: int('HISTORY_MAX_BYTES', 64 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+      // The in-memory store's arena is addressed with int32 positions: 2 GiB at most.
+      maxBytes: int('HISTORY_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024 - 8),
     },
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
