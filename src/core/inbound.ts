@@ -1,17 +1,26 @@
 /**
  * A client's text frame to a checked {@link ClientMessage}, or the `error_response` it deserves:
  * JSON (depth-limited), then the schema of the frame's own `type`. Details name the field and the
- * rule, never the input.
+ * rule, never the input. Each schema runs through its compiled fast path first
+ * (`schema-fast-path.ts`); valibot itself decides whatever the fast path does not accept, so
+ * every rejection (and its details) is valibot's.
  */
 import * as v from 'valibot';
 import { MAX_JSON_DEPTH, parseJson } from './json.ts';
 import { CLIENT_MESSAGE_SCHEMAS, type ClientMessage, type ResponseErrorCode } from './protocol.ts';
+import { compileFastPath, DECLINED, type FastPath } from './schema-fast-path.ts';
 
 export type Inbound =
   | { ok: true; message: ClientMessage }
   | { ok: false; code: ResponseErrorCode; error: string; details: string };
 
 const PARSE_CONFIG = { abortEarly: true } as const;
+/** Each type's generated fast path; none where the runtime forbids generating code (Workers). */
+const FAST_PATHS = new Map<string, FastPath>();
+for (const [type, schema] of CLIENT_MESSAGE_SCHEMAS) {
+  const fast = compileFastPath(schema);
+  if (fast) FAST_PATHS.set(type, fast);
+}
 const INVALID = 'Invalid message structure';
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
@@ -42,6 +51,10 @@ export function parseClientFrame(text: string): Inbound {
       details: 'type: expected a string naming the message type',
     };
   }
+  // A type with a fast path is a client type; what the fast path accepts needs nothing more.
+  const fast = FAST_PATHS.get(type);
+  const accepted = fast ? fast(value) : DECLINED;
+  if (accepted !== DECLINED) return { ok: true, message: accepted as ClientMessage };
   // Server-only types (assign_role, room_joined...) are not here either: never relayed, unknown_type.
   const schema = CLIENT_MESSAGE_SCHEMAS.get(type);
   if (!schema)
