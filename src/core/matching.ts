@@ -46,10 +46,10 @@ export function createMatching(deps: MatchingDeps): Matching {
   ) {
     session.partner = partner.userId;
     deps.touch(session);
-    if (limit)
-      takeToken((session.matchBucket ??= createTokenBucket(limit, deps.now())), limit, deps.now());
+    const now = deps.now();
+    if (limit) takeToken((session.matchBucket ??= createTokenBucket(limit, now)), limit, now);
     metrics.inc('aleatoria_matches_total');
-    metrics.observeMatch(Math.max(0, deps.now() - partner.since) / 1000);
+    metrics.observeMatch(Math.max(0, now - partner.since) / 1000);
     deps.send(
       session.conn,
       envelopes.system(

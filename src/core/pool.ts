@@ -15,6 +15,33 @@ export interface AvailabilityPool {
   members(): string[];
 }
 
+const NONE: readonly number[] = [];
+
+/** The distinct positions of the `exclude`d members, ascending. */
+function positionsOf(
+  index: ReadonlyMap<string, number>,
+  exclude: readonly (string | undefined)[],
+): number[] {
+  return [...new Set(exclude)]
+    .map((userId) => (userId === undefined ? undefined : index.get(userId)))
+    .filter((at): at is number => at !== undefined)
+    .sort((a, b) => a - b);
+}
+
+/** A uniform pick among `items` but the `skipped` positions (distinct, ascending), one draw. */
+function pickAmong(
+  items: readonly string[],
+  random: () => number,
+  skipped: readonly number[],
+): string | undefined {
+  const eligible = items.length - skipped.length;
+  if (eligible <= 0) return undefined;
+  // Draw a rank among the eligible, then step over excluded positions at or below it.
+  let at = Math.min(Math.floor(random() * eligible), eligible - 1);
+  for (const position of skipped) if (at >= position) at++;
+  return items[at];
+}
+
 export function createAvailabilityPool(): AvailabilityPool {
   const items: string[] = [];
   const index = new Map<string, number>();
@@ -40,16 +67,20 @@ export function createAvailabilityPool(): AvailabilityPool {
       }
     },
     pick(random, exclude) {
-      const skipped = [...new Set(exclude)]
-        .map((userId) => (userId === undefined ? undefined : index.get(userId)))
-        .filter((at): at is number => at !== undefined)
-        .sort((a, b) => a - b);
-      const eligible = items.length - skipped.length;
-      if (eligible <= 0) return undefined;
-      // Draw a rank among the eligible, then step over excluded positions at or below it.
-      let at = Math.min(Math.floor(random() * eligible), eligible - 1);
-      for (const position of skipped) if (at >= position) at++;
-      return items[at];
+      // Every request excludes two users at most (the requester, its current peer): their
+      // positions are held in two slots, without building a list per request.
+      let low = -1;
+      let high = -1;
+      for (const userId of exclude) {
+        const at = userId === undefined ? undefined : index.get(userId);
+        if (at === undefined || at === low || at === high) continue;
+        if (low < 0) low = at;
+        else if (high < 0) high = at;
+        else return pickAmong(items, random, positionsOf(index, exclude));
+      }
+      const skipped =
+        high >= 0 ? (high < low ? [high, low] : [low, high]) : low >= 0 ? [low] : NONE;
+      return pickAmong(items, random, skipped);
     },
     members: () => [...items],
   };

@@ -129,6 +129,13 @@ describe('availability pool pick', () => {
     });
   });
 
+  it('never picks any of three or more excluded members and splits [0,1) evenly among the rest', () => {
+    const members = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const counts = countPicks(poolOf(...members), ['e', 'zzz', 'a', 'c', 'a', undefined], 30);
+    expect(counts).toStrictEqual({ b: 10, d: 10, f: 10 });
+    expect(poolOf('a', 'b', 'c').pick(() => 0.5, ['c', 'b', 'a'])).toBeUndefined();
+  });
+
   it('maps each eligible member to exactly its slice [k/n, (k+1)/n) of the draw, in pool order', () => {
     const pool = poolOf('a', 'b', 'c', 'd');
     const eligible = pool.members().filter((m) => m !== 'b');
