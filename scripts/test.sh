@@ -11,17 +11,22 @@ rm -f test-results/vitest-*.json
 step() { printf '\n== %s\n' "$*"; }
 status=0
 
-# Browser tests need Debian's chromium: install it when we can (root + apt), else fail naming it.
+# Browser tests need Debian's chromium, cluster tests its redis-server (started and killed by the
+# tests themselves): install what is missing when we can (root + apt), else fail naming it.
 step "system packages"
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || { echo "could not install the Debian package 'chromium' (needed by the browser tests)"; exit 1; }
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || { echo "could not install the Debian packages: ${missing[*]}"; exit 1; }
   else
-    echo "the browser tests need the Debian package 'chromium': sudo apt-get install -y chromium"; exit 1
+    echo "the tests need the Debian packages: sudo apt-get install -y ${missing[*]}"; exit 1
   fi
 fi
 chromium --version 2>/dev/null | tail -n 1
+redis-server --version
 
 step "typecheck (Node, Workers, Deno)"
 npm run --silent typecheck || status=1
