@@ -2,47 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createBackoff } from '../../src/client/backoff.ts';
 import { createClient, type ClientStatus, type StatusDetail } from '../../src/client/index.ts';
 import type { ClientOptions } from '../../src/client/index.ts';
-
-/** Records what the client sends; the test opens, feeds and drops it. */
-class FakeWebSocket {
-  static instances: FakeWebSocket[] = [];
-  readyState = 0;
-  sent: string[] = [];
-  closedWith: number | undefined;
-  onopen: ((event: Event) => void) | null = null;
-  onmessage: ((event: MessageEvent) => void) | null = null;
-  onclose: ((event: CloseEvent) => void) | null = null;
-  onerror: ((event: Event) => void) | null = null;
-
-  constructor(readonly url: string) {
-    FakeWebSocket.instances.push(this);
-  }
-  send(data: string): void {
-    if (this.readyState !== 1) throw new Error('send on a socket that is not open');
-    this.sent.push(data);
-  }
-  close(code?: number): void {
-    this.readyState = 2;
-    this.closedWith = code ?? 1005;
-  }
-
-  open(): void {
-    this.readyState = 1;
-    this.onopen?.(new Event('open'));
-  }
-  receive(message: unknown): void {
-    this.onmessage?.({
-      data: typeof message === 'string' ? message : JSON.stringify(message),
-    } as MessageEvent);
-  }
-  drop(code: number, reason = ''): void {
-    this.readyState = 3;
-    this.onclose?.({ code, reason } as CloseEvent);
-  }
-  frames(): unknown[] {
-    return this.sent.map((text) => JSON.parse(text) as unknown);
-  }
-}
+import { FakeWebSocket } from './fake-websocket.ts';
 
 const sockets = () => FakeWebSocket.instances;
 const latest = (): FakeWebSocket => {

@@ -10,50 +10,7 @@ import {
   type ClientOptions,
   type HistoryGap,
 } from '../../src/client/index.ts';
-
-class FakeWebSocket {
-  static instances: FakeWebSocket[] = [];
-  readyState = 0;
-  sent: string[] = [];
-  onopen: ((event: Event) => void) | null = null;
-  onmessage: ((event: MessageEvent) => void) | null = null;
-  onclose: ((event: CloseEvent) => void) | null = null;
-  onerror: ((event: Event) => void) | null = null;
-
-  constructor(readonly url: string) {
-    FakeWebSocket.instances.push(this);
-  }
-  send(data: string): void {
-    if (this.readyState !== 1) throw new Error('send on a socket that is not open');
-    this.sent.push(data);
-  }
-  close(): void {
-    this.readyState = 2;
-  }
-  open(): void {
-    this.readyState = 1;
-    this.onopen?.(new Event('open'));
-  }
-  receive(message: unknown): void {
-    this.onmessage?.({ data: JSON.stringify(message) } as MessageEvent);
-  }
-  drop(code = 1006): void {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' } as CloseEvent);
-  }
-  frames(): Record<string, unknown>[] {
-    return this.sent.map((text) => JSON.parse(text) as Record<string, unknown>);
-  }
-  /** The last frame sent of `type`. */
-  last(type: string): Record<string, unknown> & { messageId: string } {
-    const frame = this.frames().findLast((f) => f.type === type);
-    if (!frame) throw new Error(`no ${type} was sent`);
-    return frame as Record<string, unknown> & { messageId: string };
-  }
-  count(type: string): number {
-    return this.frames().filter((f) => f.type === type).length;
-  }
-}
+import { FakeWebSocket } from './fake-websocket.ts';
 
 const latest = (): FakeWebSocket => FakeWebSocket.instances.at(-1)!;
 const flush = () => vi.advanceTimersByTimeAsync(0);
