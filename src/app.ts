@@ -10,7 +10,7 @@ import * as v from 'valibot';
 import type { Config } from './core/config.ts';
 import { checkOrigin } from './core/origin.ts';
 import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
-import type { HubStats, OpenRequest } from './core/hub.ts';
+import type { OpenRequest, PublicStats } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
 import { createAuthenticator } from './core/auth.ts';
 import { APP_JS, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
@@ -33,8 +33,8 @@ export interface AppOptions {
   accepting?(): boolean;
   /** The Prometheus exposition for `GET /metrics` (the hub's, wherever it lives). */
   metrics(): string | Promise<string>;
-  /** The hub's figures for the public `GET /stats`. */
-  stats(): HubStats | Promise<HubStats>;
+  /** The hub's figures for the public `GET /stats` (a cluster's: every node's). */
+  stats(): PublicStats | Promise<PublicStats>;
 }
 
 /** Why an upgrade was refused, as plain-text bodies (no internals, no echo of input). */

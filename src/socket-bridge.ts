@@ -18,6 +18,7 @@ import {
   type ConnId,
   type Hub,
   type HubSeams,
+  type PublicStats,
   type SessionState,
 } from './core/hub.ts';
 import { createPerIpCounter, PER_IP_REFUSAL } from './core/limits.ts';
@@ -96,6 +97,8 @@ export interface SocketBridge<S extends BridgeSocket> {
   ): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
   /** Closes every socket (shutdown). */
   closeAll(code: number, reason: string): void;
+  /** The figures of `GET /stats`: the cluster's where state is shared (this hub's if it cannot say). */
+  stats(): PublicStats | Promise<PublicStats>;
 }
 
 /** An open socket as the bridge knows it; adapters hand it back with each event. */
@@ -277,6 +280,10 @@ export function createSocketBridge<S extends BridgeSocket>(
     },
     closeAll(code, reason) {
       for (const conn of [...sockets.keys()]) drop(conn, code, reason);
+    },
+    stats() {
+      const shared = options.seams?.stats;
+      return shared ? shared().catch(() => hub.stats()) : hub.stats();
     },
   };
   return bridge;

@@ -6,7 +6,7 @@
  */
 import { createApp } from '../app.ts';
 import type { Config } from '../core/config.ts';
-import { CloseCode } from '../core/hub.ts';
+import { CloseCode, type HubSeams } from '../core/hub.ts';
 import type { Logger } from '../core/log.ts';
 import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
 import { createDenoPing, type DenoPing } from './deno-ping.ts';
@@ -35,7 +35,7 @@ interface Bound extends WebSocket {
   [LINK]?: Link;
 }
 
-export function startDenoServer(config: Config, log: Logger): DenoServer {
+export function startDenoServer(config: Config, log: Logger, seams?: HubSeams): DenoServer {
   let accepting = true;
   let denoPing: DenoPing | undefined | null = null;
   const bridge = createSocketBridge<WebSocket>({
@@ -52,6 +52,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
       denoPing?.(ws, onLife);
       return denoPing !== undefined;
     },
+    seams,
     log,
   });
 
@@ -88,7 +89,7 @@ export function startDenoServer(config: Config, log: Logger): DenoServer {
       (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
-    stats: () => bridge.hub.stats(),
+    stats: () => bridge.stats(),
   });
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },

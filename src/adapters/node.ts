@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../app.ts';
 import type { Config } from '../core/config.ts';
-import { CloseCode } from '../core/hub.ts';
+import { CloseCode, type HubSeams } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
 import { createAdopter, startHeartbeat } from './node-sockets.ts';
@@ -20,6 +20,8 @@ import { runServer } from './run.ts';
 export interface NodeServerOptions {
   config: Config;
   log?: Logger;
+  /** Where the hub's state lives when this process is one node of a cluster. */
+  seams?: HubSeams;
 }
 
 export interface NodeServer {
@@ -34,6 +36,7 @@ export interface NodeServer {
 export async function startNodeServer({
   config,
   log = createLogger(config.logLevel, (line) => process.stdout.write(`${line}\n`)),
+  seams,
 }: NodeServerOptions): Promise<NodeServer> {
   let accepting = true;
   const wss = new WebSocketServer({
@@ -49,6 +52,7 @@ export async function startNodeServer({
       ws.ping();
       return true;
     },
+    seams,
     log,
   });
   const app = createApp({
@@ -60,7 +64,7 @@ export async function startNodeServer({
     remoteAddress: (c) => getConnInfo(c).remote.address,
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
-    stats: () => bridge.hub.stats(),
+    stats: () => bridge.stats(),
   });
 
   const adopt = createAdopter(bridge, log);
@@ -106,6 +110,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     errorLine: (line) => process.stderr.write(`${line}\n`),
     exit: (code) => process.exit(code),
     onSignal: (signal, listener) => process.on(signal, listener),
-    start: (config, log) => startNodeServer({ config, log }),
+    start: (config, log, seams) => startNodeServer({ config, log, seams }),
   });
 }

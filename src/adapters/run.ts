@@ -4,6 +4,7 @@
  * in its few primitives, so this file imports no runtime itself.
  */
 import { ConfigError, parseConfig, type Config, type Env } from '../core/config.ts';
+import type { HubSeams } from '../core/hub-api.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 
 /** What the runner needs of a started server. */
@@ -25,7 +26,12 @@ export interface Runtime {
   errorLine(line: string): void;
   exit(code: number): never;
   onSignal(signal: 'SIGTERM' | 'SIGINT', listener: () => void): void;
-  start(config: Config, log: Logger): RunnableServer | Promise<RunnableServer>;
+  /** Starts the server; `seams` is where its state lives when this process is a cluster node. */
+  start(
+    config: Config,
+    log: Logger,
+    seams: HubSeams | undefined,
+  ): RunnableServer | Promise<RunnableServer>;
 }
 
 /** Runs a server as `npm start` / `npm run start:deno` do. A bad configuration exits with 1. */
@@ -33,10 +39,16 @@ export async function runServer(runtime: Runtime): Promise<void> {
   let config: Config;
   let log: Logger;
   let server: RunnableServer;
+  let cluster: { close(): Promise<void> } | undefined;
   try {
     config = parseConfig(runtime.env);
     log = createLogger(config.logLevel, runtime.writeLine);
-    server = await runtime.start(config, log);
+    // The Redis client is loaded only by a process that is one node of a cluster.
+    const node = config.cluster
+      ? await (await import('../cluster/join.ts')).joinCluster(config, log)
+      : undefined;
+    cluster = node;
+    server = await runtime.start(config, log, node?.seams);
   } catch (error) {
     const reason =
       error instanceof ConfigError
@@ -56,20 +68,23 @@ export async function runServer(runtime: Runtime): Promise<void> {
     log.info('shutdown_started', { signal, sockets: server.bridge.size });
     // The drain ends on its own deadline; this is the backstop should anything hang past it.
     const backstop = setTimeout(() => runtime.exit(0), config.shutdownTimeoutMs + 1000);
-    server.shutdown().then(
-      () => {
-        clearTimeout(backstop);
-        log.info('shutdown_complete', {});
-        runtime.exit(0);
-      },
-      (error: unknown) => {
-        clearTimeout(backstop);
-        log.error('shutdown_failed', {
-          error: error instanceof Error ? error.message : String(error),
-        });
-        runtime.exit(1);
-      },
-    );
+    server
+      .shutdown()
+      .then(() => cluster?.close())
+      .then(
+        () => {
+          clearTimeout(backstop);
+          log.info('shutdown_complete', {});
+          runtime.exit(0);
+        },
+        (error: unknown) => {
+          clearTimeout(backstop);
+          log.error('shutdown_failed', {
+            error: error instanceof Error ? error.message : String(error),
+          });
+          runtime.exit(1);
+        },
+      );
   };
   runtime.onSignal('SIGTERM', () => stop('SIGTERM'));
   runtime.onSignal('SIGINT', () => stop('SIGINT'));

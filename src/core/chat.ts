@@ -20,7 +20,7 @@ import {
   type GetRecentMessages,
   type RefusalCode,
 } from './protocol.ts';
-import type { MaybePromise, RoomRegistry } from './seams.ts';
+import type { Asker, MaybePromise, RoomRegistry } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 
 export const NOT_IN_ROOM = 'You are not in that room. Join the room first.';
@@ -42,7 +42,7 @@ export interface ChatDeps {
     messageId: string | undefined,
     delivered: (text: string) => void,
   ): void;
-  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
 
 export interface Chat {
@@ -71,25 +71,32 @@ export function createChat(deps: ChatDeps): Chat {
     room(session, room, payload, messageId) {
       if (!session.rooms.has(room)) return refuse(session, 'not_in_room', NOT_IN_ROOM, messageId);
       const conversation = roomConversation(room);
-      later(history.nextId(conversation, deps.now()), (id) => {
-        const text = envelopes.roomChat(session.userId, room, payload, messageId, id);
-        metrics.inc('aleatoria_messages_out_total', 'chat_message', rooms.broadcast(room, text));
-        keep(conversation, { id, text });
-      });
+      later(
+        history.nextId(conversation, deps.now()),
+        (id) => {
+          const text = envelopes.roomChat(session.userId, room, payload, messageId, id);
+          metrics.inc('aleatoria_messages_out_total', 'chat_message', rooms.broadcast(room, text));
+          keep(conversation, { id, text });
+        },
+        { session, messageId },
+      );
     },
     direct(session, toUser, payload, messageId) {
       const conversation = pairConversation(session.userId, toUser);
-      later(history.nextId(conversation, deps.now()), (id) =>
-        deps.relay(
-          session,
-          toUser,
-          envelopes.directChat(session.userId, toUser, payload, messageId, id),
-          messageId,
-          (text) => {
-            send(session.conn, senderCopy(text));
-            keep(conversation, { id, text });
-          },
-        ),
+      later(
+        history.nextId(conversation, deps.now()),
+        (id) =>
+          deps.relay(
+            session,
+            toUser,
+            envelopes.directChat(session.userId, toUser, payload, messageId, id),
+            messageId,
+            (text) => {
+              send(session.conn, senderCopy(text));
+              keep(conversation, { id, text });
+            },
+          ),
+        { session, messageId },
       );
     },
     recent(session, msg) {
@@ -99,18 +106,22 @@ export function createChat(deps: ChatDeps): Chat {
         return refuse(session, 'not_in_room', NOT_IN_ROOM, msg.messageId ?? undefined);
       const limit = msg.payload?.limit ?? DEFAULT_HISTORY_PAGE;
       const before = cursor(msg.payload?.before);
-      later(history.read(roomConversation(room), before, limit, deps.now()), (found) =>
-        send(
-          conn,
-          envelopes.history(
-            'recent_messages',
-            userId,
-            { room },
-            msg.messageId ?? undefined,
-            room,
-            found.map((message) => message.text),
+      const messageId = msg.messageId ?? undefined;
+      later(
+        history.read(roomConversation(room), before, limit, deps.now()),
+        (found) =>
+          send(
+            conn,
+            envelopes.history(
+              'recent_messages',
+              userId,
+              { room },
+              messageId,
+              room,
+              found.map((message) => message.text),
+            ),
           ),
-        ),
+        { session, messageId },
       );
     },
     conversation(session, msg) {
@@ -121,24 +132,22 @@ export function createChat(deps: ChatDeps): Chat {
       // Stored as its recipient got it: the requester's own messages become its sender's copies.
       const own = `{"type":"chat_message","fromUser":${JSON.stringify(userId)},`;
       const conversation = pairConversation(userId, withUser);
-      later(history.read(conversation, before, limit, deps.now()), (found) => {
-        const texts: string[] = [];
-        for (let i = found.length - 1; i >= 0; i--) {
-          const { text } = found[i]!;
-          texts.push(text.startsWith(own) ? senderCopy(text) : text);
-        }
-        send(
-          conn,
-          envelopes.history(
-            'direct_messages',
-            userId,
-            { withUser },
-            msg.messageId ?? undefined,
-            undefined,
-            texts,
-          ),
-        );
-      });
+      const messageId = msg.messageId ?? undefined;
+      later(
+        history.read(conversation, before, limit, deps.now()),
+        (found) => {
+          const texts: string[] = [];
+          for (let i = found.length - 1; i >= 0; i--) {
+            const { text } = found[i]!;
+            texts.push(text.startsWith(own) ? senderCopy(text) : text);
+          }
+          send(
+            conn,
+            envelopes.history('direct_messages', userId, { withUser }, messageId, undefined, texts),
+          );
+        },
+        { session, messageId },
+      );
     },
   };
 }

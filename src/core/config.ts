@@ -62,6 +62,21 @@ export interface Config {
   auth: { secret: string | undefined; jwksUrl: string | undefined };
   /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /** One node of many sharing state through Redis (`REDIS_URL`); undefined: one process. */
+  cluster: ClusterConfig | undefined;
+}
+
+export interface ClusterConfig {
+  /** `redis://` or `rediss://`, with user, password and database if any. */
+  redisUrl: string;
+  /** Prefix of every key and channel (`REDIS_PREFIX`), so clusters can share one Redis. */
+  prefix: string;
+  /** This node's name in Redis (`NODE_ID`); default: random, new at every start. */
+  nodeId: string | undefined;
+  /** How often a node writes its heartbeat. */
+  heartbeatMs: number;
+  /** A node whose heartbeat is older than this is dead: its users are swept. */
+  deadAfterMs: number;
 }
 
 export interface HistoryConfig {
@@ -114,6 +129,11 @@ export const CONFIG_VARIABLES = [
   'AUTH_JWT_SECRET',
   'AUTH_JWKS_URL',
   'METRICS_TOKEN',
+  'REDIS_URL',
+  'REDIS_PREFIX',
+  'NODE_ID',
+  'NODE_HEARTBEAT_MS',
+  'NODE_DEAD_AFTER_MS',
 ] as const;
 
 export class ConfigError extends Error {
@@ -234,6 +254,20 @@ export function parseConfig(env: Env): Config {
     );
   }
 
+  const redisUrl = raw('REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]*$/i.test(redisUrl))
+    problems.push('REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://');
+  const prefix = raw('REDIS_PREFIX') ?? 'aleatoria:';
+  if (!/^[\x21-\x7e]{1,64}$/.test(prefix))
+    problems.push('REDIS_PREFIX: 1-64 printable characters without spaces');
+  const nodeId = raw('NODE_ID');
+  if (nodeId !== undefined && !/^[\w.-]{1,64}$/.test(nodeId))
+    problems.push('NODE_ID: 1-64 letters, digits, _, . or -');
+  const heartbeatMs = int('NODE_HEARTBEAT_MS', 2000, 50, 60_000);
+  const deadAfterMs = int('NODE_DEAD_AFTER_MS', 15_000, 200, 600_000);
+  if (deadAfterMs < heartbeatMs * 3)
+    problems.push('NODE_DEAD_AFTER_MS: at least three NODE_HEARTBEAT_MS');
+
   const config: Config = {
     port: int('PORT', 8085, 0, 65535),
     host: raw('HOST') ?? '0.0.0.0',
@@ -271,6 +305,8 @@ export function parseConfig(env: Env): Config {
     },
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
+    cluster:
+      redisUrl === undefined ? undefined : { redisUrl, prefix, nodeId, heartbeatMs, deadAfterMs },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -10,7 +10,7 @@ import type { HubOptions } from './hub-api.ts';
 import type { Matching } from './matching.ts';
 import type { Metrics } from './metrics.ts';
 import type { ClientMessage, RefusalCode } from './protocol.ts';
-import type { MaybePromise, RoomRegistry, UserDirectory } from './seams.ts';
+import type { Asker, MaybePromise, RoomRegistry, UserDirectory } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 import { iceServersFor, type TurnOptions } from './turn.ts';
 
@@ -39,7 +39,7 @@ export interface DispatchDeps {
   joinRoom(session: Session, room: string): void;
   leaveRoom(session: Session, room: string): void;
   endPairOf(session: Session, reason?: string): void;
-  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
 
 export function createDispatch(deps: DispatchDeps): (session: Session, msg: ClientMessage) => void {
@@ -68,11 +68,15 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     messageId: string | undefined,
     delivered: (text: string) => void,
   ) {
-    later(users.deliver(toUser, text), (found) => {
-      if (found) return delivered(text);
-      metrics.inc('aleatoria_relays_to_unknown_total');
-      refuse(session, 'user_not_found', 'That user is not connected.', messageId);
-    });
+    later(
+      users.deliver(toUser, text),
+      (found) => {
+        if (found) return delivered(text);
+        metrics.inc('aleatoria_relays_to_unknown_total');
+        refuse(session, 'user_not_found', 'That user is not connected.', messageId);
+      },
+      { session, messageId },
+    );
   }
 
   return function dispatch(session: Session, msg: ClientMessage) {
@@ -128,13 +132,26 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
           return refuse(session, 'not_in_room', NOT_IN_ROOM, messageId);
         }
         const limit = options.presenceListLimit ?? 100;
-        return later(rooms.count(room), (count) =>
-          later(rooms.members(room, limit), (members) =>
-            send(
-              conn,
-              envelopes.system('room_members', userId, { room, members, count }, messageId, room),
+        const asker = { session, messageId };
+        return later(
+          rooms.count(room),
+          (count) =>
+            later(
+              rooms.members(room, limit),
+              (members) =>
+                send(
+                  conn,
+                  envelopes.system(
+                    'room_members',
+                    userId,
+                    { room, members, count },
+                    messageId,
+                    room,
+                  ),
+                ),
+              asker,
             ),
-          ),
+          asker,
         );
       }
       case 'get_rooms':

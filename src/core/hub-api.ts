@@ -7,7 +7,7 @@ import type { HistoryStore } from './history.ts';
 import type { OpenRequest, OpenResult } from './identity.ts';
 import type { Metrics } from './metrics.ts';
 import type { RateLimit } from './rate-limit.ts';
-import type { MatchPool, RoomRegistry, UserDirectory } from './seams.ts';
+import type { HubHost, MatchPool, RoomRegistry, UserClaims, UserDirectory } from './seams.ts';
 import type { ConnId, SessionState } from './session.ts';
 import type { TurnOptions } from './turn.ts';
 
@@ -39,6 +39,13 @@ export interface HubSeams {
   pool?(local: MatchPool): MatchPool;
   /** Where chat history is kept when `HISTORY` is on; default: this process's memory. */
   history?(config: HistoryConfig): HistoryStore;
+  /**
+   * Who holds userIds beyond this process, given what the hub offers (`HubHost`); absent: this
+   * process alone.
+   */
+  claims?(host: HubHost): UserClaims;
+  /** The figures of `GET /stats` for every process sharing the state; absent: this hub's. */
+  stats?(): Promise<PublicStats>;
 }
 
 /** The hub's limits, as configured (`MAX_ROOMS_PER_CONNECTION`, `RATE_LIMIT_*`...). */
@@ -80,6 +87,9 @@ export interface HubOptions {
   /** Chat history; absent: off (messages still carry ids). */
   history?: HistoryConfig;
 }
+
+/** What `GET /stats` tells anyone: users online, rooms in use, users available for a match. */
+export type PublicStats = Pick<HubStats, 'connections' | 'rooms' | 'available'>;
 
 export interface HubStats {
   connections: number;

@@ -26,7 +26,7 @@ import { createMatching } from './matching.ts';
 import { createMetrics } from './metrics.ts';
 import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
 import { createTokenBucket, takeToken } from './rate-limit.ts';
-import { type MaybePromise, whenReady } from './seams.ts';
+import { type Asker, type HubHost, type MaybePromise, whenReady } from './seams.ts';
 import { type ConnId, type Session, SessionState, type Sessions, stateOf } from './session.ts';
 
 export { CloseCode, type OpenRequest, type OpenResult } from './identity.ts';
@@ -38,7 +38,10 @@ export {
   type HubSeams,
   type HubStats,
   hubOptionsFrom,
+  type PublicStats,
 } from './hub-api.ts';
+
+const UNAVAILABLE = 'The service is briefly unavailable. Try again.';
 
 export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = {}): Hub {
   const sessions: Sessions = { byUser: new Map(), byConn: new Map() };
@@ -57,8 +60,12 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     metrics.inc('aleatoria_messages_out_total', text.slice(9, text.indexOf('"', 9)));
     deps.send(conn, text);
   };
-  /** Continues with a seam's answer; an answer that comes later persists what it changed. */
-  const later = <T>(value: MaybePromise<T>, fn: (value: T) => void) => {
+  /**
+   * Continues with a seam's answer; an answer that comes later persists what it changed. A seam
+   * that could not answer (its store unreachable) costs `asker`, if a user waits for the answer,
+   * `error {code:"unavailable"}`.
+   */
+  const later = <T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker) => {
     if (!(value instanceof Promise)) return fn(value);
     whenReady(
       value,
@@ -66,14 +73,17 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
         fn(result);
         flush();
       },
-      () => metrics.inc('aleatoria_state_failures_total'),
+      () => {
+        metrics.inc('aleatoria_state_failures_total');
+        if (asker && byConn.get(asker.session.conn) === asker.session)
+          refuse(asker.session, 'unavailable', UNAVAILABLE, asker.messageId);
+      },
     );
   };
 
   const pool = seams.pool ? seams.pool(createLocalPool()) : createLocalPool();
-  const rooms = seams.rooms
-    ? seams.rooms(createLocalRooms(deps.send))
-    : createLocalRooms(deps.send);
+  const localRooms = createLocalRooms(deps.send);
+  const rooms = seams.rooms ? seams.rooms(localRooms) : localRooms;
   const localUsers = createLocalUsers({
     sessions,
     envelopes,
@@ -201,10 +211,76 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     for (const room of session.rooms) leaveRoom(session, room);
     matching.setAvailable(session, false);
     endPairOf(session, 'peer_disconnected');
+    forget(session);
+    claims?.released(session.userId);
+  }
+
+  function forget(session: Session) {
     byUser.delete(session.userId);
     byConn.delete(session.conn);
     dirty.delete(session);
   }
+
+  /** Closes `session`'s socket with 4000 after telling it why. */
+  function replace(session: Session, why: string) {
+    refuse(session, 'replaced', why);
+    metrics.inc('aleatoria_closes_total', 'replaced');
+    deps.close(session.conn, CloseCode.replaced, 'replaced by a new connection');
+  }
+
+  /**
+   * What the hub offers seams shared with other processes (`seams.claims`): requests about users
+   * held here, and the news that users elsewhere are gone.
+   */
+  const host: HubHost = {
+    metrics,
+    envelopes,
+    local: localUsers,
+    localRooms,
+    sessions: () => byUser.values(),
+    has: (userId) => byUser.has(userId),
+    async yieldUser(userId, tokenMatches) {
+      const existing = byUser.get(userId);
+      if (!existing) return { outcome: 'gone' };
+      if (existing.token !== undefined && tokenMatches(existing.token)) {
+        // A takeover from another process: the session moves there as it is (rooms, pool,
+        // partner), so nobody is told anything but the old socket.
+        const state = stateOf(existing, pool.has(userId));
+        identity.ended(existing);
+        replace(existing, 'This session was taken over by a new connection.');
+        for (const room of existing.rooms) rooms.leave(room, existing);
+        if (state.available) pool.delete(userId);
+        forget(existing);
+        return { outcome: 'handed', state };
+      }
+      const probe = identity.prepare({ userId });
+      if (probe) await probe;
+      return byUser.get(userId) === existing ? { outcome: 'alive' } : { outcome: 'gone' };
+    },
+    evict(userId) {
+      const session = byUser.get(userId);
+      if (!session) return;
+      replace(session, 'This session was replaced by a connection elsewhere.');
+      identity.ended(session);
+      for (const room of session.rooms) leaveRoom(session, room);
+      matching.setAvailable(session, false);
+      endPairOf(session, 'peer_disconnected');
+      forget(session);
+      flush();
+    },
+    usersGone(userIds) {
+      for (const session of byUser.values())
+        if (session.partner !== undefined && userIds.has(session.partner))
+          localUsers.endPair(
+            session.userId,
+            session.partner,
+            envelopes.hangup(session.partner, session.userId, 'peer_disconnected'),
+          );
+      flush();
+    },
+    flush,
+  };
+  const claims = seams.claims?.(host);
 
   const identity = createIdentity({
     sessions,
@@ -220,6 +296,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       }),
     refuse: (conn, userId, code, error) => refuse({ conn, userId }, code, error),
     close: deps.close,
+    claims,
     register,
     joinRoom,
     remove,

@@ -6,6 +6,7 @@
  * share one probe.
  */
 import type { Metrics } from './metrics.ts';
+import type { UserClaims } from './seams.ts';
 import { DEFAULT_ROOM, type RefusalCode } from './protocol.ts';
 import type { ConnId, Session, Sessions, SessionState } from './session.ts';
 
@@ -39,7 +40,9 @@ export interface IdentityDeps {
   setTimer(ms: number, fn: () => void): () => void;
   refuse(conn: ConnId, userId: string, code: RefusalCode, error: string): void;
   close(conn: ConnId, code: number, reason: string): void;
-  register(conn: ConnId, state: SessionState): Session;
+  /** UserIds held by other processes; absent: this process alone. */
+  readonly claims: UserClaims | undefined;
+  register(conn: ConnId, state: SessionState, announce?: boolean): Session;
   joinRoom(session: Session, room: string): void;
   /** Ends a session as a disconnect does (rooms, pool, partner told). */
   remove(session: Session): void;
@@ -117,14 +120,29 @@ export function createIdentity(deps: IdentityDeps): Identity {
     },
     prepare(request) {
       const existing = byUser.get(request.userId);
-      if (!existing || deps.probeMs === 0 || takesOver(existing, request)) return undefined;
+      if (!existing) return deps.claims?.prepare(request);
+      if (deps.probeMs === 0 || takesOver(existing, request)) return undefined;
       const probe = probes.get(request.userId);
-      return probe?.session === existing ? probe.settled : startProbe(existing);
+      const settled = probe?.session === existing ? probe.settled : startProbe(existing);
+      const { claims } = deps;
+      // Replaced here: the userId is free again, and newcomers on other processes may race for it.
+      if (!claims) return settled;
+      return settled.then(() => (byUser.has(request.userId) ? undefined : claims.prepare(request)));
     },
     open(conn, request) {
       const room = request.room ?? DEFAULT_ROOM;
       const existing = byUser.get(request.userId);
-      if (!existing) {
+      const claimed = existing ? undefined : deps.claims?.open(request);
+      if (claimed?.refused !== true && !existing) {
+        const handed = claimed?.state;
+        if (handed) {
+          // Handed over by another process: the same client, its rooms, availability and call.
+          const session = deps.register(conn, { ...handed, token: request.token }, false);
+          if (!session.rooms.has(room) && session.rooms.size < deps.maxRooms)
+            deps.joinRoom(session, room);
+          deps.touch(session);
+          return { accepted: true };
+        }
         deps.touch(
           deps.register(conn, {
             userId: request.userId,
@@ -135,7 +153,7 @@ export function createIdentity(deps: IdentityDeps): Identity {
         );
         return { accepted: true };
       }
-      if (takesOver(existing, request)) {
+      if (existing && takesOver(existing, request)) {
         // Takeover: the same client reconnecting before its old socket timed out keeps its
         // rooms, availability and call; the old socket is told why it is being dropped.
         const replaced = existing.conn;

@@ -8,7 +8,7 @@ import type { Envelopes } from './envelope.ts';
 import type { Metrics } from './metrics.ts';
 import type { RefusalCode } from './protocol.ts';
 import { createTokenBucket, hasToken, takeToken, type RateLimit } from './rate-limit.ts';
-import type { MatchPool, MaybePromise, UserDirectory } from './seams.ts';
+import type { Asker, MatchPool, MaybePromise, UserDirectory } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
@@ -28,7 +28,7 @@ export interface MatchingDeps {
   touch(session: Session): void;
   endPairOf(session: Session, reason: string): void;
   /** Continues with a seam's answer, now or when it comes. */
-  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
 
 export interface Matching {
@@ -92,17 +92,26 @@ export function createMatching(deps: MatchingDeps): Matching {
         );
         return;
       }
-      deps.later(pool.take(session.userId, currentPeerId, deps.random), (partner) => {
-        if (!partner) return noPeer(session, messageId);
-        deps.touch(session);
-        // A user is in one pair at most: whoever the requester was paired with learns it is over.
-        if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
-        deps.later(users.pair(partner.userId, session.userId), (found) => {
-          // The partner left between the draw and the pairing (another process's user).
-          if (found) paired(session, partner, messageId);
-          else noPeer(session, messageId);
-        });
-      });
+      const asker = { session, messageId };
+      deps.later(
+        pool.take(session.userId, currentPeerId, deps.random),
+        (partner) => {
+          if (!partner) return noPeer(session, messageId);
+          deps.touch(session);
+          // A user is in one pair at most: whoever the requester was paired with learns it is over.
+          if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
+          deps.later(
+            users.pair(partner.userId, session.userId),
+            (found) => {
+              // The partner left between the draw and the pairing (another process's user).
+              if (found) paired(session, partner, messageId);
+              else noPeer(session, messageId);
+            },
+            asker,
+          );
+        },
+        asker,
+      );
     },
   };
 }

@@ -4,7 +4,10 @@
  * Durable Objects) answers with a promise, and the hub carries on when it settles. `MaybePromise`
  * keeps the single-process path free of promises and of the microtask each would cost.
  */
-import type { Session } from './session.ts';
+import type { Envelopes } from './envelope.ts';
+import type { OpenRequest } from './identity.ts';
+import type { Metrics } from './metrics.ts';
+import type { Session, SessionState } from './session.ts';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -58,6 +61,66 @@ export interface MatchPool {
     exclude: string | undefined,
     random: () => number,
   ): MaybePromise<{ userId: string; since: number } | undefined>;
+}
+
+/**
+ * UserIds held by other processes (a cluster): one live connection per userId across all of them.
+ * The hub consults it only for a userId this process does not hold; a process alone has none.
+ */
+export interface UserClaims {
+  /**
+   * Before the upgrade of `request`, for a userId not held here: claims it for this process, or
+   * asks the process holding it to hand it over (same token) or to probe its socket (no token).
+   * Undefined when there is nothing to wait for. Never rejects.
+   */
+  prepare(request: OpenRequest): Promise<void> | undefined;
+  /**
+   * At the open of `request` (after `prepare`), for a userId not held here: refused (another
+   * process keeps it), or accepted with the session another process handed over, if any.
+   */
+  open(request: OpenRequest): { refused: true } | { refused: false; state?: SessionState };
+  /** A session of this process ended without handing its userId to another process. */
+  released(userId: string): void;
+}
+
+/** What another process may ask of this one about a user it holds. */
+export type Yield =
+  /** Nobody here holds the user. */
+  | { outcome: 'gone' }
+  /** Its socket showed a sign of life: the newcomer is refused. */
+  | { outcome: 'alive' }
+  /** The newcomer had the token: the session was closed here (4000) and moves to it. */
+  | { outcome: 'handed'; state: SessionState };
+
+/** What the hub offers the seams that share its state with other processes. */
+export interface HubHost {
+  readonly metrics: Metrics;
+  readonly envelopes: Envelopes;
+  /** This process's users (the in-memory directory). */
+  readonly local: UserDirectory;
+  /** This process's rooms. */
+  readonly localRooms: RoomRegistry;
+  /** This process's sessions. */
+  sessions(): Iterable<Session>;
+  /** Whether a session of this process holds `userId`. */
+  has(userId: string): boolean;
+  /**
+   * A newcomer on another process wants `userId`: hand the session over if `tokenMatches` its
+   * token, otherwise probe its socket (`TAKEOVER_PROBE_MS`); a silent one is closed and ended.
+   */
+  yieldUser(userId: string, tokenMatches: (token: string) => boolean): Promise<Yield>;
+  /** Another process holds `userId` now: its session here is closed (4000) and ended. */
+  evict(userId: string): void;
+  /** `userIds` are gone with their process: their partners here get `hangup peer_disconnected`. */
+  usersGone(userIds: ReadonlySet<string>): void;
+  /** Persists what an operation outside a frame changed. */
+  flush(): void;
+}
+
+/** A user waiting for a seam's answer, told `error unavailable` if it cannot come. */
+export interface Asker {
+  readonly session: Session;
+  readonly messageId: string | undefined;
 }
 
 /** Runs `fn` with `value` now, or once its promise fulfils. */

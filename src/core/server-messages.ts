@@ -24,6 +24,7 @@ export const RefusalCode = v.picklist([
   'rate_limited',
   'replaced',
   'user_id_taken',
+  'unavailable',
 ]);
 export type RefusalCode = v.InferOutput<typeof RefusalCode>;
 

@@ -21,7 +21,15 @@ export interface LaunchedServer {
   rss?(): number;
   /** CPU seconds (user + system) the server process has used so far. */
   cpuSeconds?(): number;
+  /** A cluster's processes, each on its own port; `baseUrl` then names each in turn. */
+  readonly nodes?: readonly LaunchedServer[];
 }
+
+/**
+ * One process of `server` (the first node of a cluster): for what is per process by design
+ * (the per-IP cap, the JWKS cache, memory), and for requests that must reach the same process.
+ */
+export const oneProcess = (server: LaunchedServer): LaunchedServer => server.nodes?.[0] ?? server;
 
 /** Behaviours that legitimately differ between runtimes; the suite names each, never skips silently. */
 export interface Capabilities {

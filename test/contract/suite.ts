@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   TestClient,
+  oneProcess,
   rawUpgrade,
   uid,
   upgradeStatus,
@@ -72,13 +73,22 @@ function expectNoInternals(message: Received) {
   expect(text).not.toMatch(/\bat .+:\d+:\d+|\.ts\b|\/work\/|node_modules|Error:/);
 }
 
-/** Reads `/metrics` once; the returned function gives a sample's value (0 when absent). */
+/**
+ * Reads `/metrics` once (of every process of a cluster: Prometheus scrapes each); the returned
+ * function gives a sample's value, summed over the processes (0 when absent).
+ */
 async function readMetrics(server: LaunchedServer): Promise<(sample: string) => number> {
-  const res = await fetch(`${server.baseUrl}/metrics`);
-  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  const text = await res.text();
-  return (sample) =>
-    Number(new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const texts = await Promise.all(
+    (server.nodes ?? [server]).map(async (node) => {
+      const res = await fetch(`${node.baseUrl}/metrics`);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      return res.text();
+    }),
+  );
+  return (sample) => {
+    const line = new RegExp(`^${sample.replace(/[{}"\\]/g, '\\$&')} (\\S+)$`, 'm');
+    return texts.reduce((sum, text) => sum + Number(line.exec(text)?.[1] ?? 0), 0);
+  };
 }
 
 export function defineContractSuite(target: ContractTarget) {
@@ -240,9 +250,8 @@ export function defineContractSuite(target: ContractTarget) {
       });
 
       it("accepts the server's own origin (Origin host equals Host)", async () => {
-        expect(await upgradeStatus(server.baseUrl, { userId: uid(), origin: server.baseUrl })).toBe(
-          101,
-        );
+        const { baseUrl } = server;
+        expect(await upgradeStatus(baseUrl, { userId: uid(), origin: baseUrl })).toBe(101);
       });
     });
 
@@ -1327,7 +1336,8 @@ export function defineContractSuite(target: ContractTarget) {
         for (let i = 0; i < 3; i++) {
           const user = uid('jwks');
           expect(
-            await upgradeStatus(server.baseUrl, {
+            // The key set is cached per process.
+            await upgradeStatus(oneProcess(server).baseUrl, {
               userId: user,
               protocols: [await sign(user, privateKey, 'ES256')],
             }),
@@ -1381,14 +1391,16 @@ export function defineContractSuite(target: ContractTarget) {
         server = await target.launch({ MAX_CONNECTIONS_PER_IP: '3' });
       });
       afterAll(() => server?.stop());
-      const connect = clientPool(() => server);
+      // The cap is per process (a cluster's nodes each count their own).
+      const connect = clientPool(() => oneProcess(server));
 
       it('answers the upgrade past the cap with 429 and admits again after a close', async () => {
         const clients = [await connect(), await connect(), await connect()];
-        expect(await upgradeStatus(server.baseUrl, { userId: uid() })).toBe(429);
+        const { baseUrl } = oneProcess(server);
+        expect(await upgradeStatus(baseUrl, { userId: uid() })).toBe(429);
         await clients[0]!.close();
         for (let i = 0; ; i++) {
-          const status = await upgradeStatus(server.baseUrl, { userId: uid() });
+          const status = await upgradeStatus(baseUrl, { userId: uid() });
           if (status === 101) break;
           expect(status).toBe(429);
           expect(i).toBeLessThan(50);

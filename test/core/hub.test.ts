@@ -657,7 +657,7 @@ describe('error_response', () => {
     h.raw('alice#1', '{"__proto__":{"type":"get_rooms"}}');
     const probe: Record<string, unknown> = {};
     expect(probe.polluted).toBeUndefined();
-    expect(Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted')).toBe(false);
+    expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
     const out = h.take();
     const chats = out.filter((item) => 'msg' in item && item.msg.type === 'chat_message');
     expect(chats).toHaveLength(2);
