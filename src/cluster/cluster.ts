@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ClusterConfig, HistoryConfig } from '../core/config.ts';
-import type { HistoryStore } from '../core/history.ts';
+import { createIdClock, type HistoryStore } from '../core/history.ts';
 import type { HubSeams } from '../core/hub-api.ts';
 import type { OpenRequest } from '../core/identity.ts';
 import type { Logger } from '../core/log.ts';
@@ -39,7 +39,13 @@ import type {
 import type { SessionState } from '../core/session.ts';
 import { createRedisHistory } from './redis-history.ts';
 import { createRedisPool, type RedisMatchPool } from './redis-pool.ts';
-import { defineScript, type RedisLink, type RedisReply } from './redis.ts';
+import { defineScript, type RedisLink, type RedisReply, RedisUnavailableError } from './redis.ts';
+
+/**
+ * How long after it is sent a script that acts for a waiting user may still run (ms, Redis's
+ * clock): below the link's 1 s command timeout, after which the user was told `unavailable`.
+ */
+const SCRIPT_BUDGET_MS = 750;
 
 /**
  * KEYS users, nodes, this node's users. ARGV userId, the claim ("{node}/{n}"), the claim it may
@@ -69,10 +75,14 @@ return 1
 `);
 
 /**
- * KEYS users. ARGV userId, message, inbox channel prefix. Publishes `message` to the inbox of the
- * node holding `userId`; returns how many nodes heard it (0: nobody holds the user).
+ * KEYS users. ARGV userId, message, inbox channel prefix, deadline (ms, Redis's clock). Publishes
+ * `message` to the inbox of the node holding `userId`; returns how many nodes heard it (0: nobody
+ * holds the user), or -1 past the deadline: the sender was told `unavailable` already, so a
+ * message Redis gets to late (a stall) is not delivered behind its back.
  */
 const ROUTE = defineScript(`
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 local owner = redis.call('HGET', KEYS[1], ARGV[1])
 if not owner then return 0 end
 return redis.call('PUBLISH', ARGV[3] .. string.match(owner, '^[^/]*'), ARGV[2])
@@ -112,6 +122,18 @@ const SWEEP = defineScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[2]
+-- No sweep for ARGV[3] ms (Redis stalled, or restarted empty, or every node was cut off): nobody
+-- could beat meanwhile either, so old heartbeats prove nothing. Every node then gets a whole
+-- deadAfterMs to beat again before anyone is judged.
+local marks = prefix .. 'sweeps'
+local last = tonumber(redis.call('HGET', marks, 'last'))
+redis.call('HSET', marks, 'last', now)
+if not last or now - last > tonumber(ARGV[3]) then
+  redis.call('HSET', marks, 'resumed', now)
+  return {}
+end
+local resumed = tonumber(redis.call('HGET', marks, 'resumed'))
+if resumed and now - resumed < tonumber(ARGV[1]) then return {} end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
 for _, node in ipairs(dead) do
   local usersKey = prefix .. 'node:' .. node .. ':users'
@@ -228,11 +250,15 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   const warn = (event: string) => (error: unknown) =>
     log.warn(event, { error: error instanceof Error ? error.message : String(error) });
 
+  const deadline = () => Math.floor(link.redisNow() + SCRIPT_BUDGET_MS);
   /** Publishes `message` to the inbox of whoever holds `userId`; resolves with whether one does. */
   const route = (userId: string, message: string) =>
     link
-      .run(ROUTE, [key.users], [userId, message, channel.inboxPrefix])
-      .then((heard) => (heard as number) > 0);
+      .run(ROUTE, [key.users], [userId, message, channel.inboxPrefix, deadline()])
+      .then((heard) => {
+        if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
+        return (heard as number) > 0;
+      });
 
   const membership = (room: string, userId: string) => `${room}\n${userId}`;
   function writeMembership(room: string, userId: string, join: boolean) {
@@ -550,7 +576,11 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   }
 
   async function sweep() {
-    const dead = (await link.run(SWEEP, [key.nodes], [config.deadAfterMs, p])) as RedisReply[];
+    const dead = (await link.run(
+      SWEEP,
+      [key.nodes],
+      [config.deadAfterMs, p, Math.floor(config.deadAfterMs / 2)],
+    )) as RedisReply[];
     nodesSeen = (await link.send('ZCARD', key.nodes)) as number;
     if (dead.length > 0) log.warn('cluster_swept', { nodes: dead.join(',') });
   }
@@ -569,8 +599,25 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     };
   }
 
-  const history = (historyConfig: HistoryConfig): HistoryStore =>
-    createRedisHistory(link, historyConfig, { prefix: p });
+  /**
+   * History in Redis Streams. Redis away: messages are still named (by this node's clock, which
+   * Redis's ids follow closely) so that users of one node keep chatting; they are not kept.
+   */
+  const history = (historyConfig: HistoryConfig): HistoryStore => {
+    const store = createRedisHistory(link, historyConfig, { prefix: p });
+    const clock = createIdClock();
+    const failed = () => host?.metrics.inc('aleatoria_state_failures_total');
+    return {
+      nextId: (conversation, now) =>
+        (store.nextId(conversation, now) as Promise<string>).catch(() => {
+          failed();
+          return clock(now);
+        }),
+      append: (conversation, message, now) =>
+        (store.append(conversation, message, now) as Promise<void>).catch(failed),
+      read: store.read,
+    };
+  };
 
   const poolSeam = (_local: MatchPool): MatchPool => {
     pool = createRedisPool(link, { prefix: p, onError: warn('cluster_pool_write_failed') });
@@ -601,13 +648,10 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       const jitter = Math.floor(Math.random() * config.heartbeatMs);
       timers = [
         setInterval(() => void beat().catch(() => {}), config.heartbeatMs),
-        setInterval(
-          () => {
-            void sweep().catch(() => {});
-            expireSettled();
-          },
-          config.heartbeatMs * 2 + jitter,
-        ),
+        setInterval(() => {
+          void sweep().catch(() => {});
+          expireSettled();
+        }, config.heartbeatMs + jitter),
       ];
       for (const timer of timers) (timer as { unref?: () => void }).unref?.();
     },

@@ -196,7 +196,9 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
       refreshQuietly();
     },
     delete(userId) {
-      local.delete(userId);
+      // Not available here (never added, taken, or removed already): nothing to write. Every
+      // disconnect asks, so this keeps a round trip off each one.
+      if (!local.delete(userId)) return;
       zrem(userId).catch(onError);
       refreshQuietly();
     },

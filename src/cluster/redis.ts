@@ -236,6 +236,7 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
       client.call('SCRIPT', 'LOAD', script.source).catch(() => {});
     ready = true;
     up = true;
+    stalled = false;
     const first = readies++ === 0;
     const info = client.call('INFO', 'server').then(
       (text) => /run_id:(\w+)/.exec(String(text))?.[1] ?? '',
@@ -281,11 +282,34 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
     return sub;
   }
 
+  /**
+   * Set when a command timed out on a connection that is still up (Redis stalled: SIGSTOP, a
+   * long script, a partition that keeps the TCP session). Until a PING is answered again, every
+   * command fails at once: a user waits for one timeout at most, not one per command its request
+   * needs, and nothing piles up behind a Redis that does not read.
+   */
+  let stalled = false;
+
+  function stall() {
+    if (stalled) return;
+    stalled = true;
+    const probe = () => {
+      if (!stalled || !ready) return void (stalled = false);
+      client.call('PING').then(
+        () => void (stalled = false),
+        () => probe(),
+      );
+    };
+    probe();
+  }
+
   async function send(command: string, ...args: RedisArg[]): Promise<RedisReply> {
     if (!ready) throw new RedisUnavailableError('Redis unavailable: not connected');
+    if (stalled) throw new RedisUnavailableError('Redis unavailable: not answering');
     try {
       return (await client.call(command, ...args)) as RedisReply;
     } catch (error) {
+      if (!isReplyError(error) && /timed out/i.test(String(error))) stall();
       throw unavailable(error);
     }
   }
