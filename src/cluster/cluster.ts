@@ -205,10 +205,8 @@ const randomNodeId = () =>
 
 /** A newcomer's claim as `prepare` settled it, waiting for `open`. */
 interface Settled {
-  readonly token: string | undefined;
   readonly refused: boolean;
   readonly state?: SessionState;
-  readonly at: number;
 }
 
 export function createClusterNode(link: RedisLink, options: ClusterOptions): ClusterNode {
@@ -234,7 +232,12 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   let localUsers: UserDirectory | undefined;
   let localRooms: RoomRegistry | undefined;
   let pool: RedisMatchPool | undefined;
-  const settled = new Map<string, Settled>();
+  /** What `prepare` settled for each upgrade request, for its `open`. */
+  const settled = new WeakMap<OpenRequest, Settled>();
+  /** UserIds claimed for a newcomer here that has not opened yet, with when. */
+  const admitted = new Map<string, number>();
+  /** Claims being settled for newcomers here, by userId. */
+  const claiming = new Map<string, Promise<void>>();
   /** Questions asked of other nodes (`ask`), by id, waiting for their answers. */
   const asked = new Map<number, (answer: Yield | undefined) => void>();
   let nextQuestion = 0;
@@ -323,22 +326,20 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
 
   async function settle(request: OpenRequest): Promise<Settled> {
     const { userId, token } = request;
-    const at = Date.now();
     const owner = await claim(userId, '');
-    if (owner === undefined) return { token, refused: false, at };
+    if (owner === undefined) return { refused: false };
     const holder = nodeOf(owner);
     const answer = await ask(holder, userId, token);
-    if (answer?.outcome === 'alive') return { token, refused: true, at };
+    if (answer?.outcome === 'alive') return { refused: true };
     // Another newcomer may have claimed it meanwhile: only the holder that yielded is replaced.
-    if ((await claim(userId, owner)) !== undefined) return { token, refused: true, at };
+    if ((await claim(userId, owner)) !== undefined) return { refused: true };
     if (answer === undefined) {
       // The holder never answered: whatever socket it still has is not the user's any more.
       link
         .send('PUBLISH', `${channel.inboxPrefix}${holder}`, `${Op.evict}\n${userId}`)
         .catch(() => {});
     }
-    const state = answer?.outcome === 'handed' ? answer.state : undefined;
-    return { token, refused: false, state, at };
+    return { refused: false, state: answer?.outcome === 'handed' ? answer.state : undefined };
   }
 
   const claims = (hub: HubHost): UserClaims => {
@@ -347,20 +348,28 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     localRooms = hub.localRooms;
     return {
       prepare(request) {
-        return settle(request).then(
-          (result) => void settled.set(request.userId, result),
+        const { userId } = request;
+        const settling = settle(request).then(
+          (result) => {
+            settled.set(request, result);
+            if (!result.refused) admitted.set(userId, Date.now());
+          },
           (error) => {
             // Redis away: the newcomer is served here; its claim is written once Redis is back.
-            settled.delete(request.userId);
-            unclaimed.add(request.userId);
+            unclaimed.add(userId);
             warn('cluster_claim_failed')(error);
           },
         );
+        claiming.set(userId, settling);
+        void settling.then(() => {
+          if (claiming.get(userId) === settling) claiming.delete(userId);
+        });
+        return settling;
       },
       open(request) {
-        const result = settled.get(request.userId);
-        if (result === undefined || result.token !== request.token) return { refused: false };
-        settled.delete(request.userId);
+        admitted.delete(request.userId);
+        const result = settled.get(request);
+        if (result === undefined) return { refused: false };
         return result.refused ? { refused: true } : { refused: false, state: result.state };
       },
       released: release,
@@ -468,14 +477,15 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
           userId: string;
           token?: string;
         };
-        const pending = settled.get(question.userId);
-        // A newcomer here claimed the userId and is about to open: it counts as alive.
-        const answer =
-          pending && !pending.refused
-            ? Promise.resolve<Yield>({ outcome: 'alive' })
-            : host
-              ? host.yieldUser(question.userId, (token) => question.token === digest(token))
-              : Promise.resolve<Yield>({ outcome: 'gone' });
+        // A claim of this node for the userId may have won in Redis before its answer is back here.
+        const answer = (claiming.get(question.userId) ?? Promise.resolve()).then(
+          (): Promise<Yield> => {
+            // A newcomer here claimed the userId and is about to open: it counts as alive.
+            if (admitted.has(question.userId)) return Promise.resolve({ outcome: 'alive' });
+            if (!host) return Promise.resolve({ outcome: 'gone' });
+            return host.yieldUser(question.userId, (token) => question.token === digest(token));
+          },
+        );
         void answer
           .then((yielded) => {
             host?.flush();
@@ -650,7 +660,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
         setInterval(() => void beat().catch(() => {}), config.heartbeatMs),
         setInterval(() => {
           void sweep().catch(() => {});
-          expireSettled();
+          expireAdmitted();
         }, config.heartbeatMs + jitter),
       ];
       for (const timer of timers) (timer as { unref?: () => void }).unref?.();
@@ -669,13 +679,13 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     stats: () => ({ nodes: nodesSeen, redisUp: link.ready }),
   };
 
-  /** Drops claims settled for newcomers that never opened, so the userId is not held for nobody. */
-  function expireSettled() {
+  /** Drops claims won for newcomers that never opened, so the userId is not held for nobody. */
+  function expireAdmitted() {
     const old = Date.now() - 30_000;
-    for (const [userId, result] of settled) {
-      if (result.at > old) continue;
-      settled.delete(userId);
-      if (!result.refused && !host?.has(userId)) release(userId);
+    for (const [userId, at] of admitted) {
+      if (at > old) continue;
+      admitted.delete(userId);
+      if (!host?.has(userId)) release(userId);
     }
   }
 }

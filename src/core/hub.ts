@@ -253,7 +253,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
         forget(existing);
         return { outcome: 'handed', state };
       }
-      const probe = identity.prepare({ userId });
+      const probe = identity.probe(existing);
       if (probe) await probe;
       return byUser.get(userId) === existing ? { outcome: 'alive' } : { outcome: 'gone' };
     },

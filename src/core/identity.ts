@@ -56,6 +56,12 @@ export interface Identity {
   /** Whether `open` would accept `request` now. */
   accepts(request: OpenRequest): boolean;
   open(conn: ConnId, request: OpenRequest): OpenResult;
+  /**
+   * Asks `session`'s socket for a sign of life on behalf of a newcomer elsewhere (shared with any
+   * probe already running); a silent one is closed and its session ended. Undefined when
+   * `TAKEOVER_PROBE_MS` is 0 (nobody is replaced without the token).
+   */
+  probe(session: Session): Promise<void> | undefined;
   /** A frame or a pong from `session`'s socket. */
   signOfLife(session: Session): void;
   /** `session` is ending: a probe of it has its answer. */
@@ -110,6 +116,12 @@ export function createIdentity(deps: IdentityDeps): Identity {
     return settled;
   }
 
+  /** The running probe of `session`'s socket, or a new one. */
+  function probe(session: Session): Promise<void> {
+    const running = probes.get(session.userId);
+    return running?.session === session ? running.settled : startProbe(session);
+  }
+
   const takesOver = (existing: Session, request: OpenRequest) =>
     existing.token !== undefined && existing.token === request.token;
 
@@ -122,8 +134,7 @@ export function createIdentity(deps: IdentityDeps): Identity {
       const existing = byUser.get(request.userId);
       if (!existing) return deps.claims?.prepare(request);
       if (deps.probeMs === 0 || takesOver(existing, request)) return undefined;
-      const probe = probes.get(request.userId);
-      const settled = probe?.session === existing ? probe.settled : startProbe(existing);
+      const settled = probe(existing);
       const { claims } = deps;
       // Replaced here: the userId is free again, and newcomers on other processes may race for it.
       if (!claims) return settled;
@@ -177,6 +188,9 @@ export function createIdentity(deps: IdentityDeps): Identity {
       deps.metrics.inc('aleatoria_closes_total', 'user_id_taken');
       deps.close(conn, CloseCode.userIdTaken, 'userId already connected');
       return { accepted: false, code: 'user_id_taken' };
+    },
+    probe(session) {
+      return deps.probeMs === 0 ? undefined : probe(session);
     },
     signOfLife(session) {
       if (probes.size > 0) settle(session, 'alive');

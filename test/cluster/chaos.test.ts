@@ -56,15 +56,20 @@ async function pair(requester: TestClient, partner: TestClient) {
   });
 }
 
-/** Sends a DM and returns what the sender heard first: its copy or an error. */
-async function dm(from: TestClient, to: string, content: string): Promise<Received> {
+/** Sends a DM and returns what the sender heard first: its copy or an error (its code). */
+async function dm(
+  from: TestClient,
+  to: string,
+  content: string,
+): Promise<{ type: Received['type']; payload: { code?: string } }> {
   from.send({ type: 'chat_message', toUser: to, payload: { content } });
-  return from.next(
+  const reply = await from.next(
     (m) =>
       (m.type === 'chat_message' && m.fromUser === from.userId) ||
       (m.type === 'error' && m.payload.code !== 'rate_limited'),
     4000,
   );
+  return reply as { type: Received['type']; payload: { code?: string } };
 }
 
 describe('a node killed with its users in rooms and calls', () => {
