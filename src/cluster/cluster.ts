@@ -636,7 +636,18 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
 
   return {
     nodeId,
-    seams: { users, rooms, pool: poolSeam, history, claims, stats: figures },
+    seams: {
+      users,
+      rooms,
+      pool: poolSeam,
+      history,
+      claims,
+      stats: figures,
+      gauges: () => ({
+        aleatoria_cluster_nodes: nodesSeen,
+        aleatoria_redis_up: link.ready && !link.stalled ? 1 : 0,
+      }),
+    },
     async start(timeoutMs) {
       link.onMessage((name, message) => {
         if (name === channel.mine) onInbox(message);

@@ -70,6 +70,8 @@ export interface RedisLinkEvents {
 export interface RedisLink {
   /** The command connection is ready: `send` will be written at once. */
   readonly ready: boolean;
+  /** A command timed out and no PING has been answered since: commands fail at once. */
+  readonly stalled: boolean;
   /** Sends one command; rejects with `RedisUnavailableError` when Redis cannot answer. */
   send(command: string, ...args: RedisArg[]): Promise<RedisReply>;
   /** Runs `script` by SHA (`EVALSHA`), falling back to `EVAL` (which caches it) on `NOSCRIPT`. */
@@ -317,6 +319,9 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
   const link: RedisLink = {
     get ready() {
       return ready;
+    },
+    get stalled() {
+      return stalled;
     },
     send,
     async run(script, keys, args) {

@@ -5,7 +5,7 @@
 import type { Config, HistoryConfig } from './config.ts';
 import type { HistoryStore } from './history.ts';
 import type { OpenRequest, OpenResult } from './identity.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics, SharedGaugeName } from './metrics.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { HubHost, MatchPool, RoomRegistry, UserClaims, UserDirectory } from './seams.ts';
 import type { ConnId, SessionState } from './session.ts';
@@ -46,6 +46,8 @@ export interface HubSeams {
   claims?(host: HubHost): UserClaims;
   /** The figures of `GET /stats` for every process sharing the state; absent: this hub's. */
   stats?(): Promise<PublicStats>;
+  /** Gauges of where the state lives, added to `GET /metrics` (`aleatoria_cluster_nodes`...). */
+  gauges?(): Partial<Record<SharedGaugeName, number>>;
 }
 
 /** The hub's limits, as configured (`MAX_ROOMS_PER_CONNECTION`, `RATE_LIMIT_*`...). */

@@ -424,6 +424,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
         aleatoria_rooms: now.rooms,
         aleatoria_pool_size: now.available,
         aleatoria_pairs: now.pairs,
+        ...seams.gauges?.(),
       });
     },
     stats,

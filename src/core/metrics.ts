@@ -27,16 +27,21 @@ const GAUGES = {
   aleatoria_rooms: 'Rooms with at least one member.',
   aleatoria_pool_size: 'Users available for a random match.',
   aleatoria_pairs: 'Matched pairs in a call.',
+  aleatoria_cluster_nodes: 'Nodes of the cluster alive, as this node last counted them.',
+  aleatoria_redis_up: 'Whether this node reaches Redis now (1) or not (0).',
 } as const;
 
 export type CounterName = keyof typeof COUNTERS;
 export type GaugeName = keyof typeof GAUGES;
+/** Gauges of a store shared between processes (a cluster's). */
+export type SharedGaugeName = 'aleatoria_cluster_nodes' | 'aleatoria_redis_up';
 
 export interface Metrics {
   inc(name: CounterName, label?: string, by?: number): void;
   /** Records one time-to-match, in seconds. */
   observeMatch(seconds: number): void;
-  render(gauges: Record<GaugeName, number>): string;
+  /** The exposition, with the gauges given (one absent is not this process's to say). */
+  render(gauges: Partial<Record<GaugeName, number>>): string;
 }
 
 /** Label values are client-influenced (message types are not: they are validated first); escape anyway. */
@@ -83,7 +88,9 @@ export function createMetrics(): Metrics {
     render(gauges) {
       const lines: string[] = [];
       for (const [name, help] of Object.entries(GAUGES) as [GaugeName, string][]) {
-        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${gauges[name]}`);
+        const value = gauges[name];
+        if (value !== undefined)
+          lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
       }
       for (const [name, help] of Object.entries(COUNTERS) as [CounterName, string][]) {
         lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);

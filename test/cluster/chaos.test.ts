@@ -41,6 +41,12 @@ async function healthy(node: number) {
   return res.status === 200;
 }
 
+/** A gauge of node `node`'s `/metrics`. */
+async function gauge(node: number, name: string): Promise<number> {
+  const text = await (await fetch(`${cluster.nodes[node]!.baseUrl}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+}
+
 /** Matches `requester` with `partner`, the only available user. */
 async function pair(requester: TestClient, partner: TestClient) {
   partner.send({ type: 'user_available_webrtc' });
@@ -138,6 +144,7 @@ describe('Redis paused (SIGSTOP) for 5 s', () => {
       const refused = await dm(a, b.userId, 'across');
       expect(refused).toMatchObject({ type: 'error', payload: { code: 'unavailable' } });
       expect(Date.now() - started).toBeLessThan(1500);
+      expect(await gauge(0, 'aleatoria_redis_up')).toBe(0);
       // Users of one node keep talking to each other.
       expect((await dm(a, near.userId, 'next door')).type).toBe('chat_message');
       expect((await near.nextOfType('chat_message')).payload.content).toBe('next door');
@@ -159,6 +166,8 @@ describe('Redis paused (SIGSTOP) for 5 s', () => {
       expect(Date.now()).toBeLessThan(deadline);
       await sleep(100);
     }
+    expect(await gauge(0, 'aleatoria_redis_up')).toBe(1);
+    expect(await gauge(1, 'aleatoria_cluster_nodes')).toBe(2);
     const received = (await b.nextOfType('chat_message')).payload.content;
     // The refused message was not delivered behind the sender's back.
     expect(received).toBe('across again');

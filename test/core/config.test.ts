@@ -208,4 +208,39 @@ describe('parseConfig refusals', () => {
         .turnUrls,
     ).toEqual(['turn:a.example:3478', 'turns:a.example:5349']);
   });
+
+  it('is one process without REDIS_URL, and one node of a cluster with it', () => {
+    expect(parseConfig({}).cluster).toBeUndefined();
+    expect(parseConfig({ REDIS_PREFIX: 'x:' }).cluster).toBeUndefined();
+    expect(
+      parseConfig({ REDIS_URL: 'rediss://user:pa%40ss@cache.example:6380/2' }).cluster,
+    ).toEqual({
+      redisUrl: 'rediss://user:pa%40ss@cache.example:6380/2',
+      prefix: 'aleatoria:',
+      nodeId: undefined,
+      heartbeatMs: 2000,
+      deadAfterMs: 15_000,
+    });
+    expect(
+      parseConfig({
+        REDIS_URL: 'redis://127.0.0.1',
+        REDIS_PREFIX: 'chat-eu:',
+        NODE_ID: 'fra-1.a',
+        NODE_HEARTBEAT_MS: '500',
+        NODE_DEAD_AFTER_MS: '2500',
+      }).cluster,
+    ).toMatchObject({ prefix: 'chat-eu:', nodeId: 'fra-1.a', heartbeatMs: 500, deadAfterMs: 2500 });
+  });
+
+  it('refuses a REDIS_URL of another scheme, a bad prefix or node id, and a dead-node window shorter than five beats', () => {
+    expect(configError({ REDIS_URL: 'http://cache:6379' }).message).toContain('REDIS_URL');
+    expect(configError({ REDIS_URL: 'redis://c', REDIS_PREFIX: 'a b' }).message).toContain(
+      'REDIS_PREFIX',
+    );
+    expect(configError({ REDIS_URL: 'redis://c', NODE_ID: 'a/b' }).message).toContain('NODE_ID');
+    expect(
+      configError({ REDIS_URL: 'redis://c', NODE_HEARTBEAT_MS: '1000', NODE_DEAD_AFTER_MS: '4000' })
+        .message,
+    ).toContain('NODE_DEAD_AFTER_MS');
+  });
 });
