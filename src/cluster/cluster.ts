@@ -30,6 +30,7 @@ import type { OpenRequest } from '../core/identity.ts';
 import type { Logger } from '../core/log.ts';
 import type {
   HubHost,
+  Keep,
   MatchPool,
   RoomRegistry,
   UserClaims,
@@ -37,9 +38,15 @@ import type {
   Yield,
 } from '../core/seams.ts';
 import type { SessionState } from '../core/session.ts';
-import { createRedisHistory } from './redis-history.ts';
+import { APPEND_FUNCTION, appendArguments, createRedisHistory } from './redis-history.ts';
 import { createRedisPool, type RedisMatchPool } from './redis-pool.ts';
-import { defineScript, type RedisLink, type RedisReply, RedisUnavailableError } from './redis.ts';
+import {
+  defineScript,
+  type RedisArg,
+  type RedisLink,
+  type RedisReply,
+  RedisUnavailableError,
+} from './redis.ts';
 
 /**
  * How long after it is sent a script that acts for a waiting user may still run (ms, Redis's
@@ -75,17 +82,24 @@ return 1
 `);
 
 /**
- * KEYS users. ARGV userId, message, inbox channel prefix, deadline (ms, Redis's clock). Publishes
- * `message` to the inbox of the node holding `userId`; returns how many nodes heard it (0: nobody
- * holds the user), or -1 past the deadline: the sender was told `unavailable` already, so a
- * message Redis gets to late (a stall) is not delivered behind its back.
+ * KEYS users, and a history stream when the message is to be kept. ARGV userId, the op's header,
+ * inbox channel prefix, deadline (ms, Redis's clock), the frame, then (to keep it) the message's
+ * stream id, ms, limit and TTL. Publishes header .. frame to the inbox of the node holding
+ * `userId` and, if a node heard it, keeps the frame in the stream in the same step (whoever
+ * received it finds it in history). Returns how many nodes heard it (0: nobody holds the user),
+ * or -1 past the deadline: the sender was told `unavailable` already, so a message Redis gets to
+ * late (a stall) is not delivered behind its back.
  */
-const ROUTE = defineScript(`
+const ROUTE = defineScript(`${APPEND_FUNCTION}
 local t = redis.call('TIME')
 if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 local owner = redis.call('HGET', KEYS[1], ARGV[1])
 if not owner then return 0 end
-return redis.call('PUBLISH', ARGV[3] .. string.match(owner, '^[^/]*'), ARGV[2])
+local heard = redis.call('PUBLISH', ARGV[3] .. string.match(owner, '^[^/]*'), ARGV[2] .. ARGV[5])
+if heard > 0 and KEYS[2] then
+  append(KEYS[2], ARGV[6], tonumber(ARGV[7]), ARGV[5], ARGV[8], tonumber(ARGV[9]))
+end
+return heard
 `);
 
 /**
@@ -183,8 +197,6 @@ export interface ClusterNode {
   start(timeoutMs: number): Promise<void>;
   /** Stops the heartbeat and leaves the cluster (call once this node's sockets are closed). */
   close(): Promise<void>;
-  /** Nodes alive as this node last saw them (its sweep reads them). */
-  stats(): { nodes: number; redisUp: boolean };
 }
 
 /** What crosses a node's inbox: one letter, then fields separated by newlines. */
@@ -232,6 +244,8 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   let localUsers: UserDirectory | undefined;
   let localRooms: RoomRegistry | undefined;
   let pool: RedisMatchPool | undefined;
+  /** History's settings, once the hub has asked for the store (it does when `HISTORY` is on). */
+  let historyConfig: HistoryConfig | undefined;
   /** What `prepare` settled for each upgrade request, for its `open`. */
   const settled = new WeakMap<OpenRequest, Settled>();
   /** UserIds claimed for a newcomer here that has not opened yet, with when. */
@@ -254,14 +268,23 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     log.warn(event, { error: error instanceof Error ? error.message : String(error) });
 
   const deadline = () => Math.floor(link.redisNow() + SCRIPT_BUDGET_MS);
-  /** Publishes `message` to the inbox of whoever holds `userId`; resolves with whether one does. */
-  const route = (userId: string, message: string) =>
-    link
-      .run(ROUTE, [key.users], [userId, message, channel.inboxPrefix, deadline()])
-      .then((heard) => {
-        if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
-        return (heard as number) > 0;
-      });
+  /**
+   * Publishes `header` + `frame` to the inbox of whoever holds `userId` (keeping `frame` in history
+   * if `keep` and history is on); resolves with whether a node holds the user.
+   */
+  function route(userId: string, header: string, frame = '', keep?: Keep) {
+    const keys = [key.users];
+    const args: RedisArg[] = [userId, header, channel.inboxPrefix, deadline(), frame];
+    if (keep && historyConfig) {
+      const kept = appendArguments(p, historyConfig, keep.conversation, keep.message);
+      keys.push(kept.key);
+      args.push(kept.args[0], kept.args[1], kept.args[3], kept.args[4]);
+    }
+    return link.run(ROUTE, keys, args).then((heard) => {
+      if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
+      return (heard as number) > 0;
+    });
+  }
 
   const membership = (room: string, userId: string) => `${room}\n${userId}`;
   function writeMembership(room: string, userId: string, join: boolean) {
@@ -377,9 +400,9 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   };
 
   const users = (local: UserDirectory): UserDirectory => ({
-    deliver(userId, text) {
-      if (local.deliver(userId, text)) return true;
-      return route(userId, `${Op.deliver}\n${userId}\n${text}`);
+    deliver(userId, text, keep) {
+      if (local.deliver(userId, text, keep)) return true;
+      return route(userId, `${Op.deliver}\n${userId}\n`, text, keep);
     },
     pair(userId, partner) {
       if (host?.has(userId)) return local.pair(userId, partner);
@@ -387,9 +410,8 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     },
     endPair(userId, formerPartner, hangup) {
       if (host?.has(userId)) return local.endPair(userId, formerPartner, hangup);
-      return route(userId, `${Op.endPair}\n${userId}\n${formerPartner}\n${hangup ?? ''}`).then(
-        () => {},
-      );
+      const header = `${Op.endPair}\n${userId}\n${formerPartner}\n`;
+      return route(userId, header, hangup ?? '').then(() => {});
     },
   });
 
@@ -410,8 +432,10 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
         link.unsubscribe(`${channel.roomPrefix}${room}`).catch(warn('cluster_unsubscribe_failed'));
       writeMembership(room, member.userId, false);
     },
-    broadcast(room, text, except) {
-      const reached = local.broadcast(room, text, except);
+    broadcast(room, text, except, keep) {
+      // Kept (the append goes out first) before any other node can hear it: the link writes
+      // commands in order, so a member elsewhere that reads history finds it.
+      const reached = local.broadcast(room, text, except, keep);
       link.send('PUBLISH', `${channel.roomPrefix}${room}`, `${nodeId}\n${text}`).catch(() => {
         host?.metrics.inc('aleatoria_state_failures_total');
       });
@@ -613,8 +637,9 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
    * History in Redis Streams. Redis away: messages are still named (by this node's clock, which
    * Redis's ids follow closely) so that users of one node keep chatting; they are not kept.
    */
-  const history = (historyConfig: HistoryConfig): HistoryStore => {
-    const store = createRedisHistory(link, historyConfig, { prefix: p });
+  const history = (config: HistoryConfig): HistoryStore => {
+    historyConfig = config;
+    const store = createRedisHistory(link, config, { prefix: p });
     const clock = createIdClock();
     const failed = () => host?.metrics.inc('aleatoria_state_failures_total');
     return {
@@ -687,7 +712,6 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       ]);
       await link.close();
     },
-    stats: () => ({ nodes: nodesSeen, redisUp: link.ready }),
   };
 
   /** Drops claims won for newcomers that never opened, so the userId is not held for nobody. */

@@ -47,16 +47,17 @@ return text
 `);
 
 /**
- * KEYS[1] the stream. ARGV[1] the message's stream id (ms-n), ARGV[2] its ms, ARGV[3] its text,
- * ARGV[4] the limit, ARGV[5] the TTL (ms).
- * Returns 1 when kept, 0 when the message was older than the TTL already (nothing written).
+ * `append(key, at, ms, text, limit, ttl)` in Lua, for the scripts that keep a message: the
+ * stream, the message's stream id (ms-n), its ms, its text, the limit, the TTL (ms). Returns 1 when
+ * kept, 0 when the message was older than the TTL already (nothing written). Shared with the
+ * cluster's routing script, which keeps a direct message in the same step that delivers it.
  */
-const APPEND = defineScript(`
-local key, at, ttl = KEYS[1], ARGV[1], tonumber(ARGV[5])
+export const APPEND_FUNCTION = `
+local function append(key, at, ms, text, limit, ttl)
 local t = redis.call('TIME')
 local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - ttl
-if tonumber(ARGV[2]) < oldest then return 0 end
-local added = redis.pcall('XADD', key, at, 't', ARGV[3])
+if ms < oldest then return 0 end
+local added = redis.pcall('XADD', key, at, 't', text)
 if type(added) == 'table' and added.err then
   if not string.find(added.err, 'equal or smaller', 1, true) then
     return redis.error_reply(added.err)
@@ -66,17 +67,40 @@ if type(added) == 'table' and added.err then
   for _, entry in ipairs(lifted) do redis.call('XDEL', key, entry[1]) end
   local below = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   redis.call('XSETID', key, below and below[1] or '0-0')
-  redis.call('XADD', key, at, 't', ARGV[3])
+  redis.call('XADD', key, at, 't', text)
   for _, entry in ipairs(lifted) do
     -- The same id again (a retried append) is replaced, as the SQLite store does.
     if entry[1] ~= at then redis.call('XADD', key, entry[1], unpack(entry[2])) end
   end
 end
-redis.call('XTRIM', key, 'MAXLEN', ARGV[4])
+redis.call('XTRIM', key, 'MAXLEN', limit)
 redis.call('XTRIM', key, 'MINID', string.format('%.0f', math.max(oldest, 0)) .. '-0')
 redis.call('PEXPIRE', key, ttl)
 return 1
+end
+`;
+
+/** KEYS[1] the stream. ARGV the message's stream id, ms, text, then the limit and the TTL. */
+const APPEND = defineScript(`${APPEND_FUNCTION}
+return append(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]))
 `);
+
+/**
+ * Where and how `message` of `conversation` is kept: the stream's key and the arguments of the
+ * Lua `append` after the key (stream id, ms, text, limit, TTL).
+ */
+export function appendArguments(
+  prefix: string,
+  config: HistoryConfig,
+  conversation: string,
+  message: StoredMessage,
+): { key: string; args: [string, number, string, number, number] } {
+  const { at, ms } = streamId(message.id);
+  return {
+    key: `${prefix}history:${conversation}`,
+    args: [at, ms, message.text, config.limit, config.ttlMs],
+  };
+}
 
 /**
  * KEYS[1] the stream. ARGV[1] the upper bound ('+' or an exclusive '(ms-n'), ARGV[2] the count,
@@ -113,7 +137,7 @@ export function createRedisHistory(
   options: { prefix?: string } = {},
 ): HistoryStore {
   const prefix = options.prefix ?? 'aleatoria:';
-  const { limit: kept, ttlMs } = config;
+  const { ttlMs } = config;
   const streamKey = (conversation: string) => `${prefix}history:${conversation}`;
   const counterKey = (conversation: string) => `${prefix}history-id:${conversation}`;
 
@@ -122,8 +146,8 @@ export function createRedisHistory(
       return String(await link.run(NEXT_ID, [counterKey(conversation)], [ttlMs]));
     },
     async append(conversation, message) {
-      const { at, ms } = streamId(message.id);
-      await link.run(APPEND, [streamKey(conversation)], [at, ms, message.text, kept, ttlMs]);
+      const { key, args } = appendArguments(prefix, config, conversation, message);
+      await link.run(APPEND, [key], args);
     },
     async read(conversation, before, limit) {
       // Ids are digits (chat.ts's cursor), possibly longer than any id: BigInt keeps them exact.

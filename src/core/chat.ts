@@ -11,7 +11,6 @@ import {
   idAt,
   pairConversation,
   roomConversation,
-  type StoredMessage,
 } from './history.ts';
 import type { Metrics } from './metrics.ts';
 import {
@@ -20,7 +19,7 @@ import {
   type GetRecentMessages,
   type RefusalCode,
 } from './protocol.ts';
-import type { Asker, MaybePromise, RoomRegistry } from './seams.ts';
+import type { Asker, Keep, MaybePromise, RoomRegistry } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 
 export const NOT_IN_ROOM = 'You are not in that room. Join the room first.';
@@ -34,13 +33,17 @@ export interface ChatDeps {
   send(conn: ConnId, text: string): void;
   /** Answers `error {code}`, with the refused request's `messageId` when it had one. */
   refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
-  /** Delivers `text` to `toUser`, or tells the sender `user_not_found`; `delivered` on success. */
+  /**
+   * Delivers `text` to `toUser` (kept in history with it, if `keep`), or tells the sender
+   * `user_not_found`; `delivered` on success.
+   */
   relay(
     session: Session,
     toUser: string,
     text: string,
     messageId: string | undefined,
-    delivered: (text: string) => void,
+    delivered: () => void,
+    keep?: Keep,
   ): void;
   later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
@@ -64,8 +67,6 @@ function cursor(before: string | null | undefined): string | undefined {
 
 export function createChat(deps: ChatDeps): Chat {
   const { envelopes, metrics, rooms, history, send, refuse, later } = deps;
-  const keep = (conversation: string, message: StoredMessage) =>
-    later(history.append(conversation, message, deps.now()), () => {});
 
   return {
     room(session, room, payload, messageId) {
@@ -75,8 +76,11 @@ export function createChat(deps: ChatDeps): Chat {
         history.nextId(conversation, deps.now()),
         (id) => {
           const text = envelopes.roomChat(session.userId, room, payload, messageId, id);
-          metrics.inc('aleatoria_messages_out_total', 'chat_message', rooms.broadcast(room, text));
-          keep(conversation, { id, text });
+          const reached = rooms.broadcast(room, text, undefined, {
+            conversation,
+            message: { id, text },
+          });
+          metrics.inc('aleatoria_messages_out_total', 'chat_message', reached);
         },
         { session, messageId },
       );
@@ -85,17 +89,13 @@ export function createChat(deps: ChatDeps): Chat {
       const conversation = pairConversation(session.userId, toUser);
       later(
         history.nextId(conversation, deps.now()),
-        (id) =>
-          deps.relay(
-            session,
-            toUser,
-            envelopes.directChat(session.userId, toUser, payload, messageId, id),
-            messageId,
-            (text) => {
-              send(session.conn, senderCopy(text));
-              keep(conversation, { id, text });
-            },
-          ),
+        (id) => {
+          const text = envelopes.directChat(session.userId, toUser, payload, messageId, id);
+          deps.relay(session, toUser, text, messageId, () => send(session.conn, senderCopy(text)), {
+            conversation,
+            message: { id, text },
+          });
+        },
         { session, messageId },
       );
     },

@@ -10,7 +10,7 @@ import type { HubOptions } from './hub-api.ts';
 import type { Matching } from './matching.ts';
 import type { Metrics } from './metrics.ts';
 import type { ClientMessage, RefusalCode } from './protocol.ts';
-import type { Asker, MaybePromise, RoomRegistry, UserDirectory } from './seams.ts';
+import type { Asker, Keep, MaybePromise, RoomRegistry, UserDirectory } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 import { iceServersFor, type TurnOptions } from './turn.ts';
 
@@ -66,12 +66,13 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     toUser: string,
     text: string,
     messageId: string | undefined,
-    delivered: (text: string) => void,
+    delivered: () => void,
+    keep?: Keep,
   ) {
     later(
-      users.deliver(toUser, text),
+      users.deliver(toUser, text, keep),
       (found) => {
-        if (found) return delivered(text);
+        if (found) return delivered();
         metrics.inc('aleatoria_relays_to_unknown_total');
         refuse(session, 'user_not_found', 'That user is not connected.', messageId);
       },

@@ -26,7 +26,7 @@ import { createMatching } from './matching.ts';
 import { createMetrics } from './metrics.ts';
 import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
 import { createTokenBucket, takeToken } from './rate-limit.ts';
-import { type Asker, type HubHost, type MaybePromise, whenReady } from './seams.ts';
+import { type Asker, type HubHost, type Keep, type MaybePromise, whenReady } from './seams.ts';
 import { type ConnId, type Session, SessionState, type Sessions, stateOf } from './session.ts';
 
 export { CloseCode, type OpenRequest, type OpenResult } from './identity.ts';
@@ -81,8 +81,15 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     );
   };
 
+  const history: HistoryStore = !options.history?.enabled
+    ? createNoHistory()
+    : seams.history
+      ? seams.history(options.history)
+      : createMemoryHistory(options.history);
+  const keep = ({ conversation, message }: Keep) =>
+    later(history.append(conversation, message, deps.now()), () => {});
   const pool = seams.pool ? seams.pool(createLocalPool()) : createLocalPool();
-  const localRooms = createLocalRooms(deps.send);
+  const localRooms = createLocalRooms(deps.send, keep);
   const rooms = seams.rooms ? seams.rooms(localRooms) : localRooms;
   const localUsers = createLocalUsers({
     sessions,
@@ -90,13 +97,9 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     send,
     touch,
     endPairOf,
+    keep,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
-  const history: HistoryStore = !options.history?.enabled
-    ? createNoHistory()
-    : seams.history
-      ? seams.history(options.history)
-      : createMemoryHistory(options.history);
 
   const refuse = (
     session: Pick<Session, 'conn' | 'userId'>,

@@ -4,7 +4,7 @@
  */
 import type { Envelopes } from './envelope.ts';
 import { createAvailabilityPool } from './pool.ts';
-import type { MatchPool, RoomRegistry, UserDirectory } from './seams.ts';
+import type { Keep, MatchPool, RoomRegistry, UserDirectory } from './seams.ts';
 import type { ConnId, Session, Sessions } from './session.ts';
 
 export interface LocalStateDeps {
@@ -16,15 +16,19 @@ export interface LocalStateDeps {
   touch(session: Session): void;
   /** Ends `session`'s pair, telling its partner `hangup {reason}`. */
   endPairOf(session: Session, reason: string): void;
+  /** Keeps a chat message in history. */
+  keep(keep: Keep): void;
 }
 
 export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
   const { byUser } = deps.sessions;
   return {
-    deliver(userId, text) {
+    deliver(userId, text, keep) {
       const session = byUser.get(userId);
-      if (session) deps.send(session.conn, text);
-      return session !== undefined;
+      if (!session) return false;
+      if (keep) deps.keep(keep);
+      deps.send(session.conn, text);
+      return true;
     },
     pair(userId, partner) {
       const session = byUser.get(userId);
@@ -46,7 +50,10 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
 }
 
 /** Rooms of this process; a broadcast is serialized once by the caller and written to each member. */
-export function createLocalRooms(write: (conn: ConnId, text: string) => void): RoomRegistry {
+export function createLocalRooms(
+  write: (conn: ConnId, text: string) => void,
+  keep: (keep: Keep) => void,
+): RoomRegistry {
   const rooms = new Map<string, Set<Session>>();
   return {
     get size() {
@@ -62,7 +69,8 @@ export function createLocalRooms(write: (conn: ConnId, text: string) => void): R
       members?.delete(member);
       if (members?.size === 0) rooms.delete(room);
     },
-    broadcast(room, text, except) {
+    broadcast(room, text, except, kept) {
+      if (kept) keep(kept);
       const members = rooms.get(room);
       if (!members) return 0;
       for (const member of members) if (member !== except) write(member.conn, text);

@@ -5,16 +5,29 @@
  * keeps the single-process path free of promises and of the microtask each would cost.
  */
 import type { Envelopes } from './envelope.ts';
+import type { StoredMessage } from './history.ts';
 import type { OpenRequest } from './identity.ts';
 import type { Metrics } from './metrics.ts';
 import type { Session, SessionState } from './session.ts';
 
 export type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * A chat message to keep in history along with its delivery: a store shared between processes
+ * keeps it before the message can reach anyone, so whoever received it finds it in history.
+ */
+export interface Keep {
+  readonly conversation: string;
+  readonly message: StoredMessage;
+}
+
 /** Users wherever they are connected. */
 export interface UserDirectory {
-  /** Delivers `text` to `userId`'s socket; false when nobody has that user. */
-  deliver(userId: string, text: string): MaybePromise<boolean>;
+  /**
+   * Delivers `text` to `userId`'s socket; false when nobody has that user. With `keep`, a message
+   * delivered is also kept in history (one that was not, is not).
+   */
+  deliver(userId: string, text: string, keep?: Keep): MaybePromise<boolean>;
   /**
    * Makes `userId` the partner of `partner`, ending any other pair `userId` was in (its old partner
    * hears `hangup {reason:"peer_left"}`); false when nobody has `userId`.
@@ -32,10 +45,10 @@ export interface RoomRegistry {
   join(room: string, member: Session): void;
   leave(room: string, member: Session): void;
   /**
-   * Delivers `text` to every member of `room` (but `except`), wherever they are; returns how many
-   * it reached here.
+   * Delivers `text` to every member of `room` (but `except`), wherever they are, keeping it in
+   * history first when `keep` is given; returns how many it reached here.
    */
-  broadcast(room: string, text: string, except?: Session): number;
+  broadcast(room: string, text: string, except?: Session, keep?: Keep): number;
   /** How many members `room` has. */
   count(room: string): MaybePromise<number>;
   /** Up to `limit` of `room`'s members' userIds. */
