@@ -106,7 +106,18 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
   const budget = options.takeBudgetMs ?? 750;
   const onError = options.onError ?? (() => {});
   /** This node's available users and their `since`. */
-  const local = new Map<string, number>();
+  const local = new Map<string, { since: number; added: number }>();
+  /**
+   * Counts `add`s. A take or a pairing that tells this node one of its users was taken forgets the
+   * user only if it was not added again since the take was asked for: that later add is in Redis
+   * after the take, so the user is available again.
+   */
+  let adds = 0;
+  /** Forgets `userId` unless it was added again after the `adds`th add. */
+  const forget = (userId: string, asOf: number) => {
+    const entry = local.get(userId);
+    if (entry && entry.added <= asOf) local.delete(userId);
+  };
   /** Users removed here whose ZREM may not have reached Redis, each with its latest attempt. */
   const unremoved = new Map<string, object>();
   let size = 0;
@@ -140,7 +151,8 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
   async function resync() {
     const writes: Promise<RedisReply>[] = [];
     for (const userId of [...unremoved.keys()]) writes.push(zrem(userId));
-    for (const [userId, since] of local) writes.push(link.send('ZADD', key, 'NX', since, userId));
+    for (const [userId, { since }] of local)
+      writes.push(link.send('ZADD', key, 'NX', since, userId));
     const results = await Promise.allSettled(writes);
     refreshQuietly();
     const failed = results.find((r) => r.status === 'rejected');
@@ -156,6 +168,7 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
     exclude: string | undefined,
     random: () => number,
   ): Promise<PoolDraw> {
+    const asOf = adds;
     const value = random();
     const at = Number.isFinite(value) && value > 0 ? value : 0;
     const args: RedisArg[] = [String(at), String(Math.floor(link.redisNow() + budget)), requester];
@@ -165,8 +178,8 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
       case 'ok': {
         setSize(reply[1]!);
         const userId = String(reply[2]);
-        local.delete(requester);
-        local.delete(userId);
+        forget(requester, asOf);
+        forget(userId, asOf);
         return {
           partner: { userId, since: Number(reply[3]) },
           requesterWasInPool: reply[4] === 1,
@@ -188,7 +201,7 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
     },
     has: (userId) => local.has(userId),
     add(userId, since) {
-      if (!local.has(userId)) local.set(userId, since);
+      local.set(userId, { since: local.get(userId)?.since ?? since, added: ++adds });
       unremoved.delete(userId);
       // Always written, with this `since`: another node's take may have removed this user without
       // this node hearing yet. NX keeps the first `since` of a user still there.
@@ -207,7 +220,11 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
       return (await draw(requester, exclude, random)).partner;
     },
     markTaken(userId) {
-      local.delete(userId);
+      // The take ran before this node heard of it: ask Redis, after any add sent before now.
+      const asOf = adds;
+      link.send('ZSCORE', key, userId).then((score) => {
+        if (score === null) forget(userId, asOf);
+      }, onError);
     },
     resync,
     refresh,

@@ -201,6 +201,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       partner: state.partner,
       bucket: createTokenBucket(options.rateLimit, deps.now()),
       matchBucket: undefined,
+      held: undefined,
     };
     byUser.set(session.userId, session);
     byConn.set(conn, session);

@@ -22,6 +22,11 @@ export interface LocalStateDeps {
 
 export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
   const { byUser } = deps.sessions;
+  /** Tells `session` about its pairs, after its own match if that one is still being settled. */
+  const tell = (session: Session, text: string) => {
+    if (session.held) session.held.push(text);
+    else deps.send(session.conn, text);
+  };
   return {
     deliver(userId, text, keep) {
       const session = byUser.get(userId);
@@ -30,13 +35,14 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       deps.send(session.conn, text);
       return true;
     },
-    pair(userId, partner) {
+    pair(userId, partner, announce) {
       const session = byUser.get(userId);
       if (!session) return false;
       // A user is in one pair at most: whoever it was paired with learns that call is over.
       if (session.partner !== partner) deps.endPairOf(session, 'peer_left');
       session.partner = partner;
       deps.touch(session);
+      tell(session, announce);
       return true;
     },
     endPair(userId, formerPartner, hangup) {
@@ -44,7 +50,7 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       if (session?.partner !== formerPartner) return;
       session.partner = undefined;
       deps.touch(session);
-      if (hangup !== undefined) deps.send(session.conn, hangup);
+      if (hangup !== undefined) tell(session, hangup);
     },
   };
 }

@@ -44,8 +44,6 @@ export function createMatching(deps: MatchingDeps): Matching {
     partner: { userId: string; since: number },
     messageId: string | undefined,
   ) {
-    session.partner = partner.userId;
-    deps.touch(session);
     const now = deps.now();
     if (limit) takeToken((session.matchBucket ??= createTokenBucket(limit, now)), limit, now);
     metrics.inc('aleatoria_matches_total');
@@ -58,13 +56,6 @@ export function createMatching(deps: MatchingDeps): Matching {
         { role: 'impolite', peerId: partner.userId },
         messageId,
       ),
-    );
-    deps.later(
-      users.deliver(
-        partner.userId,
-        envelopes.system('assign_role', partner.userId, { role: 'polite', peerId: session.userId }),
-      ),
-      () => {},
     );
   }
 
@@ -100,15 +91,37 @@ export function createMatching(deps: MatchingDeps): Matching {
           deps.touch(session);
           // A user is in one pair at most: whoever the requester was paired with learns it is over.
           if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
-          deps.later(
-            users.pair(partner.userId, session.userId),
-            (found) => {
-              // The partner left between the draw and the pairing (another process's user).
-              if (found) paired(session, partner, messageId);
-              else noPeer(session, messageId);
-            },
-            asker,
-          );
+          // Paired from now on, before the partner's process has answered (a shared pool): a
+          // hangup, or a pairing by another requester, that comes meanwhile finds the pair.
+          session.partner = partner.userId;
+          const polite = envelopes.system('assign_role', partner.userId, {
+            role: 'polite',
+            peerId: session.userId,
+          });
+          const pairing = users.pair(partner.userId, session.userId, polite);
+          if (!(pairing instanceof Promise)) {
+            if (pairing) return paired(session, partner, messageId);
+            session.partner = undefined;
+            return noPeer(session, messageId);
+          }
+          // Until the partner's process answers, what others say about the requester's pairs
+          // waits, so that it follows the requester's own assign_role.
+          const held: string[] = [];
+          session.held = held;
+          const settled = (found: boolean) => {
+            if (session.held === held) session.held = undefined;
+            // The partner left between the draw and the pairing.
+            if (!found && session.partner === partner.userId) session.partner = undefined;
+            if (found) paired(session, partner, messageId);
+            else noPeer(session, messageId);
+            for (const text of held) deps.send(session.conn, text);
+          };
+          pairing.catch(() => {
+            if (session.held === held) session.held = undefined;
+            if (session.partner === partner.userId) session.partner = undefined;
+            for (const text of held) deps.send(session.conn, text);
+          });
+          deps.later(pairing, settled, asker);
         },
         asker,
       );

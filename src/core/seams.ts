@@ -30,9 +30,11 @@ export interface UserDirectory {
   deliver(userId: string, text: string, keep?: Keep): MaybePromise<boolean>;
   /**
    * Makes `userId` the partner of `partner`, ending any other pair `userId` was in (its old partner
-   * hears `hangup {reason:"peer_left"}`); false when nobody has `userId`.
+   * hears `hangup {reason:"peer_left"}`), and delivers `announce` (its `assign_role`) in the same
+   * step, so that the user hears of its pairs in the order they were made; false when nobody has
+   * `userId`.
    */
-  pair(userId: string, partner: string): MaybePromise<boolean>;
+  pair(userId: string, partner: string, announce: string): MaybePromise<boolean>;
   /**
    * Ends `userId`'s pair if its partner is still `formerPartner`, then delivers `hangup` to it when
    * given. A pair that already ended, or moved on, is left alone.

@@ -32,6 +32,12 @@ export interface Session {
   readonly bucket: TokenBucket;
   /** Matches made for this user as requester (`MATCHES_PER_MINUTE`); created on the first one. */
   matchBucket: TokenBucket | undefined;
+  /**
+   * While this user's own match is being settled with another process (a shared pool): what
+   * others said about its pairs meanwhile (a pairing, a hangup), sent once its own `assign_role`
+   * is out, so the user hears of its pairs in the order they were made.
+   */
+  held: string[] | undefined;
 }
 
 /** This process's sessions, by userId and by connection. */

@@ -230,7 +230,27 @@ describe('the local mirror and the cluster-wide size', () => {
     expect(two.has('c')).toBe(false);
     expect(two.size).toBe(0);
     one.markTaken('a');
-    expect(one.has('a')).toBe(false);
+    await until(() => !one.has('a'), 2000, 'a forgotten after markTaken');
+    one.close();
+    two.close();
+  });
+
+  it('keeps a user added again after the take that took it: it is in the pool, and a delete removes it', async () => {
+    const prefix = freshPrefix();
+    const one = createRedisPool(await openLink(), { prefix });
+    const two = createRedisPool(await openLink(), { prefix });
+    one.add('u', 1);
+    await until(async () => (await one.refresh()) === 1, 2000, 'u in the pool');
+    // `two` takes u; u announces itself again before `one` hears of the take.
+    expect(await two.take('r', undefined, () => 0)).toEqual({ userId: 'u', since: 1 });
+    one.add('u', 5);
+    one.markTaken('u');
+    await until(async () => (await contents(prefix)).length === 1, 2000, 'u back in Redis');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(one.has('u')).toBe(true);
+    // Unavailable again: the removal reaches Redis (a user forgotten here would stay there).
+    one.delete('u');
+    await until(async () => (await contents(prefix)).length === 0, 2000, 'u removed');
     one.close();
     two.close();
   });

@@ -720,17 +720,9 @@ describe('matching', () => {
     h.send('bob#1', { type: 'user_available_webrtc' });
     h.script(0.5);
     h.send('alice#1', { type: 'request_random_peer', payload: {} });
+    // The partner is told in the same step as it is paired (see UserDirectory.pair), then the
+    // requester.
     expect(h.take()).toStrictEqual([
-      {
-        conn: 'alice#1',
-        msg: {
-          type: 'assign_role',
-          fromUser: 'system',
-          toUser: 'alice',
-          payload: { role: 'impolite', peerId: 'bob' },
-          createTime: h.iso(),
-        },
-      },
       {
         conn: 'bob#1',
         msg: {
@@ -738,6 +730,16 @@ describe('matching', () => {
           fromUser: 'system',
           toUser: 'bob',
           payload: { role: 'polite', peerId: 'alice' },
+          createTime: h.iso(),
+        },
+      },
+      {
+        conn: 'alice#1',
+        msg: {
+          type: 'assign_role',
+          fromUser: 'system',
+          toUser: 'alice',
+          payload: { role: 'impolite', peerId: 'bob' },
           createTime: h.iso(),
         },
       },
@@ -884,17 +886,17 @@ describe('matching', () => {
         },
       },
       {
-        conn: 'alice#1',
-        msg: expect.objectContaining({
-          type: 'assign_role',
-          payload: { role: 'impolite', peerId: 'carol' },
-        }),
-      },
-      {
         conn: 'carol#1',
         msg: expect.objectContaining({
           type: 'assign_role',
           payload: { role: 'polite', peerId: 'alice' },
+        }),
+      },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'impolite', peerId: 'carol' },
         }),
       },
     ]);
@@ -924,17 +926,17 @@ describe('matching', () => {
         },
       },
       {
-        conn: 'alice#1',
-        msg: expect.objectContaining({
-          type: 'assign_role',
-          payload: { role: 'impolite', peerId: 'carol' },
-        }),
-      },
-      {
         conn: 'carol#1',
         msg: expect.objectContaining({
           type: 'assign_role',
           payload: { role: 'polite', peerId: 'alice' },
+        }),
+      },
+      {
+        conn: 'alice#1',
+        msg: expect.objectContaining({
+          type: 'assign_role',
+          payload: { role: 'impolite', peerId: 'carol' },
         }),
       },
     ]);
