@@ -6,11 +6,14 @@
  *   rate               DMs at a fixed offered rate (open loop)     --pairs P --rate R --ms D
  *   room               R rooms x S members at a fixed offered rate --rooms R --members S --rate M --ms D
  *   match              N clients cycling available/request/hangup  --clients N --hold H --ms D
+ * --url is the server's WebSocket URL, or a cluster's (one per node, comma-separated): sockets are
+ * spread over the nodes, and a DM's sender and receiver are on different nodes (see openPairs).
  * Prints `{"phase":"measure"}` and `{"phase":"stop"}` around the measurement window, then one JSON
- * line with the result. Every count is clamped, and a watchdog exits the process (code 3) should
- * the scenario hang: --timeout MS (default: the duration plus 60 s).
+ * line with the result (and `nodes`, the count of URLs). Every count is clamped, and a watchdog
+ * exits the process (code 3) should the scenario hang: --timeout MS (default: the duration plus
+ * 60 s).
  */
-import { arg, durationArg, intArg } from './scenarios/common.ts';
+import { arg, durationArg, intArg, urls } from './scenarios/common.ts';
 import { dm } from './scenarios/dm.ts';
 import { idle } from './scenarios/idle.ts';
 import { match } from './scenarios/match.ts';
@@ -41,7 +44,7 @@ setTimeout(() => {
 }, timeoutMs).unref();
 
 try {
-  console.log(JSON.stringify(await scenario()));
+  console.log(JSON.stringify({ ...(await scenario()), nodes: urls.length }));
   process.exit(0);
 } catch (error) {
   console.error(`load: ${kind} failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,19 +1,27 @@
 /**
- * `npm run bench [-- --quick] [-- --runtime node|deno|workerd|all] [-- --scenarios room,match]`:
- * our server against the raw-ws baseline (bench/baseline-server.ts), alternately in one invocation,
- * same machine, same minutes: for every scenario and repetition, each server is started fresh and
- * loaded in turn. Server and load generator run in separate processes pinned to different cores
- * (when `taskset` exists). "Per core" = rate / the server's CPU share over the measurement window
- * (CPU seconds from /proc over wall seconds), which stays comparable when other work shares the
- * machine. Figures are medians over the repetitions (3, or 1 with --quick). `--runtime all` runs
- * Node, Deno and workerd, each against the same Node raw-ws baseline of the run. workerd runs
- * inside a network namespace with loopback only: the runner re-executes itself through
- * scripts/isolated.sh when it needs one. Prints one markdown table, writes JSON to bench/results/.
+ * `npm run bench [-- --quick] [-- --runtime node|deno|workerd|all | --cluster]
+ * [-- --scenarios room,match]`: our server against the raw-ws baseline (bench/baseline-server.ts),
+ * alternately in one invocation, same machine, same minutes: for every scenario and repetition,
+ * each server is started fresh and loaded in turn. Server and load generator run in separate
+ * processes pinned to different cores (when `taskset` exists). "Per core" = rate / the server's
+ * CPU share over the measurement window (CPU seconds from /proc over wall seconds), which stays
+ * comparable when other work shares the machine. Figures are medians over the repetitions (3, or
+ * 1 with --quick). `--runtime all` runs Node, Deno and workerd, each against the same Node raw-ws
+ * baseline of the run. workerd runs inside a network namespace with loopback only: the runner
+ * re-executes itself through scripts/isolated.sh when it needs one. Prints one markdown table,
+ * writes JSON to bench/results/.
+ *
+ * `--cluster` compares clusters over Redis with one Node process instead (issue 13): the single
+ * process (REDIS_URL unset) is the reference, then 2 and 4 Node nodes sharing one redis-server
+ * (bench/targets.ts). Every DM crosses nodes and match clients are spread over all of them
+ * (bench/scenarios/common.ts). Nodes and redis-server share core 0, so "per core" counts all of
+ * their CPU against the one core the single process has.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism, loadavg, constants as osConstants } from 'node:os';
 import {
+  CLUSTERS,
   hasTaskset,
   LABELS,
   pinnedCommand,
@@ -28,6 +36,11 @@ const option = (name: string) =>
   argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined;
 const quick = argv.includes('--quick');
 const runtimeOption = option('runtime') ?? 'node';
+const cluster = argv.includes('--cluster');
+if (cluster && runtimeOption !== 'node') {
+  console.error('--cluster: clusters of Node processes only, against one Node process');
+  process.exit(2);
+}
 if (runtimeOption !== 'all' && !(RUNTIMES as readonly string[]).includes(runtimeOption)) {
   console.error(`--runtime: expected ${RUNTIMES.join(', ')} or all, got ${runtimeOption}`);
   process.exit(2);
@@ -59,7 +72,8 @@ const sizes = quick
       durationMs: 2000,
       pairs: 100,
       window: 8,
-      rateOffered: 10_000,
+      rateOffered: cluster ? 5000 : 10_000,
+      lightRate: 1000,
       ratePairs: 100,
       rooms: 5,
       members: 20,
@@ -76,7 +90,8 @@ const sizes = quick
       durationMs: 8000,
       pairs: 200,
       window: 8,
-      rateOffered: 10_000,
+      rateOffered: cluster ? 5000 : 10_000,
+      lightRate: 1000,
       ratePairs: 200,
       rooms: 10,
       members: 50,
@@ -106,6 +121,8 @@ interface Measurement {
   violations?: number;
   /** Server CPU seconds per wall second over the measurement window. */
   cpuShare?: number;
+  /** redis-server's part of `cpuShare` (a cluster only). */
+  redisCpuShare?: number;
   rate?: number;
   perCore?: number;
   perThousandMb?: number;
@@ -122,8 +139,12 @@ interface Metric {
   digits: number;
   /** A count that must be 0 (no ratio; the run fails otherwise). */
   mustBeZero?: boolean;
-  /** The ratio ours / raw ws should stay at or under this. */
+  /** The ratio to the reference should stay at or under this. */
   maxRatio?: number;
+  /** The ratio to the reference should stay at or above this. */
+  minRatio?: number;
+  /** The value should exceed the reference's by at most this (in its own unit). */
+  maxExcess?: number;
 }
 
 interface Scenario {
@@ -138,10 +159,11 @@ interface Scenario {
 }
 
 const rate = (name: string): Metric => ({ name, value: (m) => m.rate, digits: 0 });
-const perCore = (name: string): Metric => ({
-  name: `${name} per core`,
+const perCore = (name: string, minRatio?: number): Metric => ({
+  name: `${name} per core${minRatio ? ` (target >= ${minRatio}x)` : ''}`,
   value: (m) => m.perCore,
   digits: 0,
+  minRatio,
 });
 const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({
   name: `${p} latency ms${maxRatio ? ` (target <= ${maxRatio}x)` : ''}`,
@@ -149,9 +171,21 @@ const latency = (p: 'p50' | 'p99', maxRatio?: number): Metric => ({
   digits: 2,
   maxRatio,
 });
+/** Issue 13: a DM across nodes may take at most half a millisecond more than within one process. */
+const clusterP50: Metric = {
+  name: 'p50 latency ms (target <= 1 process + 0.5 ms)',
+  value: (m) => m.p50,
+  digits: 2,
+  maxExcess: 0.5,
+};
+/** Where a cluster's CPU goes: every server process, and redis-server's part of it. */
+const CPU_METRICS: Metric[] = [
+  { name: 'server CPU, cores (all nodes + Redis)', value: (m) => m.cpuShare, digits: 2 },
+  { name: 'of which redis-server, cores', value: (m) => m.redisCpuShare, digits: 2 },
+];
 const ms = ['--ms', String(sizes.durationMs)];
 // What storing chat history costs: Node with it (the default) beside Node with HISTORY=off.
-const historyOff: TargetName[] = runtimes.includes('node') ? ['nodeHistoryOff'] : [];
+const historyOff: TargetName[] = runtimes.includes('node') && !cluster ? ['nodeHistoryOff'] : [];
 const historyRooms = 100;
 const historyMessages = sizes.historyRate * (sizes.historyMs / 1000);
 
@@ -168,7 +202,12 @@ const SCENARIOS: Scenario[] = [
       String(sizes.window),
       ...ms,
     ],
-    metrics: [rate('msgs/s'), perCore('msgs/s'), latency('p50'), latency('p99')],
+    metrics: [
+      rate('msgs/s'),
+      perCore('msgs/s', cluster ? 0.5 : undefined),
+      latency('p50'),
+      latency('p99'),
+    ],
   },
   {
     key: 'relay-flat',
@@ -214,8 +253,26 @@ const SCENARIOS: Scenario[] = [
     metrics: [
       rate('delivered msgs/s'),
       perCore('delivered msgs/s'),
+      ...(cluster ? [clusterP50, latency('p99')] : [latency('p50'), latency('p99', 1.2)]),
+    ],
+  },
+  {
+    key: 'rate-light',
+    title: `DM chat at ${sizes.lightRate.toLocaleString('en')} msgs/s offered, ${sizes.ratePairs} pairs`,
+    args: () => [
+      '--kind',
+      'rate',
+      '--pairs',
+      String(sizes.ratePairs),
+      '--rate',
+      String(sizes.lightRate),
+      ...ms,
+    ],
+    metrics: [
+      rate('delivered msgs/s'),
+      perCore('delivered msgs/s'),
       latency('p50'),
-      latency('p99', 1.2),
+      latency('p99'),
     ],
   },
   {
@@ -320,8 +377,24 @@ const SCENARIOS: Scenario[] = [
     ],
   },
 ];
-const only = option('scenarios')?.split(',');
-const scenarios = only ? SCENARIOS.filter((s) => only.includes(s.key)) : SCENARIOS;
+// By default: issue 13's three figures with --cluster (and the hop at a load the clusters carry),
+// otherwise every scenario but that one.
+const only =
+  option('scenarios')?.split(',') ??
+  (cluster
+    ? ['rate', 'rate-light', 'relay', 'match']
+    : SCENARIOS.map((s) => s.key).filter((key) => key !== 'rate-light'));
+const scenarios = SCENARIOS.filter((s) => only.includes(s.key)).map((s) =>
+  cluster && s.key !== 'idle' ? { ...s, metrics: [...s.metrics, ...CPU_METRICS] } : s,
+);
+
+/** The load generator running now, killed should the runner exit before it. */
+let loadRunning: ReturnType<typeof spawn> | undefined;
+process.once('exit', () => loadRunning?.kill('SIGKILL'));
+// Ctrl-C or a kill: exit through the `exit` hooks, which SIGKILL every server's process group
+// (test/contract/launchers.ts) and redis-server (test/cluster/redis-server.ts) by their PIDs.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
 
 /**
  * Runs bench/load.ts pinned to core 1 and returns its result line. `onLine` sees every JSON line
@@ -337,10 +410,11 @@ function runLoad(
     'tsx',
     'bench/load.ts',
     '--url',
-    `${server.baseUrl.replace('http', 'ws')}/ws`,
+    server.baseUrls.map((baseUrl) => `${baseUrl.replace('http', 'ws')}/ws`).join(','),
     ...args,
   ]);
   const child = spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+  loadRunning = child;
   const killer = setTimeout(() => child.kill('SIGKILL'), 180_000);
   let errors = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -363,6 +437,7 @@ function runLoad(
   return new Promise((resolve, reject) => {
     child.once('exit', (code, signal) => {
       clearTimeout(killer);
+      loadRunning = undefined;
       if (code === 0 && last) resolve(last);
       else
         reject(
@@ -397,11 +472,18 @@ async function measureLoad(server: Server, args: string[]): Promise<Measurement>
     }
   });
   const cpuShare = cpuShares?.reduce((sum, share) => sum + share, 0);
+  const redisCpuShare = server.names.includes('redis-server')
+    ? cpuShares?.reduce(
+        (sum, share, i) => sum + (server.names[i] === 'redis-server' ? share : 0),
+        0,
+      )
+    : undefined;
   const rate = (result.delivered ?? NaN) / ((result.wallMs ?? NaN) / 1000);
   return {
     ...result,
     cpuShare,
     cpuShares,
+    redisCpuShare,
     rssGrowthMb,
     rate,
     perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01),
@@ -454,7 +536,7 @@ async function measure(target: TargetName, scenario: Scenario): Promise<Measurem
       server,
       scenario.args(target),
     );
-    return { ...result, serverPids: server.pids };
+    return { ...result, serverPids: server.pids, serverProcesses: server.names };
   } finally {
     await server.stop();
   }
@@ -485,12 +567,22 @@ const median = (values: number[]) => {
 };
 
 const info = machine();
-const targets: TargetName[] = ['baseline', ...runtimes];
+/** What the ratios are taken against, and what is compared with it. */
+const reference: TargetName = cluster ? 'node' : 'baseline';
+const compared: TargetName[] = cluster ? (Object.keys(CLUSTERS) as TargetName[]) : runtimes;
+const targets: TargetName[] = [reference, ...compared];
 console.log(
   `bench: ${info.nproc} cores (${info.cpu}), Node ${info.node}${info.deno ? `, ${info.deno}` : ''}${info.wrangler ? `, wrangler ${info.wrangler}` : ''}, load average ${info.loadAverage.join(' ')}, taskset ${info.taskset ? 'on' : 'off'}`,
 );
 console.log(
   `bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${targets.map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`,
+);
+const unpinned = info.taskset ? '' : ' (no taskset: nothing pinned)';
+console.log(
+  cluster
+    ? `bench: pinned: all nodes and redis-server on core 0, load generator on core 1${unpinned}; ` +
+        'every DM crosses nodes, match clients are spread over all nodes'
+    : `bench: pinned: the server on core 0, the load generator on core 1${unpinned}`,
 );
 
 const measurements: Record<
@@ -538,9 +630,10 @@ for (const scenario of scenarios) {
       if (value !== undefined) values[target] = value;
     }
     const ratios: Partial<Record<TargetName, number>> = {};
-    if (!metric.mustBeZero && values.baseline)
-      for (const runtime of runtimes)
-        if (values[runtime] !== undefined) ratios[runtime] = values[runtime]! / values.baseline;
+    const base = values[reference];
+    if (!metric.mustBeZero && base)
+      for (const target of compared)
+        if (values[target] !== undefined) ratios[target] = values[target]! / base;
     rows.push({ scenario: scenario.title, metric, values, ratios });
   }
 }
@@ -550,19 +643,22 @@ const cell = (value: number | undefined, digits: number) =>
     ? 'n/a'
     : value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 console.log(
-  `\n| scenario | metric | ${LABELS.baseline} | ${runtimes.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`,
+  `\n| scenario | metric | ${LABELS[reference]} | ${compared.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`,
 );
-console.log(`|---|---|---|${runtimes.map(() => '---|---|').join('')}`);
+console.log(`|---|---|---|${compared.map(() => '---|---|').join('')}`);
 for (const [i, { scenario, metric, values, ratios }] of rows.entries()) {
   const first = i === 0 || rows[i - 1]!.scenario !== scenario;
   const ratio = (r: TargetName) => (ratios[r] === undefined ? '-' : `${ratios[r]!.toFixed(2)}x`);
   console.log(
-    `| ${first ? scenario : ''} | ${metric.name} | ${cell(values.baseline, metric.digits)} | ${runtimes.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`,
+    `| ${first ? scenario : ''} | ${metric.name} | ${cell(values[reference], metric.digits)} | ${compared.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`,
   );
 }
 
 console.log(
-  '\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.',
+  cluster
+    ? '\nratio = cluster / one process: above 1 is better for rates, below 1 for latency. ' +
+        'Per core = rate / CPU share over the window of all nodes and redis-server together.'
+    : '\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.',
 );
 const saturated = scenarios.flatMap((scenario) =>
   targets.flatMap((target) =>
@@ -608,15 +704,42 @@ for (const { scenario, metric, values } of rows) {
   }
 }
 
+/**
+ * "met" or "missed" for every target a metric has, for each server it applies to (a server
+ * without a figure, its runs failed, misses).
+ */
 for (const { scenario, metric, values, ratios } of rows) {
-  if (metric.maxRatio !== undefined) {
-    for (const [runtime, ratio] of Object.entries(ratios))
-      console.log(
-        `target ${scenario}, ${metric.name}: ${LABELS[runtime as TargetName]} ${ratio.toFixed(2)}x, ${ratio <= metric.maxRatio ? 'met' : 'missed'}`,
+  const { maxRatio, minRatio, maxExcess, mustBeZero } = metric;
+  const report = (target: TargetName, figure: string, ok: boolean) =>
+    console.log(
+      `target ${scenario}, ${metric.name}: ${LABELS[target]} ${figure}, ${ok ? 'met' : 'missed'}`,
+    );
+  const base = values[reference];
+  for (const target of compared) {
+    const value = values[target];
+    const ratio = ratios[target];
+    if (maxRatio !== undefined || minRatio !== undefined)
+      report(
+        target,
+        ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}x`,
+        ratio !== undefined && ratio <= (maxRatio ?? ratio) && ratio >= (minRatio ?? ratio),
       );
+    if (maxExcess !== undefined) {
+      const excess = value === undefined || base === undefined ? undefined : value - base;
+      report(
+        target,
+        excess === undefined
+          ? 'n/a'
+          : `${cell(value, metric.digits)} - ${cell(base, metric.digits)} = ${excess.toFixed(2)}`,
+        excess !== undefined && excess <= maxExcess,
+      );
+    }
   }
-  if (metric.mustBeZero && Object.values(values).some((v) => v !== 0))
-    failures.push(`${scenario}: ${metric.name}: ${JSON.stringify(values)}`);
+  if (mustBeZero) {
+    for (const target of targets) report(target, cell(values[target], 0), values[target] === 0);
+    if (Object.values(values).some((v) => v !== 0))
+      failures.push(`${scenario}: ${metric.name}: ${JSON.stringify(values)}`);
+  }
 }
 if (failures.length > 0) console.log(`\nproblems:\n${failures.map((f) => `- ${f}`).join('\n')}`);
 
@@ -625,7 +748,7 @@ const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-
 writeFileSync(
   file,
   JSON.stringify(
-    { machine: info, quick, reps, runtimes, sizes, rows, measurements, failures },
+    { machine: info, quick, reps, cluster, runtimes, sizes, rows, measurements, failures },
     null,
     2,
   ),

@@ -5,9 +5,16 @@
  * socket inode -> /proc/PID/fd), then, for workerd, every `workerd` process of that group
  * (`wrangler dev` runs two: a proxy worker on the public port and the Worker with its Durable
  * Object behind it; every frame crosses both, so both count).
+ *
+ * A cluster (`cluster2`, `cluster4`: `npm run bench -- --cluster`) is N Node processes started as
+ * the Node target is, with `REDIS_URL` and `NODE_ID`, and one `redis-server`
+ * (test/contract/cluster-launcher.ts). All of them are pinned to core 0, the one core the single
+ * Node server gets: with 2 vCPUs there is no core per node, and on one core "per core" stays
+ * comparable with the single process. Its CPU is every node's plus redis-server's.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { launchCluster } from '../test/contract/cluster-launcher.ts';
 import type { LaunchedServer } from '../test/contract/harness.ts';
 import {
   launchCloudflare,
@@ -18,8 +25,18 @@ import {
   procStat,
 } from '../test/contract/launchers.ts';
 
-export type TargetName = 'baseline' | 'node' | 'deno' | 'workerd' | 'nodeHistoryOff';
+export type TargetName =
+  | 'baseline'
+  | 'node'
+  | 'deno'
+  | 'workerd'
+  | 'nodeHistoryOff'
+  | 'cluster2'
+  | 'cluster4';
 export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
+/** The clusters `--cluster` measures, by their count of Node processes. */
+export const CLUSTERS = { cluster2: 2, cluster4: 4 } as const;
+const isCluster = (name: TargetName): name is keyof typeof CLUSTERS => name in CLUSTERS;
 
 /**
  * Every limit of src/core/config.ts a scenario could hit, lifted so that the bench measures the
@@ -47,6 +64,8 @@ export const LABELS: Record<TargetName, string> = {
   deno: 'ours Deno',
   workerd: 'ours workerd',
   nodeHistoryOff: 'ours Node, HISTORY=off',
+  cluster2: 'ours Node, 2 nodes + Redis',
+  cluster4: 'ours Node, 4 nodes + Redis',
 };
 
 export const hasTaskset = (() => {
@@ -63,13 +82,16 @@ export const pinnedCommand = (core: number, command: string, args: string[]): [s
   hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
 
 export interface Server {
-  baseUrl: string;
+  /** Every node's base URL (one, but for a cluster); the load generator spreads over them. */
+  baseUrls: string[];
   /** CPU seconds (user + system) of each serving process so far; undefined when they were not found. */
   cpuSeconds: (() => number[]) | undefined;
   /** Their resident memory, bytes. */
   rss: (() => number) | undefined;
-  /** The serving processes (the one listening on the port first), for the record. */
+  /** The serving processes (the one listening on the port first; a cluster's redis-server last). */
   pids: number[];
+  /** Their command names, in the same order (`redis-server` tells Redis's share apart). */
+  names: string[];
   stop(): Promise<void>;
 }
 
@@ -138,7 +160,10 @@ function servingProcesses(port: number, workerd: boolean): { serving: number[]; 
   return { serving: workerd ? [listener, ...others] : [listener], group };
 }
 
-function launch(name: TargetName, extra: Record<string, string>): Promise<LaunchedServer> {
+function launch(
+  name: Exclude<TargetName, keyof typeof CLUSTERS>,
+  extra: Record<string, string>,
+): Promise<LaunchedServer> {
   const env = { ...OURS_ENV, ...extra };
   switch (name) {
     case 'baseline':
@@ -154,36 +179,71 @@ function launch(name: TargetName, extra: Record<string, string>): Promise<Launch
   }
 }
 
+/** Pins every thread of each of `pids` to core 0 (when taskset exists). */
+function pinToCore0(pids: number[]) {
+  for (const pid of hasTaskset ? pids : []) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
+    } catch {
+      // Gone already (a short-lived helper of wrangler's).
+    }
+  }
+}
+
+/** A started server whose CPU and memory are read from `serving` (none found: not read). */
+function measured(baseUrls: string[], serving: number[], stop: () => Promise<void>): Server {
+  const found = serving.length > 0;
+  return {
+    baseUrls,
+    pids: serving,
+    names: serving.map((pid) => orElse(() => procStat(pid).comm, '?')),
+    cpuSeconds: found
+      ? () => serving.map((pid) => orElse(() => procStat(pid).cpuSeconds, NaN))
+      : undefined,
+    rss: found
+      ? () => serving.reduce((sum, pid) => sum + orElse(() => procRss(pid), NaN), 0)
+      : undefined,
+    stop,
+  };
+}
+
+const portOf = (baseUrl: string) => Number(new URL(baseUrl).port);
+
+/**
+ * Starts `nodes` Node processes sharing a new redis-server, pins them all to core 0 and reads the
+ * CPU of every node and of redis-server. Stopping stops the nodes (by process group), then Redis.
+ */
+async function startCluster(nodes: number, env: Record<string, string>): Promise<Server> {
+  const cluster = await launchCluster(
+    { ...OURS_ENV, ...env },
+    Array.from({ length: nodes }, () => 'node' as const),
+  );
+  try {
+    const found = cluster.nodes.map((node) => servingProcesses(portOf(node.baseUrl), false));
+    pinToCore0([...found.flatMap((f) => f.group), cluster.redis.pid]);
+    const listeners = found.flatMap((f) => f.serving);
+    return measured(
+      cluster.nodes.map((node) => node.baseUrl),
+      listeners.length === nodes ? [...listeners, cluster.redis.pid] : [],
+      () => cluster.stop(),
+    );
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+}
+
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
 export async function startServer(
   name: TargetName,
   env: Record<string, string> = {},
 ): Promise<Server> {
+  if (isCluster(name)) return startCluster(CLUSTERS[name], env);
   const server = await launch(name, env);
   try {
-    const { serving, group } = servingProcesses(
-      Number(new URL(server.baseUrl).port),
-      name === 'workerd',
-    );
-    for (const pid of hasTaskset ? group : []) {
-      try {
-        execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
-      } catch {
-        // Gone already (a short-lived helper of wrangler's).
-      }
-    }
-    const found = serving.length > 0;
-    return {
-      baseUrl: server.baseUrl,
-      pids: serving,
-      cpuSeconds: found
-        ? () => serving.map((pid) => orElse(() => procStat(pid).cpuSeconds, NaN))
-        : undefined,
-      rss: found
-        ? () => serving.reduce((sum, pid) => sum + orElse(() => procRss(pid), NaN), 0)
-        : undefined,
-      stop: () => server.stop(),
-    };
+    const { serving, group } = servingProcesses(portOf(server.baseUrl), name === 'workerd');
+    pinToCore0(group);
+    return measured([server.baseUrl], serving, () => server.stop());
   } catch (error) {
     await server.stop();
     throw error;

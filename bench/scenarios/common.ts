@@ -15,10 +15,15 @@ export const intArg = (name: string, fallback: number, min: number, max: number)
   return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
 };
 
-export const url = arg('url', 'ws://127.0.0.1:8085/ws');
+/**
+ * `--url`: the server's WebSocket URL, or a cluster's, one per node, comma-separated. Socket `i`
+ * goes to node `i` mod N unless its scenario says otherwise (`openAll`).
+ */
+export const urls = arg('url', 'ws://127.0.0.1:8085/ws').split(',');
 // Load goes to loopback only.
-if (!/^127\.\d+\.\d+\.\d+$|^localhost$|^\[::1\]$/.test(new URL(url).hostname))
-  throw new Error(`load: ${url} is not a loopback address`);
+for (const url of urls)
+  if (!/^127\.\d+\.\d+\.\d+$|^localhost$|^\[::1\]$/.test(new URL(url).hostname))
+    throw new Error(`load: ${url} is not a loopback address`);
 /** Makes user ids unique per run, so a server that outlives a run never sees a taken id. */
 export const run = Math.random().toString(36).slice(2, 8);
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -32,7 +37,9 @@ const SOURCE_ADDRESSES = 4;
  */
 const SOURCE_NET = `127.${1 + Math.floor(Math.random() * 254)}.${Math.floor(Math.random() * 256)}`;
 
-export function open(userId: string, index = 0): Promise<WebSocket> {
+/** Opens `userId`'s socket to node `node` (mod N), from source address `index` (mod 4). */
+export function open(userId: string, index = 0, node = index): Promise<WebSocket> {
+  const url = urls[node % urls.length]!;
   const ws = new WebSocket(`${url}?userId=${encodeURIComponent(userId)}`, {
     headers: { origin: 'https://www.aleatoria.chat' },
     perMessageDeflate: false,
@@ -45,11 +52,19 @@ export function open(userId: string, index = 0): Promise<WebSocket> {
   });
 }
 
-/** Opens one socket per id, `batch` handshakes at a time. */
-export async function openAll(ids: string[], batch = 100): Promise<WebSocket[]> {
+/**
+ * Opens one socket per id, `batch` handshakes at a time; the i-th to node `nodeOf(i)` (default:
+ * round-robin, so a cluster's nodes share the clients evenly).
+ */
+export async function openAll(
+  ids: string[],
+  nodeOf: (i: number) => number = (i) => i,
+  batch = 100,
+): Promise<WebSocket[]> {
   const sockets: WebSocket[] = [];
   for (let i = 0; i < ids.length; i += batch) {
-    sockets.push(...(await Promise.all(ids.slice(i, i + batch).map((id, j) => open(id, i + j)))));
+    const opening = ids.slice(i, i + batch).map((id, j) => open(id, i + j, nodeOf(i + j)));
+    sockets.push(...(await Promise.all(opening)));
   }
   return sockets;
 }

@@ -53,12 +53,17 @@ export function directMessage(kind: DirectKind, toUser: string, seq: number): st
   });
 }
 
-/** Opens P sender/receiver pairs. */
+/**
+ * Opens P sender/receiver pairs. Against a cluster of N nodes the sender of pair i is on node i
+ * and its receiver on node i + 1 (mod N): every message crosses nodes, and every node sends and
+ * receives alike.
+ */
 export async function openPairs(
   pairs: number,
 ): Promise<Array<{ sender: WebSocket; receiver: WebSocket; receiverId: string }>> {
   const ids = Array.from({ length: pairs }, (_, i) => [`s${run}${i}`, `r${run}${i}`]).flat();
-  const sockets = await openAll(ids);
+  // ids[2i] is pair i's sender, ids[2i + 1] its receiver.
+  const sockets = await openAll(ids, (k) => (k >> 1) + (k & 1));
   return Array.from({ length: pairs }, (_, i) => ({
     sender: sockets[2 * i]!,
     receiver: sockets[2 * i + 1]!,
