@@ -404,9 +404,9 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       if (local.deliver(userId, text, keep)) return true;
       return route(userId, `${Op.deliver}\n${userId}\n`, text, keep);
     },
-    pair(userId, partner, announce) {
-      if (host?.has(userId)) return local.pair(userId, partner, announce);
-      return route(userId, `${Op.pair}\n${userId}\n${partner}\n`, announce);
+    pair(userId, partner, announce, match) {
+      if (host?.has(userId)) return local.pair(userId, partner, announce, match);
+      return route(userId, `${Op.pair}\n${userId}\n${partner}\n${match}\n`, announce);
     },
     endPair(userId, formerPartner, hangup) {
       if (host?.has(userId)) return local.endPair(userId, formerPartner, hangup);
@@ -477,9 +477,9 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
         return;
       }
       case Op.pair: {
-        const [userId, partner, announce] = fields(3) as [string, string, string];
+        const [userId, partner, match, announce] = fields(4) as [string, string, string, string];
         pool?.markTaken(userId);
-        const found = localUsers?.pair(userId, partner, announce) === true;
+        const found = localUsers?.pair(userId, partner, announce, Number(match)) === true;
         if (!found && host) {
           // Gone between the draw and the pairing: the requester's call is over before it began.
           const hangup = host.envelopes.hangup(userId, partner, 'peer_disconnected');

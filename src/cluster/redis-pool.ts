@@ -16,7 +16,7 @@
  * is back (`resync`, on every ready after the first): its available users with their `since`,
  * and the removals that failed.
  */
-import type { MatchPool } from '../core/seams.ts';
+import type { MatchPool, Taken } from '../core/seams.ts';
 import {
   defineScript,
   type RedisArg,
@@ -26,11 +26,11 @@ import {
 } from './redis.ts';
 
 /**
- * KEYS[1] the pool. ARGV[1] the draw in [0, 1), ARGV[2] a deadline (ms, Redis's clock), ARGV[3]
- * the requester, ARGV[4] the member to exclude (optional).
+ * KEYS[1] the pool, KEYS[2] the match counter. ARGV[1] the draw in [0, 1), ARGV[2] a deadline
+ * (ms, Redis's clock), ARGV[3] the requester, ARGV[4] the member to exclude (optional).
  * Returns {'late'} past the deadline (nothing done: the caller has given up), {'none', size,
  * requester in the pool (0/1)} when nobody else is available (nothing taken), else {'ok', size,
- * partner, since, requester removed (0/1)}.
+ * partner, since, requester removed (0/1), the match's number}.
  */
 const TAKE = defineScript(`
 local t = redis.call('TIME')
@@ -57,12 +57,12 @@ if high and at >= high then at = at + 1 end
 local picked = redis.call('ZRANGE', pool, at, at, 'WITHSCORES')
 local removed = redis.call('ZREM', pool, ARGV[3])
 redis.call('ZREM', pool, picked[1])
-return {'ok', size - 1 - removed, picked[1], picked[2], removed}
+return {'ok', size - 1 - removed, picked[1], picked[2], removed, redis.call('INCR', KEYS[2])}
 `);
 
 export interface PoolDraw {
   /** The partner taken, or undefined when nobody else was available (then nothing was taken). */
-  readonly partner: { userId: string; since: number } | undefined;
+  readonly partner: Taken | undefined;
   /**
    * The requester was in the pool when the take ran (then removed with a partner, left there
    * without one). False: it had never been added, or another take had already taken it.
@@ -75,7 +75,7 @@ export interface RedisMatchPool extends MatchPool {
     requester: string,
     exclude: string | undefined,
     random: () => number,
-  ): Promise<{ userId: string; since: number } | undefined>;
+  ): Promise<Taken | undefined>;
   /** `take`, also telling whether the requester itself was in the pool. */
   draw(requester: string, exclude: string | undefined, random: () => number): Promise<PoolDraw>;
   /** This node's `userId` was taken by another node's `take`: forget it locally. */
@@ -103,6 +103,8 @@ export interface RedisPoolOptions {
 
 export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {}): RedisMatchPool {
   const key = `${options.prefix ?? 'aleatoria:'}pool`;
+  /** Counts the matches made, for their numbers (`Taken.match`). */
+  const matchesKey = `${options.prefix ?? 'aleatoria:'}matches`;
   const budget = options.takeBudgetMs ?? 750;
   const onError = options.onError ?? (() => {});
   /** This node's available users and their `since`. */
@@ -169,11 +171,12 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
     random: () => number,
   ): Promise<PoolDraw> {
     const asOf = adds;
+    const wasAvailable = local.has(requester);
     const value = random();
     const at = Number.isFinite(value) && value > 0 ? value : 0;
     const args: RedisArg[] = [String(at), String(Math.floor(link.redisNow() + budget)), requester];
     if (exclude !== undefined) args.push(exclude);
-    const reply = (await link.run(TAKE, [key], args)) as RedisReply[];
+    const reply = (await link.run(TAKE, [key, matchesKey], args)) as RedisReply[];
     switch (reply[0]) {
       case 'ok': {
         setSize(reply[1]!);
@@ -181,7 +184,12 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
         forget(requester, asOf);
         forget(userId, asOf);
         return {
-          partner: { userId, since: Number(reply[3]) },
+          partner: {
+            userId,
+            since: Number(reply[3]),
+            match: Number(reply[5]),
+            requesterTaken: wasAvailable && reply[4] === 0,
+          },
           requesterWasInPool: reply[4] === 1,
         };
       }

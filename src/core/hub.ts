@@ -97,6 +97,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     send,
     touch,
     endPairOf,
+    leave,
     keep,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
@@ -162,16 +163,21 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     const former = session.partner;
     session.partner = undefined;
     touch(session);
-    if (former === undefined) return;
-    later(
-      users.endPair(
-        former,
-        session.userId,
-        reason === undefined ? undefined : envelopes.hangup(session.userId, former, reason),
-      ),
-      () => {},
-    );
+    if (former !== undefined) leave(session.userId, former, reason);
   }
+
+  /** Ends `partner`'s pair with `userId`, wherever it is, telling it `reason` when given. */
+  function leave(userId: string, partner: string, reason?: string) {
+    const hangup = reason === undefined ? undefined : envelopes.hangup(userId, partner, reason);
+    later(users.endPair(partner, userId, hangup), () => {});
+  }
+
+  const setTimer =
+    deps.setTimer ??
+    ((ms: number, fn: () => void) => {
+      const timer = setTimeout(fn, ms);
+      return () => clearTimeout(timer);
+    });
 
   const matching = createMatching({
     pool,
@@ -188,6 +194,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     refuse,
     touch,
     endPairOf,
+    setTimer,
     later,
   });
 
@@ -202,6 +209,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       bucket: createTokenBucket(options.rateLimit, deps.now()),
       matchBucket: undefined,
       held: undefined,
+      expecting: undefined,
+      pairedAt: 0,
     };
     byUser.set(session.userId, session);
     byConn.set(conn, session);
@@ -292,12 +301,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     probeMs: options.takeoverProbeMs ?? 0,
     maxRooms: options.maxRoomsPerConnection,
     ping: (conn) => deps.ping?.(conn) === true,
-    setTimer:
-      deps.setTimer ??
-      ((ms, fn) => {
-        const timer = setTimeout(fn, ms);
-        return () => clearTimeout(timer);
-      }),
+    setTimer,
     refuse: (conn, userId, code, error) => refuse({ conn, userId }, code, error),
     close: deps.close,
     claims,

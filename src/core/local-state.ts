@@ -16,6 +16,8 @@ export interface LocalStateDeps {
   touch(session: Session): void;
   /** Ends `session`'s pair, telling its partner `hangup {reason}`. */
   endPairOf(session: Session, reason: string): void;
+  /** Ends `partner`'s pair with `userId`, wherever `partner` is, telling it `hangup {reason}`. */
+  leave(userId: string, partner: string, reason: string): void;
   /** Keeps a chat message in history. */
   keep(keep: Keep): void;
 }
@@ -35,9 +37,18 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       deps.send(session.conn, text);
       return true;
     },
-    pair(userId, partner, announce) {
+    pair(userId, partner, announce, match) {
       const session = byUser.get(userId);
       if (!session) return false;
+      if (match < session.pairedAt) {
+        // The user's own later match took it first, on another process: this pair is over. If
+        // that match is not announced yet, the user hears of this one first, as it was made.
+        if (session.held) deps.send(session.conn, announce);
+        deps.leave(userId, partner, 'peer_left');
+        session.expecting?.();
+        return true;
+      }
+      session.pairedAt = match;
       // A user is in one pair at most: whoever it was paired with learns that call is over.
       if (session.partner !== partner) deps.endPairOf(session, 'peer_left');
       session.partner = partner;
@@ -97,6 +108,7 @@ export function createLocalRooms(
 export function createLocalPool(): MatchPool {
   const pool = createAvailabilityPool();
   const since = new Map<string, number>();
+  let matches = 0;
   return {
     get size() {
       return pool.size;
@@ -117,7 +129,7 @@ export function createLocalPool(): MatchPool {
       const at = since.get(picked)!;
       this.delete(requester);
       this.delete(picked);
-      return { userId: picked, since: at };
+      return { userId: picked, since: at, match: ++matches };
     },
   };
 }

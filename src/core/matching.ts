@@ -13,6 +13,9 @@ import type { ConnId, Session } from './session.ts';
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
 
+/** How long a requester's own match waits for an older pairing that crossed it (a shared pool). */
+const OLDER_PAIRING_WAIT_MS = 1000;
+
 export interface MatchingDeps {
   readonly pool: MatchPool;
   readonly users: UserDirectory;
@@ -27,6 +30,8 @@ export interface MatchingDeps {
   refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   touch(session: Session): void;
   endPairOf(session: Session, reason: string): void;
+  /** Runs `fn` after `ms`; returns a cancel function. */
+  setTimer(ms: number, fn: () => void): () => void;
   /** Continues with a seam's answer, now or when it comes. */
   later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
@@ -59,6 +64,22 @@ export function createMatching(deps: MatchingDeps): Matching {
     );
   }
 
+  /**
+   * Resolves once the pairing `session`'s user is expected to hear of (another request's match,
+   * older than its own) has arrived, or after `OLDER_PAIRING_WAIT_MS` should it never come.
+   */
+  function waitForOlder(session: Session): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        cancel();
+        if (session.expecting === done) session.expecting = undefined;
+        resolve();
+      };
+      const cancel = deps.setTimer(OLDER_PAIRING_WAIT_MS, done);
+      session.expecting = done;
+    });
+  }
+
   function noPeer(session: Session, messageId: string | undefined) {
     const payload = { message: NO_PEER_MESSAGE };
     deps.send(
@@ -84,22 +105,27 @@ export function createMatching(deps: MatchingDeps): Matching {
         return;
       }
       const asker = { session, messageId };
+      const heardBefore = session.pairedAt;
       deps.later(
         pool.take(session.userId, currentPeerId, deps.random),
         (partner) => {
           if (!partner) return noPeer(session, messageId);
+          // Another request took this user just before its own ran (a shared pool), and that
+          // match has not reached it yet: it will be told of that one first, as it was made.
+          const older = partner.requesterTaken === true && session.pairedAt === heardBefore;
           deps.touch(session);
           // A user is in one pair at most: whoever the requester was paired with learns it is over.
           if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
           // Paired from now on, before the partner's process has answered (a shared pool): a
           // hangup, or a pairing by another requester, that comes meanwhile finds the pair.
           session.partner = partner.userId;
+          session.pairedAt = Math.max(session.pairedAt, partner.match);
           const polite = envelopes.system('assign_role', partner.userId, {
             role: 'polite',
             peerId: session.userId,
           });
-          const pairing = users.pair(partner.userId, session.userId, polite);
-          if (!(pairing instanceof Promise)) {
+          const pairing = users.pair(partner.userId, session.userId, polite, partner.match);
+          if (!(pairing instanceof Promise) && !older) {
             if (pairing) return paired(session, partner, messageId);
             session.partner = undefined;
             return noPeer(session, messageId);
@@ -108,14 +134,20 @@ export function createMatching(deps: MatchingDeps): Matching {
           // waits, so that it follows the requester's own assign_role.
           const held: string[] = [];
           session.held = held;
+          const olderHeard = older ? waitForOlder(session) : undefined;
           const settled = (found: boolean) => {
-            if (session.held === held) session.held = undefined;
-            // The partner left between the draw and the pairing.
-            if (!found && session.partner === partner.userId) session.partner = undefined;
-            if (found) paired(session, partner, messageId);
-            else noPeer(session, messageId);
-            for (const text of held) deps.send(session.conn, text);
+            const finish = () => {
+              if (session.held === held) session.held = undefined;
+              // The partner left between the draw and the pairing.
+              if (!found && session.partner === partner.userId) session.partner = undefined;
+              if (found) paired(session, partner, messageId);
+              else noPeer(session, messageId);
+              for (const text of held) deps.send(session.conn, text);
+            };
+            if (olderHeard) void olderHeard.then(finish);
+            else finish();
           };
+          if (!(pairing instanceof Promise)) return settled(pairing);
           pairing.catch(() => {
             if (session.held === held) session.held = undefined;
             if (session.partner === partner.userId) session.partner = undefined;

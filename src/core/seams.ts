@@ -29,12 +29,14 @@ export interface UserDirectory {
    */
   deliver(userId: string, text: string, keep?: Keep): MaybePromise<boolean>;
   /**
-   * Makes `userId` the partner of `partner`, ending any other pair `userId` was in (its old partner
-   * hears `hangup {reason:"peer_left"}`), and delivers `announce` (its `assign_role`) in the same
-   * step, so that the user hears of its pairs in the order they were made; false when nobody has
-   * `userId`.
+   * Makes `userId` the partner of `partner` by match number `match` (`Taken.match`), ending any
+   * other pair `userId` was in (its old partner hears `hangup {reason:"peer_left"}`), and delivers
+   * `announce` (its `assign_role`) in the same step, so that the user hears of its pairs in the
+   * order they were made. A pairing older than the user's current pair (the user's own later
+   * request took someone else first) is ended at once instead: `partner` hears `peer_left`. False
+   * when nobody has `userId`.
    */
-  pair(userId: string, partner: string, announce: string): MaybePromise<boolean>;
+  pair(userId: string, partner: string, announce: string, match: number): MaybePromise<boolean>;
   /**
    * Ends `userId`'s pair if its partner is still `formerPartner`, then delivers `hangup` to it when
    * given. A pair that already ended, or moved on, is left alone.
@@ -69,13 +71,30 @@ export interface MatchPool {
   /**
    * Atomically takes `requester` and one other member chosen uniformly (never one of `exclude`) out
    * of the pool, with one draw of `random()`; undefined, and nothing taken, when nobody else is
-   * available. `since` is when the partner entered the pool.
+   * available.
    */
   take(
     requester: string,
     exclude: string | undefined,
     random: () => number,
-  ): MaybePromise<{ userId: string; since: number } | undefined>;
+  ): MaybePromise<Taken | undefined>;
+}
+
+/** A partner taken from the pool. */
+export interface Taken {
+  readonly userId: string;
+  /** When the partner entered the pool. */
+  readonly since: number;
+  /**
+   * The match's number, rising in the order the pool made its matches (across processes): of two
+   * pairings of one user that cross on their way, the later match is the one that holds.
+   */
+  readonly match: number;
+  /**
+   * The requester had been available and another request took it just before this one ran: that
+   * match's pairing is on its way to the requester, which is to hear of it first.
+   */
+  readonly requesterTaken?: boolean;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface Session {
   partner: string | undefined;
   /** The per-connection frame budget (`RATE_LIMIT_*`). */
   readonly bucket: TokenBucket;
+  /** The number of the latest match this user was part of (`Taken.match`); 0 before any. */
+  pairedAt: number;
   /** Matches made for this user as requester (`MATCHES_PER_MINUTE`); created on the first one. */
   matchBucket: TokenBucket | undefined;
   /**
@@ -38,6 +40,8 @@ export interface Session {
    * is out, so the user hears of its pairs in the order they were made.
    */
   held: string[] | undefined;
+  /** Called when the older pairing this user's own match waits for has arrived (`matching.ts`). */
+  expecting: (() => void) | undefined;
 }
 
 /** This process's sessions, by userId and by connection. */

@@ -146,12 +146,31 @@ describe('scripted draws', () => {
     },
   );
 
+  it('numbers matches in the order Redis made them, whichever node asks', async () => {
+    const prefix = freshPrefix();
+    const one = createRedisPool(admin, { prefix });
+    const two = createRedisPool(await openLink(), { prefix });
+    await seed(prefix, members);
+    const numbers = [
+      (await two.draw('x', undefined, () => 0)).partner?.match,
+      (await one.draw('y', undefined, () => 0)).partner?.match,
+      (await two.draw('z', undefined, () => 0)).partner?.match,
+    ];
+    expect(numbers).toEqual([1, 2, 3]);
+    one.close();
+    two.close();
+  });
+
   it('takes the requester and the partner out of the pool, and reports the partner since', async () => {
     const prefix = freshPrefix();
     const pool = createRedisPool(admin, { prefix });
     await seed(prefix, members);
     const draw = await pool.draw('b', 'zzz', () => 0.5);
-    expect(draw).toEqual({ partner: { userId: 'd', since: 1003 }, requesterWasInPool: true });
+    expect(draw).toEqual({
+      partner: { userId: 'd', since: 1003, match: 1, requesterTaken: false },
+      requesterWasInPool: true,
+    });
+
     expect(await contents(prefix)).toEqual([
       ['a', 1000],
       ['c', 1002],
@@ -226,7 +245,7 @@ describe('the local mirror and the cluster-wide size', () => {
     await until(() => one.size === 2, 2000, 'size 2 after a delete');
     expect(one.has('b')).toBe(false);
     // `two` takes `one`'s user: `one` hears of it from the pairing (markTaken).
-    expect(await two.take('c', undefined, () => 0)).toEqual({ userId: 'a', since: 1 });
+    expect(await two.take('c', undefined, () => 0)).toMatchObject({ userId: 'a', since: 1 });
     expect(two.has('c')).toBe(false);
     expect(two.size).toBe(0);
     one.markTaken('a');
@@ -242,7 +261,7 @@ describe('the local mirror and the cluster-wide size', () => {
     one.add('u', 1);
     await until(async () => (await one.refresh()) === 1, 2000, 'u in the pool');
     // `two` takes u; u announces itself again before `one` hears of the take.
-    expect(await two.take('r', undefined, () => 0)).toEqual({ userId: 'u', since: 1 });
+    expect(await two.take('r', undefined, () => 0)).toMatchObject({ userId: 'u', since: 1 });
     one.add('u', 5);
     one.markTaken('u');
     await until(async () => (await contents(prefix)).length === 1, 2000, 'u back in Redis');
@@ -418,7 +437,7 @@ describe('atomicity across three nodes', () => {
       }
       const [userId, since] = candidates[Math.floor(Math.random() * candidates.length)]!;
       await link.send('ZREM', key, userId);
-      return { partner: { userId, since }, requesterWasInPool: wasIn };
+      return { partner: { userId, since, match: 0 }, requesterWasInPool: wasIn };
     };
     const run = await simulate(nodes, prefix, 300, 1500, twoStep);
     console.log(
@@ -507,7 +526,7 @@ describe('outages', () => {
       const pool = createRedisPool(link, { prefix });
       for (const [k, userId] of ['a', 'b', 'c', 'd'].entries()) pool.add(userId, 10 + k);
       // A node that has matched before: its script is cached in Redis, EVALSHA runs as sent.
-      expect(await pool.take('d', undefined, () => 0)).toEqual({ userId: 'a', since: 10 });
+      expect(await pool.take('d', undefined, () => 0)).toMatchObject({ userId: 'a', since: 10 });
       own.pause();
       const started = Date.now();
       const outcome = await pool.take('b', undefined, () => 0).catch((error: unknown) => error);
@@ -534,7 +553,7 @@ describe('outages', () => {
         ['b', 11],
         ['c', 12],
       ]);
-      expect(await pool.take('b', undefined, () => 0)).toEqual({ userId: 'c', since: 12 });
+      expect(await pool.take('b', undefined, () => 0)).toMatchObject({ userId: 'c', since: 12 });
       pool.close();
     } finally {
       await own.stop();
@@ -556,9 +575,12 @@ describe('outages', () => {
         link.on('ready', (info) => info.restarted && resolve()),
       );
       await own.restart();
-      // Until the link is back: unavailable at once, never a hang.
-      const during = await pool.take('a', undefined, () => 0).catch((error: unknown) => error);
-      expect(during).toBeInstanceOf(RedisUnavailableError);
+      // Until the link is back: unavailable at once, never a hang. (On a busy machine the link
+      // may be back already by the time the new server answers the launcher's PING.)
+      if (!link.ready) {
+        const during = await pool.take('a', undefined, () => 0).catch((error: unknown) => error);
+        expect(during).toBeInstanceOf(RedisUnavailableError);
+      }
       pool.add('d', 4);
       await restarted;
       await until(
@@ -571,7 +593,7 @@ describe('outages', () => {
         ['b', 2],
         ['d', 4],
       ]);
-      expect(await pool.take('a', undefined, () => 0.99)).toEqual({ userId: 'd', since: 4 });
+      expect(await pool.take('a', undefined, () => 0.99)).toMatchObject({ userId: 'd', since: 4 });
       expect(await contents(prefix, link)).toEqual([['b', 2]]);
       pool.close();
     } finally {

@@ -8,6 +8,7 @@ import {
   createHub,
   type ConnId,
   type HubOptions,
+  type HubSeams,
   type OpenRequest,
   type SessionState,
 } from '../../src/core/hub.ts';
@@ -43,6 +44,8 @@ export interface HarnessOptions {
   canPing?: boolean;
   /** Users, rooms and pool answer with promises, as shared state in another process would. */
   asyncSeams?: boolean;
+  /** Seams of the test's own (when not `asyncSeams`). */
+  seams?: HubSeams;
 }
 
 /** Wraps every method's answer in a promise: the in-memory state, reached as if it were remote. */
@@ -109,7 +112,7 @@ export function makeHub(options: Partial<HubOptions> = {}, harness: HarnessOptio
           }),
           history: (config) => answeringLater(createMemoryHistory(config)),
         }
-      : {},
+      : (harness.seams ?? {}),
   );
 
   return {

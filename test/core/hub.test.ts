@@ -1,6 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import * as v from 'valibot';
 import { CloseCode, SessionState } from '../../src/core/hub.ts';
+import type { UserDirectory } from '../../src/core/seams.ts';
 import {
   errorResponse,
   isSent,
@@ -905,6 +906,56 @@ describe('matching', () => {
     // bob is no longer anyone's partner: his disconnect tells nobody.
     h.hub.close('bob#1');
     expect(h.take()).toStrictEqual([]);
+  });
+
+  it("ends at once a pairing older than the user's current pair (two pairings crossing between processes)", () => {
+    let local: UserDirectory | undefined;
+    const h = makeHub({}, { seams: { users: (users) => (local = users) } });
+    connectAll(h, 'alice', 'bob', 'carol');
+    pair(h, 'alice', 'bob');
+    // Carol's match with bob was made first (number 0): carol holds it already, bob's process
+    // hears of it only now, after bob's own later match with alice.
+    local!.pair(
+      'carol',
+      'bob',
+      JSON.stringify({
+        type: 'assign_role',
+        fromUser: 'system',
+        toUser: 'carol',
+        payload: { role: 'impolite', peerId: 'bob' },
+        createTime: h.iso(),
+      }),
+      0,
+    );
+    h.take();
+    const announce = JSON.stringify({
+      type: 'assign_role',
+      fromUser: 'system',
+      toUser: 'bob',
+      payload: { role: 'polite', peerId: 'carol' },
+      createTime: h.iso(),
+    });
+    expect(local!.pair('bob', 'carol', announce, 0)).toBe(true);
+    expect(h.take()).toStrictEqual([
+      {
+        conn: 'carol#1',
+        msg: {
+          type: 'hangup',
+          fromUser: 'bob',
+          toUser: 'carol',
+          payload: { reason: 'peer_left' },
+          createTime: h.iso(),
+        },
+      },
+    ]);
+    expect(h.hub.state('bob#1')?.partner).toBe('alice');
+    expect(h.hub.state('alice#1')?.partner).toBe('bob');
+    // A newer match than bob's current one holds: alice hears bob left.
+    expect(local!.pair('bob', 'carol', announce, 2)).toBe(true);
+    expect(h.take().map((m) => [m.conn, (m as { msg: { type: string } }).msg.type])).toStrictEqual([
+      ['alice#1', 'hangup'],
+      ['bob#1', 'assign_role'],
+    ]);
   });
 
   it('ends the chosen partner\'s old pair on a match: its old partner gets hangup {reason:"peer_left"}', () => {
