@@ -259,6 +259,8 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   const unreleased = new Set<string>();
   const unclaimed = new Set<string>();
   const unwritten = new Map<string, { room: string; userId: string; join: boolean }>();
+  /** Each room this node has members in: its channel's subscription, settled once subscribed. */
+  const subscribing = new Map<string, Promise<void>>();
   let nodesSeen = 0;
   let timers: ReturnType<typeof setInterval>[] = [];
   let closed = false;
@@ -287,19 +289,23 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   }
 
   const membership = (room: string, userId: string) => `${room}\n${userId}`;
-  function writeMembership(room: string, userId: string, join: boolean) {
+  /** Writes a membership; resolves once written, or failed (then kept to write again). */
+  function writeMembership(room: string, userId: string, join: boolean): Promise<void> {
     const member = membership(room, userId);
     unwritten.delete(member);
-    link
+    return link
       .run(
         MEMBERSHIP,
         [key.room(room), key.myMembers, key.rooms],
         [userId, member, Date.now(), room, join ? '1' : '0'],
       )
-      .catch((error) => {
-        unwritten.set(member, { room, userId, join });
-        warn('cluster_membership_failed')(error);
-      });
+      .then(
+        () => {},
+        (error) => {
+          unwritten.set(member, { room, userId, join });
+          warn('cluster_membership_failed')(error);
+        },
+      );
   }
 
   function release(userId: string) {
@@ -420,17 +426,24 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       return local.size;
     },
     join(room, member) {
-      const first = local.count(room) === 0;
+      let subscribed = subscribing.get(room);
+      if (local.count(room) === 0 || !subscribed) {
+        subscribed = link
+          .subscribe(`${channel.roomPrefix}${room}`)
+          .catch(warn('cluster_subscribe_failed'));
+        subscribing.set(room, subscribed);
+      }
       local.join(room, member);
-      if (first)
-        link.subscribe(`${channel.roomPrefix}${room}`).catch(warn('cluster_subscribe_failed'));
-      writeMembership(room, member.userId, true);
+      const written = writeMembership(room, member.userId, true);
+      return Promise.all([subscribed, written]).then(() => {});
     },
     leave(room, member) {
       local.leave(room, member);
-      if (local.count(room) === 0)
+      if (local.count(room) === 0) {
+        subscribing.delete(room);
         link.unsubscribe(`${channel.roomPrefix}${room}`).catch(warn('cluster_unsubscribe_failed'));
-      writeMembership(room, member.userId, false);
+      }
+      return writeMembership(room, member.userId, false);
     },
     broadcast(room, text, except, keep) {
       // Kept (the append goes out first) before any other node can hear it: the link writes

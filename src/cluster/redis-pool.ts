@@ -136,8 +136,8 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
     refresh().catch(() => {});
   };
 
-  function zadd(userId: string, since: number) {
-    link.send('ZADD', key, 'NX', since, userId).catch(onError);
+  function zadd(userId: string, since: number): Promise<void> {
+    return link.send('ZADD', key, 'NX', since, userId).then(() => {}, onError);
   }
 
   /** ZREM `userId`; the mark stays until this attempt (or a later one, or an add) settles it. */
@@ -213,15 +213,17 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
       unremoved.delete(userId);
       // Always written, with this `since`: another node's take may have removed this user without
       // this node hearing yet. NX keeps the first `since` of a user still there.
-      zadd(userId, since);
+      const written = zadd(userId, since);
       refreshQuietly();
+      return written;
     },
     delete(userId) {
       // Not available here (never added, taken, or removed already): nothing to write. Every
       // disconnect asks, so this keeps a round trip off each one.
       if (!local.delete(userId)) return;
-      zrem(userId).catch(onError);
+      const written = zrem(userId).then(() => {}, onError);
       refreshQuietly();
+      return written;
     },
     draw,
     async take(requester, exclude, random) {

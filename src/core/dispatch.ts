@@ -38,6 +38,8 @@ export interface DispatchDeps {
   refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   joinRoom(session: Session, room: string): void;
   leaveRoom(session: Session, room: string): void;
+  /** Runs `fn` once `session`'s writes to shared state are acknowledged (`hub.ts`). */
+  after(session: Session, fn: () => void): void;
   endPairOf(session: Session, reason?: string): void;
   later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
@@ -55,6 +57,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     refuse,
     joinRoom,
     leaveRoom,
+    after,
     endPairOf,
     later,
   } = deps;
@@ -104,14 +107,17 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
           }
           joinRoom(session, msg.room);
         }
-        return send(
-          conn,
-          envelopes.system(
-            'room_joined',
-            userId,
-            { room: msg.room, action: 'joined' },
-            messageId,
-            msg.room,
+        // Once the member hears the room from every process.
+        return after(session, () =>
+          send(
+            conn,
+            envelopes.system(
+              'room_joined',
+              userId,
+              { room: msg.room, action: 'joined' },
+              messageId,
+              msg.room,
+            ),
           ),
         );
       case 'leave_room':

@@ -42,6 +42,9 @@ export {
 } from './hub-api.ts';
 
 const UNAVAILABLE = 'The service is briefly unavailable. Try again.';
+const noop = () => {};
+/** Frames one connection may have waiting for its writes to shared state; past it, refused. */
+const MAX_QUEUED_FRAMES = 256;
 
 export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = {}): Hub {
   const sessions: Sessions = { byUser: new Map(), byConn: new Map() };
@@ -131,17 +134,42 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
   }
 
   function joinRoom(session: Session, room: string, announce = true) {
-    rooms.join(room, session);
+    wait(session, rooms.join(room, session));
     session.rooms.add(room);
     touch(session);
     if (announce && presenceRoomLimit > 0) tellRoom(room, session, 'online');
   }
 
   function leaveRoom(session: Session, room: string) {
-    rooms.leave(room, session);
+    wait(session, rooms.leave(room, session));
     session.rooms.delete(room);
     touch(session);
     if (presenceRoomLimit > 0) tellRoom(room, session, 'offline');
+  }
+
+  /**
+   * `session`'s next frames (and `after` work) wait until `write`, a write to shared state, is
+   * acknowledged or has failed. Nothing waits for a write this process made at once.
+   */
+  function wait(session: Session, write: MaybePromise<void>) {
+    if (!(write instanceof Promise)) return;
+    const done = write.then(noop, noop);
+    const all = session.pending ? Promise.all([session.pending, done]).then(noop) : done;
+    session.pending = all;
+    void all.then(() => {
+      if (session.pending !== all) return;
+      session.pending = undefined;
+      // Gone meanwhile: nothing it sent is to be done.
+      if (byConn.get(session.conn) !== session) return void (session.queue.length = 0);
+      while (session.queue.length > 0 && !session.pending) session.queue.shift()!();
+      flush();
+    });
+  }
+
+  /** Runs `fn` once `session`'s pending writes are acknowledged (at once when there are none). */
+  function after(session: Session, fn: () => void) {
+    if (session.pending) session.queue.push(fn);
+    else fn();
   }
 
   /** `user_status` to a room's other members, if the room is small enough for it. */
@@ -194,6 +222,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     refuse,
     touch,
     endPairOf,
+    wait,
     setTimer,
     later,
   });
@@ -209,6 +238,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       bucket: createTokenBucket(options.rateLimit, deps.now()),
       matchBucket: undefined,
       held: undefined,
+      pending: undefined,
+      queue: [],
       expecting: undefined,
       pairedAt: 0,
     };
@@ -326,6 +357,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     refuse,
     joinRoom,
     leaveRoom,
+    after,
     endPairOf,
     later,
   });
@@ -381,7 +413,11 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     const session = byConn.get(conn);
     if (session) {
       identity.signOfLife(session);
-      if (admit(session)) handle(session);
+      if (!admit(session)) {
+        // Dropped by the rate limit.
+      } else if (!session.pending) handle(session);
+      else if (session.queue.length < MAX_QUEUED_FRAMES) session.queue.push(() => handle(session));
+      else refuse(session, 'unavailable', UNAVAILABLE);
     }
     flush();
   }

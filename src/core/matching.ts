@@ -30,6 +30,8 @@ export interface MatchingDeps {
   refuse(session: Session, code: RefusalCode, error: string, messageId?: string): void;
   touch(session: Session): void;
   endPairOf(session: Session, reason: string): void;
+  /** `session`'s next frames wait for `write` to shared state (`hub.ts`). */
+  wait(session: Session, write: MaybePromise<void>): void;
   /** Runs `fn` after `ms`; returns a cancel function. */
   setTimer(ms: number, fn: () => void): () => void;
   /** Continues with a seam's answer, now or when it comes. */
@@ -90,8 +92,10 @@ export function createMatching(deps: MatchingDeps): Matching {
 
   return {
     setAvailable(session, available) {
-      if (available) pool.add(session.userId, deps.now());
-      else pool.delete(session.userId);
+      deps.wait(
+        session,
+        available ? pool.add(session.userId, deps.now()) : pool.delete(session.userId),
+      );
       deps.touch(session);
     },
     request(session, currentPeerId, messageId) {

@@ -46,8 +46,13 @@ export interface UserDirectory {
 
 /** Room membership, and delivery to every member. */
 export interface RoomRegistry {
-  join(room: string, member: Session): void;
-  leave(room: string, member: Session): void;
+  /**
+   * Adds `member`; a promise resolves once the member hears the room's broadcasts from every
+   * process (the member's next frames wait for it).
+   */
+  join(room: string, member: Session): MaybePromise<void>;
+  /** Removes `member`; a promise resolves once every process counts it out. */
+  leave(room: string, member: Session): MaybePromise<void>;
   /**
    * Delivers `text` to every member of `room` (but `except`), wherever they are, keeping it in
    * history first when `keep` is given; returns how many it reached here.
@@ -65,9 +70,13 @@ export interface RoomRegistry {
 export interface MatchPool {
   readonly size: number;
   has(userId: string): boolean;
-  /** Adds `userId` (a second add keeps the first `since`). */
-  add(userId: string, since: number): void;
-  delete(userId: string): void;
+  /**
+   * Adds `userId` (a second add keeps the first `since`); a promise resolves once every process's
+   * takes see it (the user's next frames wait for it). Never rejects.
+   */
+  add(userId: string, since: number): MaybePromise<void>;
+  /** Removes `userId`, as `add` adds it. */
+  delete(userId: string): MaybePromise<void>;
   /**
    * Atomically takes `requester` and one other member chosen uniformly (never one of `exclude`) out
    * of the pool, with one draw of `random()`; undefined, and nothing taken, when nobody else is

@@ -40,6 +40,13 @@ export interface Session {
    * is out, so the user hears of its pairs in the order they were made.
    */
   held: string[] | undefined;
+  /**
+   * This user's writes to state shared with other processes (the pool, room membership) not yet
+   * acknowledged: its next frames wait in `queue` until they are, so that what one connection
+   * does takes effect in order across processes.
+   */
+  pending: Promise<void> | undefined;
+  readonly queue: (() => void)[];
   /** Called when the older pairing this user's own match waits for has arrived (`matching.ts`). */
   expecting: (() => void) | undefined;
 }

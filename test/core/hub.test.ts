@@ -2136,6 +2136,85 @@ describe('seams that answer later (state in another process)', () => {
   });
 });
 
+describe("one connection's frames in order across processes (writes to shared state)", () => {
+  /** A gate: a promise the test opens. */
+  function gate() {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    return { opened, open };
+  }
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const types = (items: ReturnType<TestHub['take']>) =>
+    items.map((item) => ('msg' in item ? `${item.conn}:${item.msg.type}` : `${item.conn}:close`));
+
+  it("holds a user's next frames until its availability is written, then runs them in order", async () => {
+    const written = gate();
+    const h = makeHub(
+      {},
+      {
+        seams: {
+          pool: (local) => ({
+            get size() {
+              return local.size;
+            },
+            has: (userId) => local.has(userId),
+            add: (userId, since) => {
+              local.add(userId, since);
+              return written.opened;
+            },
+            delete: (userId) => local.delete(userId),
+            take: (...args) => local.take(...args),
+          }),
+        },
+      },
+    );
+    connectAll(h, 'alice');
+    h.send('alice#1', { type: 'user_available_webrtc' });
+    h.send('alice#1', { type: 'get_rooms', messageId: 'g1' });
+    h.send('alice#1', { type: 'get_rooms', messageId: 'g2' });
+    await tick();
+    // Not written yet: what alice said next waits.
+    expect(h.take()).toStrictEqual([]);
+    written.open();
+    await tick();
+    expect(h.take().map((item) => ('msg' in item ? item.msg.messageId : undefined))).toStrictEqual([
+      'g1',
+      'g2',
+    ]);
+  });
+
+  it('answers room_joined once the member hears the room everywhere', async () => {
+    const subscribed = gate();
+    const h = makeHub(
+      {},
+      {
+        seams: {
+          rooms: (local) => ({
+            get size() {
+              return local.size;
+            },
+            join: (room, member) => {
+              local.join(room, member);
+              return room === 'late' ? subscribed.opened : undefined;
+            },
+            leave: (room, member) => local.leave(room, member),
+            broadcast: (...args) => local.broadcast(...args),
+            count: (room) => local.count(room),
+            members: (room, limit) => local.members(room, limit),
+          }),
+        },
+      },
+    );
+    connectAll(h, 'alice');
+    h.send('alice#1', { type: 'join_room', room: 'late' });
+    await tick();
+    expect(h.take()).toStrictEqual([]);
+    subscribed.open();
+    await tick();
+    expect(types(h.take())).toStrictEqual(['alice#1:room_joined']);
+  });
+});
+
 describe('presence (issue 12)', () => {
   const status = (room: string, userId: string, s: 'online' | 'offline', at: string) => ({
     type: 'user_status',
