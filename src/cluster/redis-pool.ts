@@ -26,11 +26,13 @@ import {
 } from './redis.ts';
 
 /**
- * KEYS[1] the pool, KEYS[2] the match counter. ARGV[1] the draw in [0, 1), ARGV[2] a deadline
- * (ms, Redis's clock), ARGV[3] the requester, ARGV[4] the member to exclude (optional).
+ * KEYS[1] the pool, KEYS[2] the match counter, KEYS[3] the prefix of "taken by" keys. ARGV[1]
+ * the draw in [0, 1), ARGV[2] a deadline (ms, Redis's clock), ARGV[3] the requester, ARGV[4] the
+ * member to exclude (optional).
  * Returns {'late'} past the deadline (nothing done: the caller has given up), {'none', size,
  * requester in the pool (0/1)} when nobody else is available (nothing taken), else {'ok', size,
- * partner, since, requester removed (0/1), the match's number}.
+ * partner, since, requester removed (0/1), the match's number, and "{requester}\n{match}" of the
+ * take that took the requester within the last minute, if it was not in the pool}.
  */
 const TAKE = defineScript(`
 local t = redis.call('TIME')
@@ -57,8 +59,20 @@ if high and at >= high then at = at + 1 end
 local picked = redis.call('ZRANGE', pool, at, at, 'WITHSCORES')
 local removed = redis.call('ZREM', pool, ARGV[3])
 redis.call('ZREM', pool, picked[1])
-return {'ok', size - 1 - removed, picked[1], picked[2], removed, redis.call('INCR', KEYS[2])}
+local n = redis.call('INCR', KEYS[2])
+-- Who took the partner, for a request of its own that runs before it hears of this match.
+redis.call('SET', KEYS[3] .. picked[1], ARGV[3] .. '\\n' .. n, 'PX', 60000)
+local older = false
+if removed == 0 then older = redis.call('GET', KEYS[3] .. ARGV[3]) end
+return {'ok', size - 1 - removed, picked[1], picked[2], removed, n, older}
 `);
+
+/** `Taken.preempted` from the take script's "{requester}\n{match}", if any. */
+function preemption(reply: RedisReply | undefined): Pick<Taken, 'preempted'> {
+  if (typeof reply !== 'string') return {};
+  const cut = reply.lastIndexOf('\n');
+  return { preempted: { by: reply.slice(0, cut), match: Number(reply.slice(cut + 1)) } };
+}
 
 export interface PoolDraw {
   /** The partner taken, or undefined when nobody else was available (then nothing was taken). */
@@ -105,6 +119,8 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
   const key = `${options.prefix ?? 'aleatoria:'}pool`;
   /** Counts the matches made, for their numbers (`Taken.match`). */
   const matchesKey = `${options.prefix ?? 'aleatoria:'}matches`;
+  /** `taken:{user}`: who took a user out of the pool, and by which match (a minute). */
+  const takenPrefix = `${options.prefix ?? 'aleatoria:'}taken:`;
   const budget = options.takeBudgetMs ?? 750;
   const onError = options.onError ?? (() => {});
   /** This node's available users and their `since`. */
@@ -171,12 +187,11 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
     random: () => number,
   ): Promise<PoolDraw> {
     const asOf = adds;
-    const wasAvailable = local.has(requester);
     const value = random();
     const at = Number.isFinite(value) && value > 0 ? value : 0;
     const args: RedisArg[] = [String(at), String(Math.floor(link.redisNow() + budget)), requester];
     if (exclude !== undefined) args.push(exclude);
-    const reply = (await link.run(TAKE, [key, matchesKey], args)) as RedisReply[];
+    const reply = (await link.run(TAKE, [key, matchesKey, takenPrefix], args)) as RedisReply[];
     switch (reply[0]) {
       case 'ok': {
         setSize(reply[1]!);
@@ -188,7 +203,7 @@ export function createRedisPool(link: RedisLink, options: RedisPoolOptions = {})
             userId,
             since: Number(reply[3]),
             match: Number(reply[5]),
-            requesterTaken: wasAvailable && reply[4] === 0,
+            ...preemption(reply[6]),
           },
           requesterWasInPool: reply[4] === 1,
         };

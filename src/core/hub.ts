@@ -223,7 +223,6 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     touch,
     endPairOf,
     wait,
-    setTimer,
     later,
   });
 
@@ -240,7 +239,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       held: undefined,
       pending: undefined,
       queue: [],
-      expecting: undefined,
+      preempted: undefined,
+      taking: undefined,
       pairedAt: 0,
     };
     byUser.set(session.userId, session);

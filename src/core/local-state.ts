@@ -40,12 +40,13 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
     pair(userId, partner, announce, match) {
       const session = byUser.get(userId);
       if (!session) return false;
+      // Told of already, and left, when the user's own later match was made (Taken.preempted).
+      if (match === session.preempted) return true;
       if (match < session.pairedAt) {
         // The user's own later match took it first, on another process: this pair is over. If
         // that match is not announced yet, the user hears of this one first, as it was made.
         if (session.held) deps.send(session.conn, announce);
         deps.leave(userId, partner, 'peer_left');
-        session.expecting?.();
         return true;
       }
       session.pairedAt = match;
@@ -58,7 +59,12 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
     },
     endPair(userId, formerPartner, hangup) {
       const session = byUser.get(userId);
-      if (session?.partner !== formerPartner) return;
+      if (!session) return;
+      if (session.partner !== formerPartner) {
+        // The pair may be the one the user's own take in flight is making: judge once it is made.
+        if (session.taking) session.taking.push(() => this.endPair(userId, formerPartner, hangup));
+        return;
+      }
       session.partner = undefined;
       deps.touch(session);
       if (hangup !== undefined) tell(session, hangup);

@@ -13,9 +13,6 @@ import type { ConnId, Session } from './session.ts';
 
 const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
 
-/** How long a requester's own match waits for an older pairing that crossed it (a shared pool). */
-const OLDER_PAIRING_WAIT_MS = 1000;
-
 export interface MatchingDeps {
   readonly pool: MatchPool;
   readonly users: UserDirectory;
@@ -32,8 +29,6 @@ export interface MatchingDeps {
   endPairOf(session: Session, reason: string): void;
   /** `session`'s next frames wait for `write` to shared state (`hub.ts`). */
   wait(session: Session, write: MaybePromise<void>): void;
-  /** Runs `fn` after `ms`; returns a cancel function. */
-  setTimer(ms: number, fn: () => void): () => void;
   /** Continues with a seam's answer, now or when it comes. */
   later<T>(value: MaybePromise<T>, fn: (value: T) => void, asker?: Asker): void;
 }
@@ -66,22 +61,6 @@ export function createMatching(deps: MatchingDeps): Matching {
     );
   }
 
-  /**
-   * Resolves once the pairing `session`'s user is expected to hear of (another request's match,
-   * older than its own) has arrived, or after `OLDER_PAIRING_WAIT_MS` should it never come.
-   */
-  function waitForOlder(session: Session): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        cancel();
-        if (session.expecting === done) session.expecting = undefined;
-        resolve();
-      };
-      const cancel = deps.setTimer(OLDER_PAIRING_WAIT_MS, done);
-      session.expecting = done;
-    });
-  }
-
   function noPeer(session: Session, messageId: string | undefined) {
     const payload = { message: NO_PEER_MESSAGE };
     deps.send(
@@ -109,14 +88,38 @@ export function createMatching(deps: MatchingDeps): Matching {
         return;
       }
       const asker = { session, messageId };
-      const heardBefore = session.pairedAt;
+      const take = pool.take(session.userId, currentPeerId, deps.random);
+      /** Judges again the pair endings that came while the take ran (`Session.taking`). */
+      const taken = () => {
+        const waiting = session.taking;
+        session.taking = undefined;
+        for (const endPair of waiting ?? []) endPair();
+      };
+      if (take instanceof Promise) {
+        session.taking = [];
+        take.catch(taken);
+      }
       deps.later(
-        pool.take(session.userId, currentPeerId, deps.random),
+        take,
         (partner) => {
-          if (!partner) return noPeer(session, messageId);
-          // Another request took this user just before its own ran (a shared pool), and that
-          // match has not reached it yet: it will be told of that one first, as it was made.
-          const older = partner.requesterTaken === true && session.pairedAt === heardBefore;
+          if (!partner) {
+            taken();
+            return noPeer(session, messageId);
+          }
+          const older = partner.preempted;
+          if (older && older.match > session.pairedAt) {
+            // Another request took this user just before its own ran, and that pairing has not
+            // reached this process yet: the user hears of it now, in the order the matches were
+            // made, and leaves it at once below (its requester hears peer_left).
+            if (session.partner !== older.by) deps.endPairOf(session, 'peer_left');
+            session.partner = older.by;
+            session.pairedAt = older.match;
+            session.preempted = older.match;
+            deps.send(
+              session.conn,
+              envelopes.system('assign_role', session.userId, { role: 'polite', peerId: older.by }),
+            );
+          }
           deps.touch(session);
           // A user is in one pair at most: whoever the requester was paired with learns it is over.
           if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
@@ -129,29 +132,27 @@ export function createMatching(deps: MatchingDeps): Matching {
             peerId: session.userId,
           });
           const pairing = users.pair(partner.userId, session.userId, polite, partner.match);
-          if (!(pairing instanceof Promise) && !older) {
-            if (pairing) return paired(session, partner, messageId);
-            session.partner = undefined;
-            return noPeer(session, messageId);
+          if (!(pairing instanceof Promise)) {
+            if (pairing) paired(session, partner, messageId);
+            else {
+              session.partner = undefined;
+              noPeer(session, messageId);
+            }
+            return taken();
           }
           // Until the partner's process answers, what others say about the requester's pairs
           // waits, so that it follows the requester's own assign_role.
           const held: string[] = [];
           session.held = held;
-          const olderHeard = older ? waitForOlder(session) : undefined;
+          taken();
           const settled = (found: boolean) => {
-            const finish = () => {
-              if (session.held === held) session.held = undefined;
-              // The partner left between the draw and the pairing.
-              if (!found && session.partner === partner.userId) session.partner = undefined;
-              if (found) paired(session, partner, messageId);
-              else noPeer(session, messageId);
-              for (const text of held) deps.send(session.conn, text);
-            };
-            if (olderHeard) void olderHeard.then(finish);
-            else finish();
+            if (session.held === held) session.held = undefined;
+            // The partner left between the draw and the pairing.
+            if (!found && session.partner === partner.userId) session.partner = undefined;
+            if (found) paired(session, partner, messageId);
+            else noPeer(session, messageId);
+            for (const text of held) deps.send(session.conn, text);
           };
-          if (!(pairing instanceof Promise)) return settled(pairing);
           pairing.catch(() => {
             if (session.held === held) session.held = undefined;
             if (session.partner === partner.userId) session.partner = undefined;

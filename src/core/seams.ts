@@ -100,10 +100,12 @@ export interface Taken {
    */
   readonly match: number;
   /**
-   * The requester had been available and another request took it just before this one ran: that
-   * match's pairing is on its way to the requester, which is to hear of it first.
+   * Another request (`by`, match number `match`) took the requester out of the pool just before
+   * this take ran, and its pairing may not have reached the requester's process yet. The requester
+   * is told of that pairing first and leaves it at once (`by` hears `peer_left`), as one process
+   * would have ordered the two; the pairing itself, when it comes, is then ignored.
    */
-  readonly requesterTaken?: boolean;
+  readonly preempted?: { readonly by: string; readonly match: number };
 }
 
 /**

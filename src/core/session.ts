@@ -47,8 +47,13 @@ export interface Session {
    */
   pending: Promise<void> | undefined;
   readonly queue: (() => void)[];
-  /** Called when the older pairing this user's own match waits for has arrived (`matching.ts`). */
-  expecting: (() => void) | undefined;
+  /**
+   * While this user's own take runs in a pool shared with other processes: pair endings that
+   * arrived for a partner it does not have yet, judged again once the take has answered.
+   */
+  taking: (() => void)[] | undefined;
+  /** The number of a match this user left before its pairing arrived (`Taken.preempted`). */
+  preempted: number | undefined;
 }
 
 /** This process's sessions, by userId and by connection. */

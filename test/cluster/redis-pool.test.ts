@@ -167,7 +167,7 @@ describe('scripted draws', () => {
     await seed(prefix, members);
     const draw = await pool.draw('b', 'zzz', () => 0.5);
     expect(draw).toEqual({
-      partner: { userId: 'd', since: 1003, match: 1, requesterTaken: false },
+      partner: { userId: 'd', since: 1003, match: 1 },
       requesterWasInPool: true,
     });
 
