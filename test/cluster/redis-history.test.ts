@@ -5,12 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisHistory } from '../../src/cluster/redis-history.ts';
-import {
-  createRedisLink,
-  type RedisLink,
-  type RedisReply,
-  RedisUnavailableError,
-} from '../../src/cluster/redis.ts';
+import { type RedisLink, type RedisReply, RedisUnavailableError } from '../../src/cluster/redis.ts';
 import type { HistoryConfig } from '../../src/core/config.ts';
 import {
   type HistoryStore,
@@ -18,35 +13,20 @@ import {
   roomConversation,
   type StoredMessage,
 } from '../../src/core/history.ts';
-import { startRedis, type TestRedis } from './redis-server.ts';
+import { startRedis, type TestRedis, testLinks, until } from './redis-server.ts';
 
 const CONFIG: HistoryConfig = { enabled: true, limit: 100, ttlMs: 3_600_000, maxBytes: 1 << 20 };
 const ROOM = roomConversation('lobby');
 
 let redis: TestRedis;
 let admin: RedisLink;
-const links: RedisLink[] = [];
 let prefixes = 0;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function openLink(url = redis.url): Promise<RedisLink> {
-  const link = createRedisLink(url);
-  links.push(link);
-  await link.whenReady(5000);
-  return link;
-}
+const links = testLinks(() => redis.url);
+const openLink = links.open;
 
 /** A fresh key prefix, so every test has conversations of its own in the shared Redis. */
 const freshPrefix = () => `h${++prefixes}:`;
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Redis's clock, in ms. */
 async function redisTime(link = admin): Promise<number> {
@@ -74,7 +54,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(links.map((link) => link.close()));
+  await links.closeAll();
   await redis?.stop();
 });
 

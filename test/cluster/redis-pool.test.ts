@@ -8,27 +8,15 @@ import {
   type PoolDraw,
   type RedisMatchPool,
 } from '../../src/cluster/redis-pool.ts';
-import {
-  createRedisLink,
-  type RedisLink,
-  type RedisReply,
-  RedisUnavailableError,
-} from '../../src/cluster/redis.ts';
-import { startRedis, type TestRedis } from './redis-server.ts';
+import { type RedisLink, type RedisReply, RedisUnavailableError } from '../../src/cluster/redis.ts';
+import { sleep, startRedis, type TestRedis, testLinks, until } from './redis-server.ts';
 
 let redis: TestRedis;
 let admin: RedisLink;
-const links: RedisLink[] = [];
 let prefixes = 0;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function openLink(url = redis.url): Promise<RedisLink> {
-  const link = createRedisLink(url);
-  links.push(link);
-  await link.whenReady(5000);
-  return link;
-}
+const links = testLinks(() => redis.url);
+const openLink = links.open;
 
 /** A fresh key prefix, so every test has a pool of its own in the shared Redis. */
 const freshPrefix = () => `t${++prefixes}:`;
@@ -46,14 +34,6 @@ async function seed(prefix: string, members: readonly string[]) {
   await admin.send('DEL', `${prefix}pool`);
   if (members.length > 0)
     await admin.send('ZADD', `${prefix}pool`, ...members.flatMap((m, k) => [1000 + k, m]));
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** Pearson's chi-square of `counts` against equal expectations. */
@@ -82,7 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(links.map((link) => link.close()));
+  await links.closeAll();
   await redis?.stop();
 });
 

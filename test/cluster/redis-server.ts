@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRedisLink, type RedisLink } from '../../src/cluster/redis.ts';
 
 export interface TestRedis {
   /** `redis://127.0.0.1:<port>`. */
@@ -178,5 +179,37 @@ export async function startRedis(): Promise<TestRedis> {
       current = launch(port, dir);
       await waitForPing(port, current.child, current.output);
     },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 10 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * Links a test file opens to its Redis (`defaultUrl()` unless told another), each ready before
+ * it is handed out; `closeAll` in `afterAll`.
+ */
+export function testLinks(defaultUrl: () => string) {
+  const links: RedisLink[] = [];
+  return {
+    async open(url = defaultUrl()): Promise<RedisLink> {
+      const link = createRedisLink(url);
+      links.push(link);
+      await link.whenReady(5000);
+      return link;
+    },
+    closeAll: () => Promise.all(links.splice(0).map((link) => link.close())),
   };
 }
