@@ -1131,10 +1131,24 @@ export function defineContractSuite(target: ContractTarget) {
       it('counts who is online in GET /stats', async () => {
         const read = async () =>
           (await (await fetch(`${server.baseUrl}/stats`)).json()) as Record<string, number>;
-        const before = await read();
+        /**
+         * The figures once they stop moving: a cluster's are read from Redis, where the previous
+         * test's users may still be leaving (a node writes a departure after the socket closed).
+         */
+        const settled = async () => {
+          let last = JSON.stringify(await read());
+          for (let i = 0; i < 40; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            const now = JSON.stringify(await read());
+            if (now === last) return JSON.parse(now) as Record<string, number>;
+            last = now;
+          }
+          throw new Error(`GET /stats never settled: ${last}`);
+        };
+        const before = await settled();
         const [a] = [await connect(), await connect()];
         await settle(a!, { type: 'user_available_webrtc' });
-        const after = await read();
+        const after = await settled();
         expect(after.online! - before.online!).toBe(2);
         expect(after.available! - before.available!).toBe(1);
         expect(Object.keys(after).sort()).toEqual(['available', 'online', 'rooms']);
