@@ -154,6 +154,7 @@ for _, node in ipairs(dead) do
   local membersKey = prefix .. 'node:' .. node .. ':members'
   local gone = {}
   local isGone = {}
+  local left = {}
   for _, user in ipairs(redis.call('SMEMBERS', usersKey)) do
     local owner = redis.call('HGET', prefix .. 'users', user)
     if not owner or string.match(owner, '^[^/]*') == node then
@@ -168,6 +169,7 @@ for _, node in ipairs(dead) do
     local user = string.sub(membership, cut + 1)
     local room = string.sub(membership, 1, cut - 1)
     if isGone[user] and redis.call('ZREM', prefix .. 'room:' .. room, user) == 1 then
+      left[#left + 1] = membership
       if redis.call('HINCRBY', prefix .. 'rooms', room, -1) <= 0 then
         redis.call('HDEL', prefix .. 'rooms', room)
       end
@@ -175,7 +177,8 @@ for _, node in ipairs(dead) do
   end
   redis.call('DEL', usersKey, membersKey)
   redis.call('ZREM', KEYS[1], node)
-  redis.call('PUBLISH', prefix .. 'cluster', 'dead\\n' .. node .. '\\n' .. table.concat(gone, '\\n'))
+  local news = 'dead\\n' .. node .. '\\n' .. table.concat(gone, '\\n') .. '\\n'
+  redis.call('PUBLISH', prefix .. 'cluster', news .. '\\n' .. table.concat(left, '\\n'))
 end
 return dead
 `);
@@ -563,16 +566,26 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     countOut(text, localRooms.broadcast(room, text));
   }
 
+  /**
+   * "dead\n{node}\n{user}...\n\n{room}\n{user}...": a node swept, its users, then the rooms they
+   * were in (an empty line between: no userId is empty).
+   */
   function onCluster(message: string) {
-    const [event, node, ...gone] = message.split('\n');
+    const lines = message.split('\n');
+    const [event, node] = lines;
     if (event !== 'dead' || node === undefined) return;
+    const blank = lines.indexOf('', 2);
+    const gone = lines.slice(2, blank < 0 ? undefined : blank);
     log.warn('cluster_node_swept', { node, users: gone.length });
     if (node === nodeId) {
       // Swept while away from Redis: everything this node holds is written again.
       void register().catch(warn('cluster_register_failed'));
       return;
     }
-    host?.usersGone(new Set(gone.filter((userId) => userId !== '')));
+    const left: [string, string][] = [];
+    for (let i = blank + 1; blank >= 0 && i + 1 < lines.length; i += 2)
+      if (lines[i] !== '') left.push([lines[i]!, lines[i + 1]!]);
+    host?.usersGone(new Set(gone), left);
   }
 
   /** Writes everything this node holds again (Redis came back empty, or swept this node). */

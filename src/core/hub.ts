@@ -312,7 +312,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       forget(session);
       flush();
     },
-    usersGone(userIds) {
+    usersGone(userIds, left) {
       for (const session of byUser.values())
         if (session.partner !== undefined && userIds.has(session.partner))
           localUsers.endPair(
@@ -320,6 +320,19 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
             session.partner,
             envelopes.hangup(session.partner, session.userId, 'peer_disconnected'),
           );
+      // Each process tells its own members, as it would of a departure it saw itself.
+      if (presenceRoomLimit > 0)
+        for (const [room, userId] of left)
+          if (localRooms.count(room) !== 0)
+            later(rooms.count(room), (count) => {
+              if (count + 1 > presenceRoomLimit) return;
+              const text = envelopes.userStatus(room, userId, 'offline');
+              metrics.inc(
+                'aleatoria_messages_out_total',
+                'user_status',
+                localRooms.broadcast(room, text),
+              );
+            });
       flush();
     },
     flush,

@@ -156,8 +156,11 @@ export interface HubHost {
   yieldUser(userId: string, tokenMatches: (token: string) => boolean): Promise<Yield>;
   /** Another process holds `userId` now: its session here is closed (4000) and ended. */
   evict(userId: string): void;
-  /** `userIds` are gone with their process: their partners here get `hangup peer_disconnected`. */
-  usersGone(userIds: ReadonlySet<string>): void;
+  /**
+   * `userIds` are gone with their process: their partners here get `hangup peer_disconnected`,
+   * and members here of the rooms they `left` (room, userId) get their `user_status` offline.
+   */
+  usersGone(userIds: ReadonlySet<string>, left: readonly (readonly [string, string])[]): void;
   /** Persists what an operation outside a frame changed. */
   flush(): void;
 }

@@ -15,7 +15,7 @@ const ENV = {
   ALLOWED_ORIGINS: '*',
   NODE_HEARTBEAT_MS: String(HEARTBEAT_MS),
   NODE_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
-  PRESENCE_ROOM_LIMIT: '0',
+  PRESENCE_ROOM_LIMIT: '10',
   MATCHES_PER_MINUTE: '100000',
   TAKEOVER_PROBE_MS: '1000',
 };
@@ -108,6 +108,17 @@ describe('a node killed with its users in rooms and calls', () => {
       count: 1,
       members: [a.userId],
     });
+    // The room's members elsewhere hear that both left, as of any departure.
+    const offline = [
+      await a.next((m) => m.type === 'user_status' && m.payload.status === 'offline'),
+      await a.next((m) => m.type === 'user_status' && m.payload.status === 'offline'),
+    ];
+    expect(offline.map((m) => [m.room, (m.payload as { userId: string }).userId]).sort()).toEqual(
+      [
+        [room, b.userId],
+        [room, c.userId],
+      ].sort(),
+    );
     // c was available on the dead node: nobody can be matched with it.
     a.send({ type: 'request_random_peer' });
     await a.nextOfType('no_peer_available');
