@@ -8,6 +8,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchedCluster, launchCluster } from '../contract/cluster-launcher.ts';
 import { type Received, TestClient, uid } from '../contract/harness.ts';
+import { launchNode } from '../contract/launchers.ts';
+import { startRedis } from './redis-server.ts';
 
 const HEARTBEAT_MS = 200;
 const DEAD_AFTER_MS = 1500;
@@ -245,4 +247,24 @@ describe('Redis killed mid-traffic and restarted empty', () => {
     expect((await impostor.closed).code).toBe(4009);
     expect((await Promise.all([healthy(0), healthy(1)])).every(Boolean)).toBe(true);
   }, 30_000);
+});
+
+describe('Redis unreachable when a node starts', () => {
+  it('exits 1 after its start timeout, saying why, without ever serving', async () => {
+    // A port that was Redis's a moment ago and is closed now.
+    const gone = await startRedis();
+    const url = gone.url;
+    await gone.stop();
+    const started = Date.now();
+    const failure = await launchNode({ REDIS_URL: url }).then(
+      async (server) => {
+        await server.stop();
+        return 'served';
+      },
+      (error: unknown) => String(error),
+    );
+    expect(failure).toContain('server exited with 1 before starting');
+    expect(failure).toContain('aleatoria: failed to start: Redis unavailable');
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 20_000);
 });
