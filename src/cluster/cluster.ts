@@ -499,7 +499,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
         if (!found && host) {
           // Gone between the draw and the pairing: the requester's call is over before it began.
           const hangup = host.envelopes.hangup(userId, partner, 'peer_disconnected');
-          route(partner, `${Op.endPair}\n${partner}\n${userId}\n${hangup}`).catch(() => {});
+          route(partner, `${Op.endPair}\n${partner}\n${userId}\n`, hangup).catch(() => {});
         }
         host?.flush();
         return;

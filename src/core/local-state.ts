@@ -29,7 +29,7 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
     if (session.held) session.held.push(text);
     else deps.send(session.conn, text);
   };
-  return {
+  const directory: UserDirectory = {
     deliver(userId, text, keep) {
       const session = byUser.get(userId);
       if (!session) return false;
@@ -62,7 +62,8 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       if (!session) return;
       if (session.partner !== formerPartner) {
         // The pair may be the one the user's own take in flight is making: judge once it is made.
-        if (session.taking) session.taking.push(() => this.endPair(userId, formerPartner, hangup));
+        if (session.taking)
+          session.taking.push(() => directory.endPair(userId, formerPartner, hangup));
         return;
       }
       session.partner = undefined;
@@ -70,6 +71,7 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       if (hangup !== undefined) tell(session, hangup);
     },
   };
+  return directory;
 }
 
 /** Rooms of this process; a broadcast is serialized once by the caller and written to each member. */
