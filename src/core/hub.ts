@@ -12,22 +12,35 @@
  * - `chat.ts`: room and direct messages, their history (`history.ts`, `memory-history.ts`)
  * - `dispatch.ts`: what each client message does
  * - `local-state.ts`: the in-memory users, rooms and pool
+ * - `ordering.ts`: one connection's frames in order across processes
+ * - `host.ts`: what other processes may ask of this one (`HubSeams.claims`)
  */
 import * as v from 'valibot';
 import type { Hub, HubDeps, HubOptions, HubSeams, HubStats } from './hub-api.ts';
 import { createDispatch } from './dispatch.ts';
 import { createEnvelopes } from './envelope.ts';
 import { createNoHistory, type HistoryStore } from './history.ts';
+import { createHost } from './host.ts';
 import { CloseCode, createIdentity } from './identity.ts';
 import { parseClientFrame } from './inbound.ts';
 import { createLocalPool, createLocalRooms, createLocalUsers } from './local-state.ts';
 import { createMemoryHistory } from './memory-history.ts';
 import { createMatching } from './matching.ts';
 import { createMetrics } from './metrics.ts';
+import { createOrdering } from './ordering.ts';
+import { createPresence } from './presence.ts';
 import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
-import { createTokenBucket, takeToken } from './rate-limit.ts';
-import { type Asker, type HubHost, type Keep, type MaybePromise, whenReady } from './seams.ts';
-import { type ConnId, type Session, SessionState, type Sessions, stateOf } from './session.ts';
+import { createTokenBucket, judgeFrame } from './rate-limit.ts';
+import { type Asker, type Keep, type MaybePromise, whenReady } from './seams.ts';
+import {
+  type ConnId,
+  countPairs,
+  createSession,
+  type Session,
+  SessionState,
+  type Sessions,
+  stateOf,
+} from './session.ts';
 
 export { CloseCode, type OpenRequest, type OpenResult } from './identity.ts';
 export { type ConnId, SessionState } from './session.ts';
@@ -42,20 +55,17 @@ export {
 } from './hub-api.ts';
 
 const UNAVAILABLE = 'The service is briefly unavailable. Try again.';
-const noop = () => {};
-/** Frames one connection may have waiting for its writes to shared state; past it, refused. */
-const MAX_QUEUED_FRAMES = 256;
 
 export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = {}): Hub {
   const sessions: Sessions = { byUser: new Map(), byConn: new Map() };
   const { byUser, byConn } = sessions;
   const dirty = new Set<Session>();
+  const { wait, after, enqueue } = createOrdering((conn) => byConn.get(conn), flush);
   // Sessions whose durable state changed in this operation, for `persist`; nothing to track without it.
   const touch: (session: Session) => void = deps.persist
     ? (session) => void dirty.add(session)
     : () => {};
   const metrics = createMetrics();
-  const presenceRoomLimit = options.presenceRoomLimit ?? 0;
   const envelopes = createEnvelopes(deps.now);
   // Every message to one recipient goes out through here (room broadcasts count themselves once).
   // Messages are built with `type` first, so the type is read off the text without parsing it.
@@ -104,6 +114,13 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     keep,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
+  const presence = createPresence({
+    limit: options.presenceRoomLimit ?? 0,
+    rooms,
+    envelopes,
+    metrics,
+    later,
+  });
 
   const refuse = (
     session: Pick<Session, 'conn' | 'userId'>,
@@ -137,53 +154,14 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     wait(session, rooms.join(room, session));
     session.rooms.add(room);
     touch(session);
-    if (announce && presenceRoomLimit > 0) tellRoom(room, session, 'online');
+    if (announce) presence.tell(rooms, room, session.userId, 'online', session);
   }
 
   function leaveRoom(session: Session, room: string) {
     wait(session, rooms.leave(room, session));
     session.rooms.delete(room);
     touch(session);
-    if (presenceRoomLimit > 0) tellRoom(room, session, 'offline');
-  }
-
-  /**
-   * `session`'s next frames (and `after` work) wait until `write`, a write to shared state, is
-   * acknowledged or has failed. Nothing waits for a write this process made at once.
-   */
-  function wait(session: Session, write: MaybePromise<void>) {
-    if (!(write instanceof Promise)) return;
-    const done = write.then(noop, noop);
-    const all = session.pending ? Promise.all([session.pending, done]).then(noop) : done;
-    session.pending = all;
-    void all.then(() => {
-      if (session.pending !== all) return;
-      session.pending = undefined;
-      // Gone meanwhile: nothing it sent is to be done.
-      if (byConn.get(session.conn) !== session) return void (session.queue.length = 0);
-      while (session.queue.length > 0 && !session.pending) session.queue.shift()!();
-      flush();
-    });
-  }
-
-  /** Runs `fn` once `session`'s pending writes are acknowledged (at once when there are none). */
-  function after(session: Session, fn: () => void) {
-    if (session.pending) session.queue.push(fn);
-    else fn();
-  }
-
-  /** `user_status` to a room's other members, if the room is small enough for it. */
-  function tellRoom(room: string, session: Session, status: 'online' | 'offline') {
-    later(rooms.count(room), (count) => {
-      // The room's size with the user in it: after a join, before a leave.
-      if ((status === 'online' ? count : count + 1) > presenceRoomLimit) return;
-      const text = envelopes.userStatus(room, session.userId, status);
-      metrics.inc(
-        'aleatoria_messages_out_total',
-        'user_status',
-        rooms.broadcast(room, text, session),
-      );
-    });
+    presence.tell(rooms, room, session.userId, 'offline', session);
   }
 
   /** Ends `session`'s pair; the partner is told with a server `hangup` when `reason` is given. */
@@ -199,13 +177,6 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     const hangup = reason === undefined ? undefined : envelopes.hangup(userId, partner, reason);
     later(users.endPair(partner, userId, hangup), () => {});
   }
-
-  const setTimer =
-    deps.setTimer ??
-    ((ms: number, fn: () => void) => {
-      const timer = setTimeout(fn, ms);
-      return () => clearTimeout(timer);
-    });
 
   const matching = createMatching({
     pool,
@@ -228,21 +199,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
 
   /** A session from `state`; `announce`: a newcomer its rooms are told of (not a wake). */
   function register(conn: ConnId, state: SessionState, announce = true): Session {
-    const session: Session = {
-      conn,
-      userId: state.userId,
-      token: state.token,
-      rooms: new Set(),
-      partner: state.partner,
-      bucket: createTokenBucket(options.rateLimit, deps.now()),
-      matchBucket: undefined,
-      held: undefined,
-      pending: undefined,
-      queue: [],
-      preempted: undefined,
-      taking: undefined,
-      pairedAt: 0,
-    };
+    const session = createSession(conn, state, createTokenBucket(options.rateLimit, deps.now()));
     byUser.set(session.userId, session);
     byConn.set(conn, session);
     for (const room of state.rooms) joinRoom(session, room, announce);
@@ -250,13 +207,19 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     return session;
   }
 
+  /** The session is gone (closed, rate-limited): its userId is free again. */
   function remove(session: Session) {
+    end(session);
+    claims?.released(session.userId);
+  }
+
+  /** Ends a session as a disconnect does: rooms left, out of the pool, partner hung up. */
+  function end(session: Session) {
     identity.ended(session);
     for (const room of session.rooms) leaveRoom(session, room);
     matching.setAvailable(session, false);
     endPairOf(session, 'peer_disconnected');
     forget(session);
-    claims?.released(session.userId);
   }
 
   function forget(session: Session) {
@@ -272,72 +235,24 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     deps.close(session.conn, CloseCode.replaced, 'replaced by a new connection');
   }
 
-  /**
-   * What the hub offers seams shared with other processes (`seams.claims`): requests about users
-   * held here, and the news that users elsewhere are gone.
-   */
-  const host: HubHost = {
-    metrics,
-    envelopes,
-    local: localUsers,
-    localRooms,
-    sessions: () => byUser.values(),
-    has: (userId) => byUser.has(userId),
-    async yieldUser(userId, tokenMatches) {
-      const existing = byUser.get(userId);
-      if (!existing) return { outcome: 'gone' };
-      if (existing.token !== undefined && tokenMatches(existing.token)) {
-        // A takeover from another process: the session moves there as it is (rooms, pool,
-        // partner), so nobody is told anything but the old socket.
-        const state = stateOf(existing, pool.has(userId));
-        identity.ended(existing);
-        replace(existing, 'This session was taken over by a new connection.');
-        for (const room of existing.rooms) rooms.leave(room, existing);
-        if (state.available) pool.delete(userId);
-        forget(existing);
-        return { outcome: 'handed', state };
-      }
-      const probe = identity.probe(existing);
-      if (probe) await probe;
-      return byUser.get(userId) === existing ? { outcome: 'alive' } : { outcome: 'gone' };
-    },
-    evict(userId) {
-      const session = byUser.get(userId);
-      if (!session) return;
-      replace(session, 'This session was replaced by a connection elsewhere.');
-      identity.ended(session);
-      for (const room of session.rooms) leaveRoom(session, room);
-      matching.setAvailable(session, false);
-      endPairOf(session, 'peer_disconnected');
-      forget(session);
-      flush();
-    },
-    usersGone(userIds, left) {
-      for (const session of byUser.values())
-        if (session.partner !== undefined && userIds.has(session.partner))
-          localUsers.endPair(
-            session.userId,
-            session.partner,
-            envelopes.hangup(session.partner, session.userId, 'peer_disconnected'),
-          );
-      // Each process tells its own members, as it would of a departure it saw itself.
-      if (presenceRoomLimit > 0)
-        for (const [room, userId] of left)
-          if (localRooms.count(room) !== 0)
-            later(rooms.count(room), (count) => {
-              if (count + 1 > presenceRoomLimit) return;
-              const text = envelopes.userStatus(room, userId, 'offline');
-              metrics.inc(
-                'aleatoria_messages_out_total',
-                'user_status',
-                localRooms.broadcast(room, text),
-              );
-            });
-      flush();
-    },
-    flush,
-  };
-  const claims = seams.claims?.(host);
+  const claims = seams.claims?.(
+    createHost({
+      sessions,
+      metrics,
+      envelopes,
+      localUsers,
+      localRooms,
+      rooms,
+      pool,
+      presence,
+      probe: (session) => identity.probe(session),
+      ended: (session) => identity.ended(session),
+      replace,
+      end,
+      forget,
+      flush,
+    }),
+  );
 
   const identity = createIdentity({
     sessions,
@@ -345,7 +260,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     probeMs: options.takeoverProbeMs ?? 0,
     maxRooms: options.maxRoomsPerConnection,
     ping: (conn) => deps.ping?.(conn) === true,
-    setTimer,
+    setTimer: deps.setTimer,
     refuse: (conn, userId, code, error) => refuse({ conn, userId }, code, error),
     close: deps.close,
     claims,
@@ -387,52 +302,51 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
 
   /** Applies the per-connection token bucket; false means the frame is dropped. */
   function admit(session: Session): boolean {
-    const now = deps.now();
-    if (takeToken(session.bucket, options.rateLimit, now)) return true;
-    const { bucket } = session;
-    if (
-      options.rateLimitCloseAfterMs > 0 &&
-      now - bucket.limitedSince >= options.rateLimitCloseAfterMs
-    ) {
+    const { rateLimit, rateLimitCloseAfterMs } = options;
+    const verdict = judgeFrame(session.bucket, rateLimit, rateLimitCloseAfterMs, deps.now());
+    if (verdict === 'pass') return true;
+    if (verdict === 'tell') refuse(session, 'rate_limited', 'Too many messages. Slow down.');
+    else if (verdict === 'close') {
       metrics.inc('aleatoria_closes_total', 'rate_limited');
       deps.close(session.conn, CloseCode.policyViolation, 'rate limit exceeded');
       remove(session);
-      return false;
-    }
-    // One error per second at most: answering every dropped frame would amplify the flood.
-    if (now - bucket.notifiedAt >= 1000) {
-      bucket.notifiedAt = now;
-      refuse(session, 'rate_limited', 'Too many messages. Slow down.');
     }
     return false;
   }
 
-  function stats(): HubStats {
-    let pairs = 0;
-    for (const session of byUser.values()) {
-      // Each mutual pair once; a half restored after a wake (partner not back yet) is not a pair.
-      if (
-        session.partner !== undefined &&
-        session.userId < session.partner &&
-        byUser.get(session.partner)?.partner === session.userId
-      )
-        pairs++;
-    }
-    return { connections: byUser.size, rooms: rooms.size, available: pool.size, pairs };
-  }
+  const stats = (): HubStats => ({
+    connections: byUser.size,
+    rooms: rooms.size,
+    available: pool.size,
+    pairs: countPairs(byUser),
+  });
 
-  /** A frame (text or binary) from `conn`: a sign of life, then the rate limit, then `handle`. */
-  function frame(conn: ConnId, handle: (session: Session) => void) {
+  /**
+   * A frame from `conn` (`text`, or undefined for a binary one): a sign of life, then the rate
+   * limit, then handled now or, while the connection's writes to shared state are pending, after.
+   */
+  function frame(conn: ConnId, text: string | undefined) {
     const session = byConn.get(conn);
     if (session) {
       identity.signOfLife(session);
       if (!admit(session)) {
         // Dropped by the rate limit.
-      } else if (!session.pending) handle(session);
-      else if (session.queue.length < MAX_QUEUED_FRAMES) session.queue.push(() => handle(session));
-      else refuse(session, 'unavailable', UNAVAILABLE);
+      } else if (!session.pending) handleFrame(session, text);
+      else if (!enqueue(session, () => handleFrame(session, text)))
+        refuse(session, 'unavailable', UNAVAILABLE);
     }
     flush();
+  }
+
+  function handleFrame(session: Session, text: string | undefined) {
+    if (text !== undefined) handleText(session, text);
+    else
+      respondError(
+        session,
+        'binary_not_supported',
+        'Binary frames are not supported',
+        'send JSON in text frames',
+      );
   }
 
   return {
@@ -447,16 +361,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       flush();
       return result;
     },
-    message: (conn, text) => frame(conn, (session) => handleText(session, text)),
-    binary: (conn) =>
-      frame(conn, (session) =>
-        respondError(
-          session,
-          'binary_not_supported',
-          'Binary frames are not supported',
-          'send JSON in text frames',
-        ),
-      ),
+    message: frame,
+    binary: (conn) => frame(conn, undefined),
     close(conn) {
       const session = byConn.get(conn);
       if (session) remove(session);

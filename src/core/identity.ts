@@ -37,7 +37,8 @@ export interface IdentityDeps {
   readonly maxRooms: number;
   /** Pings a socket; false when the runtime cannot (then silence proves nothing). */
   ping(conn: ConnId): boolean;
-  setTimer(ms: number, fn: () => void): () => void;
+  /** Runs `fn` after `ms`; returns a cancel function. Default: `setTimeout`. */
+  setTimer?(ms: number, fn: () => void): () => void;
   refuse(conn: ConnId, userId: string, code: RefusalCode, error: string): void;
   close(conn: ConnId, code: number, reason: string): void;
   /** UserIds held by other processes; absent: this process alone. */
@@ -110,7 +111,7 @@ export function createIdentity(deps: IdentityDeps): Identity {
     probes.set(session.userId, probe);
     // Where the runtime could not ask, silence proves nothing: the socket counts as alive ('unknown').
     const asked = deps.ping(session.conn);
-    probe.cancelTimer = deps.setTimer(deps.probeMs, () =>
+    probe.cancelTimer = (deps.setTimer ?? setTimer)(deps.probeMs, () =>
       settle(session, asked ? 'silent' : 'unknown'),
     );
     return settled;
@@ -199,4 +200,9 @@ export function createIdentity(deps: IdentityDeps): Identity {
       if (probes.size > 0) settle(session, 'gone');
     },
   };
+}
+
+function setTimer(ms: number, fn: () => void): () => void {
+  const timer = setTimeout(fn, ms);
+  return () => clearTimeout(timer);
 }

@@ -55,3 +55,28 @@ export function takeToken(bucket: TokenBucket, limit: RateLimit, now: number): b
   bucket.refusedAt = now;
   return false;
 }
+
+/**
+ * What becomes of one frame under the per-connection limit: `pass` (handled), `drop` (silently:
+ * the sender was told less than a second ago), `tell` (dropped, and the sender told
+ * `rate_limited`), `close` (the excess lasted `closeAfterMs`: the connection is closed, 1008).
+ */
+export type FrameVerdict = 'pass' | 'drop' | 'tell' | 'close';
+
+/**
+ * Takes a token for one frame and says what to do with it: a flood is answered at most once a
+ * second (answering every dropped frame would amplify it) and closed once it has lasted
+ * `closeAfterMs` (0: never).
+ */
+export function judgeFrame(
+  bucket: TokenBucket,
+  limit: RateLimit,
+  closeAfterMs: number,
+  now: number,
+): FrameVerdict {
+  if (takeToken(bucket, limit, now)) return 'pass';
+  if (closeAfterMs > 0 && now - bucket.limitedSince >= closeAfterMs) return 'close';
+  if (now - bucket.notifiedAt < 1000) return 'drop';
+  bucket.notifiedAt = now;
+  return 'tell';
+}

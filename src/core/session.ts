@@ -72,3 +72,38 @@ export function stateOf(session: Session, available: boolean): SessionState {
     ...(session.partner === undefined ? {} : { partner: session.partner }),
   };
 }
+
+/** A new session on `conn` for `state`'s user, with no rooms yet (they are joined after). */
+export function createSession(conn: ConnId, state: SessionState, bucket: TokenBucket): Session {
+  return {
+    conn,
+    userId: state.userId,
+    token: state.token,
+    rooms: new Set(),
+    partner: state.partner,
+    bucket,
+    matchBucket: undefined,
+    held: undefined,
+    pending: undefined,
+    queue: [],
+    preempted: undefined,
+    taking: undefined,
+    pairedAt: 0,
+  };
+}
+
+/**
+ * The pairs among `byUser`, each mutual pair once; a half restored after a wake (partner not
+ * back yet) is not a pair.
+ */
+export function countPairs(byUser: ReadonlyMap<string, Session>): number {
+  let pairs = 0;
+  for (const session of byUser.values())
+    if (
+      session.partner !== undefined &&
+      session.userId < session.partner &&
+      byUser.get(session.partner)?.partner === session.userId
+    )
+      pairs++;
+  return pairs;
+}
