@@ -1,0 +1,172 @@
+/**
+ * A node's inbox channel, `inbox:{node}`: everything addressed to one user held there (a DM or
+ * relay, a pair change, a hangup) and the questions about userIds between nodes, with their
+ * answers. The `UserDirectory` seam of a node sends to it; `onMessage` receives from it.
+ *
+ * A frame for a user of this node is delivered at once; for a user elsewhere one script (`ROUTE`)
+ * reads the holder in HASH `users` and publishes to its inbox, so a DM costs one round trip and a
+ * node only hears what is addressed to its own users.
+ */
+import type { HistoryConfig } from '../core/config.ts';
+import type { Logger } from '../core/log.ts';
+import type { HubHost, Keep, UserDirectory, Yield } from '../core/seams.ts';
+import type { Claims, Question } from './claims.ts';
+import { appendArguments } from './redis-history.ts';
+import type { RedisMatchPool } from './redis-pool.ts';
+import { type RedisArg, type RedisLink, RedisUnavailableError } from './redis.ts';
+import { ROUTE } from './scripts.ts';
+
+/**
+ * How long after it is sent a script that acts for a waiting user may still run (ms, Redis's
+ * clock): below the link's 1 s command timeout, after which the user was told `unavailable`.
+ */
+const SCRIPT_BUDGET_MS = 750;
+
+/** What crosses a node's inbox: one letter, then fields separated by newlines. */
+export const Op = {
+  deliver: 'd',
+  pair: 'p',
+  endPair: 'e',
+  ask: 'q',
+  answer: 'r',
+  evict: 'x',
+} as const;
+
+export interface InboxOptions {
+  link: RedisLink;
+  /** `REDIS_PREFIX`. */
+  prefix: string;
+  /** HASH `users`: userId -> claim. */
+  usersKey: string;
+  /** Channel prefix of the nodes' inboxes (`{prefix}inbox:`). */
+  inboxPrefix: string;
+  claims: Claims;
+  /** The hub, once it has asked for its seams. */
+  host(): HubHost | undefined;
+  /** This process's users, from the hub. */
+  localUsers(): UserDirectory | undefined;
+  /** The pool, once the hub has asked for it. */
+  pool(): RedisMatchPool | undefined;
+  /** History's settings, once the hub has asked for the store (it does when `HISTORY` is on). */
+  historyConfig(): HistoryConfig | undefined;
+  log: Logger;
+  warn(event: string): (error: unknown) => void;
+}
+
+export interface Inbox {
+  /** The hub's seam: this node's users at once, the others through their node's inbox. */
+  users(local: UserDirectory): UserDirectory;
+  /** A message on this node's inbox. */
+  onMessage(message: string): void;
+}
+
+export function createInbox(options: InboxOptions): Inbox {
+  const { link, usersKey, inboxPrefix, claims, host, warn } = options;
+
+  const deadline = () => Math.floor(link.redisNow() + SCRIPT_BUDGET_MS);
+  /**
+   * Publishes `header` + `frame` to the inbox of whoever holds `userId` (keeping `frame` in history
+   * if `keep` and history is on); resolves with whether a node holds the user.
+   */
+  function route(userId: string, header: string, frame = '', keep?: Keep) {
+    const keys = [usersKey];
+    const args: RedisArg[] = [userId, header, inboxPrefix, deadline(), frame];
+    const historyConfig = options.historyConfig();
+    if (keep && historyConfig) {
+      const kept = appendArguments(options.prefix, historyConfig, keep.conversation, keep.message);
+      keys.push(kept.key);
+      args.push(kept.args[0], kept.args[1], kept.args[3], kept.args[4]);
+    }
+    return link.run(ROUTE, keys, args).then((heard) => {
+      if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
+      return (heard as number) > 0;
+    });
+  }
+
+  const users = (local: UserDirectory): UserDirectory => ({
+    deliver(userId, text, keep) {
+      if (local.deliver(userId, text, keep)) return true;
+      return route(userId, `${Op.deliver}\n${userId}\n`, text, keep);
+    },
+    pair(userId, partner, announce, match) {
+      if (host()?.has(userId)) return local.pair(userId, partner, announce, match);
+      return route(userId, `${Op.pair}\n${userId}\n${partner}\n${match}\n`, announce);
+    },
+    endPair(userId, formerPartner, hangup) {
+      if (host()?.has(userId)) return local.endPair(userId, formerPartner, hangup);
+      const header = `${Op.endPair}\n${userId}\n${formerPartner}\n`;
+      return route(userId, header, hangup ?? '').then(() => {});
+    },
+  });
+
+  function onMessage(message: string) {
+    const op = message[0];
+    const fields = (count: number) => {
+      // The last field is the rest of the message (a frame may hold newlines in its strings).
+      const parts: string[] = [];
+      let from = 2;
+      for (let i = 1; i < count; i++) {
+        const end = message.indexOf('\n', from);
+        parts.push(message.slice(from, end));
+        from = end + 1;
+      }
+      parts.push(message.slice(from));
+      return parts;
+    };
+    switch (op) {
+      case Op.deliver: {
+        const [userId, text] = fields(2) as [string, string];
+        options.localUsers()?.deliver(userId, text);
+        return;
+      }
+      case Op.pair: {
+        const [userId, partner, match, announce] = fields(4) as [string, string, string, string];
+        options.pool()?.markTaken(userId);
+        const found = options.localUsers()?.pair(userId, partner, announce, Number(match)) === true;
+        const hub = host();
+        if (!found && hub) {
+          // Gone between the draw and the pairing: the requester's call is over before it began.
+          const hangup = hub.envelopes.hangup(userId, partner, 'peer_disconnected');
+          route(partner, `${Op.endPair}\n${partner}\n${userId}\n`, hangup).catch(() => {});
+        }
+        host()?.flush();
+        return;
+      }
+      case Op.endPair: {
+        const [userId, former, hangup] = fields(3) as [string, string, string];
+        options.localUsers()?.endPair(userId, former, hangup === '' ? undefined : hangup);
+        host()?.flush();
+        return;
+      }
+      case Op.ask: {
+        const question = JSON.parse(message.slice(2)) as Question;
+        void claims
+          .answer(question)
+          .then((yielded) => {
+            host()?.flush();
+            return link.send(
+              'PUBLISH',
+              `${inboxPrefix}${question.from}`,
+              `${Op.answer}\n${JSON.stringify({ id: question.id, ...yielded })}`,
+            );
+          })
+          .catch(warn('cluster_answer_failed'));
+        return;
+      }
+      case Op.answer: {
+        const { id, ...yielded } = JSON.parse(message.slice(2)) as Yield & { id: number };
+        claims.answered(id, yielded as Yield);
+        return;
+      }
+      case Op.evict: {
+        const [userId] = fields(1) as [string];
+        claims.evicted(userId);
+        return;
+      }
+      default:
+        options.log.warn('cluster_unknown_op', { op });
+    }
+  }
+
+  return { users, onMessage };
+}
