@@ -122,6 +122,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     roomPrefix: channel.roomPrefix,
     host: () => host,
     localRooms: () => localRooms,
+    flushRoutes: () => inbox.flush(),
     warn,
   });
 

@@ -5,8 +5,11 @@
  *
  * A frame for a user of this node is delivered at once; for a user elsewhere one script (`ROUTE`)
  * reads the holder in HASH `users` and publishes to its inbox, so a DM costs one round trip and a
- * node only hears what is addressed to its own users.
+ * node only hears what is addressed to its own users. What a node routes within one turn of its
+ * event loop goes as one script, and what it has for one other node as one message on that node's
+ * inbox: under load, the Redis commands and the pub/sub messages per frame fall with the batch.
  */
+import { setImmediate } from 'node:timers';
 import type { HistoryConfig } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import type { HubHost, Keep, UserDirectory, Yield } from '../core/seams.ts';
@@ -14,7 +17,7 @@ import type { Claims, Question } from './claims.ts';
 import { appendArguments } from './redis-history.ts';
 import type { RedisMatchPool } from './redis-pool.ts';
 import { type RedisArg, type RedisLink, RedisUnavailableError } from './redis.ts';
-import { ROUTE } from './scripts.ts';
+import { BATCH_SEPARATOR, ROUTE } from './scripts.ts';
 
 /**
  * How long after it is sent a script that acts for a waiting user may still run (ms, Redis's
@@ -22,9 +25,14 @@ import { ROUTE } from './scripts.ts';
  */
 const SCRIPT_BUDGET_MS = 750;
 
+/** The most messages one `ROUTE` script carries (a turn with more sends several). */
+const MAX_BATCH = 256;
+
 /** What crosses a node's inbox: one letter, then fields separated by newlines. */
 export const Op = {
   deliver: 'd',
+  /** Several messages for this node, separated by BATCH_SEPARATOR. */
+  batch: 'b',
   pair: 'p',
   endPair: 'e',
   ask: 'q',
@@ -58,29 +66,77 @@ export interface Inbox {
   users(local: UserDirectory): UserDirectory;
   /** A message on this node's inbox. */
   onMessage(message: string): void;
+  /**
+   * Sends what waits to be routed now, for a command that must not overtake it (a room
+   * broadcast after a DM from the same user).
+   */
+  flush(): void;
+}
+
+/** A message waiting for the end of the turn to be routed. */
+interface Routed {
+  readonly userId: string;
+  readonly header: string;
+  readonly frame: string;
+  readonly keep: Keep | undefined;
+  resolve(heard: number): void;
+  reject(error: unknown): void;
 }
 
 export function createInbox(options: InboxOptions): Inbox {
   const { link, usersKey, inboxPrefix, claims, host, warn } = options;
 
   const deadline = () => Math.floor(link.redisNow() + SCRIPT_BUDGET_MS);
+  let waiting: Routed[] = [];
+
   /**
    * Publishes `header` + `frame` to the inbox of whoever holds `userId` (keeping `frame` in history
-   * if `keep` and history is on); resolves with whether a node holds the user.
+   * if `keep` and history is on), with the rest of this turn's messages; resolves with whether a
+   * node holds the user.
    */
-  function route(userId: string, header: string, frame = '', keep?: Keep) {
-    const keys = [usersKey];
-    const args: RedisArg[] = [userId, header, inboxPrefix, deadline(), frame];
-    const historyConfig = options.historyConfig();
-    if (keep && historyConfig) {
-      const kept = appendArguments(options.prefix, historyConfig, keep.conversation, keep.message);
-      keys.push(kept.key);
-      args.push(kept.args[0], kept.args[1], kept.args[3], kept.args[4]);
-    }
-    return link.run(ROUTE, keys, args).then((heard) => {
+  function route(userId: string, header: string, frame = '', keep?: Keep): Promise<boolean> {
+    return new Promise<number>((resolve, reject) => {
+      if (waiting.length === 0) setImmediate(flush);
+      waiting.push({ userId, header, frame, keep, resolve, reject });
+    }).then((heard) => {
       if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
-      return (heard as number) > 0;
+      return heard > 0;
     });
+  }
+
+  function flush() {
+    const batch = waiting;
+    if (batch.length === 0) return;
+    waiting = [];
+    for (let from = 0; from < batch.length; from += MAX_BATCH)
+      send(batch.slice(from, from + MAX_BATCH));
+  }
+
+  function send(batch: Routed[]) {
+    const keys = [usersKey];
+    const args: RedisArg[] = [inboxPrefix, deadline()];
+    const historyConfig = options.historyConfig();
+    for (const { userId, header, frame, keep } of batch) {
+      args.push(userId, header, frame);
+      if (keep && historyConfig) {
+        const kept = appendArguments(
+          options.prefix,
+          historyConfig,
+          keep.conversation,
+          keep.message,
+        );
+        keys.push(kept.key);
+        args.push(keys.length, kept.args[0], kept.args[1], kept.args[3], kept.args[4]);
+      } else args.push(0, '', 0, 0, 0);
+    }
+    link.run(ROUTE, keys, args).then(
+      (heard) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve((heard as number[])[i]!);
+      },
+      (error) => {
+        for (const routed of batch) routed.reject(error);
+      },
+    );
   }
 
   const users = (local: UserDirectory): UserDirectory => ({
@@ -114,6 +170,10 @@ export function createInbox(options: InboxOptions): Inbox {
       return parts;
     };
     switch (op) {
+      case Op.batch: {
+        for (const one of message.slice(2).split(BATCH_SEPARATOR)) onMessage(one);
+        return;
+      }
       case Op.deliver: {
         const [userId, text] = fields(2) as [string, string];
         options.localUsers()?.deliver(userId, text);
@@ -144,6 +204,7 @@ export function createInbox(options: InboxOptions): Inbox {
           .answer(question)
           .then((yielded) => {
             host()?.flush();
+            flush();
             return link.send(
               'PUBLISH',
               `${inboxPrefix}${question.from}`,
@@ -168,5 +229,5 @@ export function createInbox(options: InboxOptions): Inbox {
     }
   }
 
-  return { users, onMessage };
+  return { users, onMessage, flush };
 }

@@ -33,23 +33,66 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `);
 
+/** Separates the messages of one batch published to an inbox (`ROUTE`); never in JSON or a userId. */
+export const BATCH_SEPARATOR = '\x1e';
+
 /**
- * KEYS users, and a history stream when the message is to be kept. ARGV userId, the op's header,
- * inbox channel prefix, deadline (ms, Redis's clock), the frame, then (to keep it) the message's
- * stream id, ms, limit and TTL. Publishes header .. frame to the inbox of the node holding
- * `userId` and, if a node heard it, keeps the frame in the stream in the same step (whoever
- * received it finds it in history). Returns how many nodes heard it (0: nobody holds the user),
- * or -1 past the deadline: the sender was told `unavailable` already, so a message Redis gets to
- * late (a stall) is not delivered behind its back.
+ * Routes a batch of messages, each to the node holding its user: the frames a node had for users
+ * elsewhere within one turn of its event loop (`inbox.ts`).
+ *
+ * KEYS users, then the history streams of the messages to be kept. ARGV inbox channel prefix,
+ * deadline (ms, Redis's clock), then 8 per message: userId, the op's header, the frame, the
+ * index in KEYS of its stream (0: not kept), and (to keep it) its stream id, ms, limit and TTL.
+ *
+ * The messages for one node go out as one PUBLISH on its inbox, in their order: a lone message
+ * as header .. frame, several as "b\n" and each header .. frame joined by BATCH_SEPARATOR. A
+ * message a node heard is kept in its stream in the same step (whoever received it finds it in
+ * history). Returns, per message, how many nodes heard it (0: nobody holds the user), or -1 for
+ * all past the deadline: their senders were told `unavailable` already, so messages Redis gets to
+ * late (a stall) are not delivered behind their backs.
  */
 export const ROUTE = defineScript(`${APPEND_FUNCTION}
+local count = (#ARGV - 2) / 8
+local heard = {}
 local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
-local owner = redis.call('HGET', KEYS[1], ARGV[1])
-if not owner then return 0 end
-local heard = redis.call('PUBLISH', ARGV[3] .. string.match(owner, '^[^/]*'), ARGV[2] .. ARGV[5])
-if heard > 0 and KEYS[2] then
-  append(KEYS[2], ARGV[6], tonumber(ARGV[7]), ARGV[5], ARGV[8], tonumber(ARGV[9]))
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[2]) then
+  for i = 1, count do heard[i] = -1 end
+  return heard
+end
+local nodes, batches, nodeOf = {}, {}, {}
+for i = 1, count do
+  local at = 2 + (i - 1) * 8
+  local owner = redis.call('HGET', KEYS[1], ARGV[at + 1])
+  heard[i] = 0
+  if owner then
+    local node = string.match(owner, '^[^/]*')
+    local batch = batches[node]
+    if not batch then
+      batch = {}
+      batches[node] = batch
+      nodes[#nodes + 1] = node
+    end
+    batch[#batch + 1] = ARGV[at + 2] .. ARGV[at + 3]
+    nodeOf[i] = node
+  end
+end
+local heardBy = {}
+for _, node in ipairs(nodes) do
+  local batch = batches[node]
+  -- '\\30' is BATCH_SEPARATOR.
+  local text = #batch == 1 and batch[1] or ('b\\n' .. table.concat(batch, '\\30'))
+  heardBy[node] = redis.call('PUBLISH', ARGV[1] .. node, text)
+end
+for i = 1, count do
+  local node = nodeOf[i]
+  if node then
+    local at = 2 + (i - 1) * 8
+    heard[i] = heardBy[node]
+    local stream = tonumber(ARGV[at + 4])
+    if heard[i] > 0 and stream > 0 then
+      append(KEYS[stream], ARGV[at + 5], tonumber(ARGV[at + 6]), ARGV[at + 3], ARGV[at + 7], tonumber(ARGV[at + 8]))
+    end
+  end
 end
 return heard
 `);
