@@ -83,6 +83,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   let pool: RedisMatchPool | undefined;
   /** History's settings, once the hub has asked for the store (it does when `HISTORY` is on). */
   let historyConfig: HistoryConfig | undefined;
+  let historyStore: HistoryStore | undefined;
   let nodesSeen = 0;
   let timers: ReturnType<typeof setInterval>[] = [];
   let closed = false;
@@ -111,6 +112,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     localUsers: () => localUsers,
     pool: () => pool,
     historyConfig: () => historyConfig,
+    nextId: (conversation) => historyStore!.nextId(conversation, Date.now()) as Promise<string>,
     log,
     warn,
   });
@@ -212,7 +214,8 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     const store = createRedisHistory(link, config, { prefix: p });
     const clock = createIdClock();
     const failed = () => host?.metrics.inc('aleatoria_state_failures_total');
-    return {
+    historyStore = {
+      namesWhenKept: true,
       nextId: (conversation, now) =>
         (store.nextId(conversation, now) as Promise<string>).catch(() => {
           failed();
@@ -222,6 +225,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
         (store.append(conversation, message, now) as Promise<void>).catch(failed),
       read: store.read,
     };
+    return historyStore;
   };
 
   const poolSeam = (_local: MatchPool): MatchPool => {

@@ -11,10 +11,11 @@
  */
 import { setImmediate } from 'node:timers';
 import type { HistoryConfig } from '../core/config.ts';
+import { nameMessage, UNNAMED } from '../core/history.ts';
 import type { Logger } from '../core/log.ts';
 import type { HubHost, Keep, UserDirectory, Yield } from '../core/seams.ts';
 import type { Claims, Question } from './claims.ts';
-import { appendArguments } from './redis-history.ts';
+import { appendArguments, idCounterKey } from './redis-history.ts';
 import type { RedisMatchPool } from './redis-pool.ts';
 import { type RedisArg, type RedisLink, RedisUnavailableError } from './redis.ts';
 import { BATCH_SEPARATOR, ROUTE } from './scripts.ts';
@@ -57,6 +58,8 @@ export interface InboxOptions {
   pool(): RedisMatchPool | undefined;
   /** History's settings, once the hub has asked for the store (it does when `HISTORY` is on). */
   historyConfig(): HistoryConfig | undefined;
+  /** A new id for a message of `conversation` (the history store's `nextId`). */
+  nextId(conversation: string): Promise<string>;
   log: Logger;
   warn(event: string): (error: unknown) => void;
 }
@@ -118,20 +121,34 @@ export function createInbox(options: InboxOptions): Inbox {
     const historyConfig = options.historyConfig();
     for (const { userId, header, frame, keep } of batch) {
       args.push(userId, header, frame);
-      if (keep && historyConfig) {
-        const kept = appendArguments(
-          options.prefix,
-          historyConfig,
-          keep.conversation,
-          keep.message,
-        );
-        keys.push(kept.key);
-        args.push(keys.length, kept.args[0], kept.args[1], kept.args[3], kept.args[4]);
-      } else args.push(0, '', 0, 0, 0);
+      if (!keep || !historyConfig) {
+        args.push(0, '', 0, 0, 0, 0, 0);
+        continue;
+      }
+      const { prefix } = options;
+      const kept = appendArguments(prefix, historyConfig, keep.conversation, keep.message);
+      keys.push(kept.key);
+      const stream = keys.length;
+      if (keep.message.id !== UNNAMED)
+        args.push(stream, kept.args[0], kept.args[1], kept.args[3], kept.args[4], 0, 0);
+      else {
+        // Named in the script: its id goes where the placeholder is, this far from the end.
+        keys.push(idCounterKey(prefix, keep.conversation));
+        const tail = frame.length - frame.lastIndexOf(UNNAMED) - UNNAMED.length;
+        args.push(stream, '', 0, kept.args[3], kept.args[4], keys.length, tail);
+      }
     }
     link.run(ROUTE, keys, args).then(
-      (heard) => {
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve((heard as number[])[i]!);
+      (reply) => {
+        const answers = reply as (number | string)[];
+        for (let i = 0; i < batch.length; i++) {
+          const { keep, resolve } = batch[i]!;
+          const id = answers[batch.length + i];
+          // The sender's copy is made from the message as it was named.
+          if (keep && typeof id === 'string' && id !== '')
+            keep.message = nameMessage(keep.message, id);
+          resolve(answers[i] as number);
+        }
       },
       (error) => {
         for (const routed of batch) routed.reject(error);
@@ -141,6 +158,13 @@ export function createInbox(options: InboxOptions): Inbox {
 
   const users = (local: UserDirectory): UserDirectory => ({
     deliver(userId, text, keep) {
+      if (keep?.message.id === UNNAMED && host()?.has(userId)) {
+        // To a user of this node: named first, as the routing script names what it routes.
+        return Promise.resolve(options.nextId(keep.conversation)).then((id) => {
+          keep.message = nameMessage(keep.message, id);
+          return local.deliver(userId, keep.message.text, keep);
+        });
+      }
       if (local.deliver(userId, text, keep)) return true;
       return route(userId, `${Op.deliver}\n${userId}\n`, text, keep);
     },

@@ -30,19 +30,27 @@ import { ID_DIGITS, type HistoryStore, type StoredMessage } from '../core/histor
 import { defineScript, type RedisLink, type RedisReply } from './redis.ts';
 
 /**
- * KEYS[1] the conversation's last id. ARGV[1] the TTL (ms).
- * Returns the new id: max(now * 1000, last + 1), 16 digits. The counter lives a TTL (at least
- * 1 ms) past the millisecond its id names, which a burst of over a thousand ids in a millisecond
- * puts ahead of the clock: until then the clock alone could give that id again.
+ * `next_id(key, ttl, now)` in Lua: the conversation's last id, the TTL (ms), Redis's clock (ms).
+ * Returns the new id, max(now * 1000, last + 1), as a number and as its 16 digits. The counter
+ * lives a TTL (at least 1 ms) past the millisecond its id names, which a burst of over a thousand
+ * ids in a millisecond puts ahead of the clock: until then the clock alone could give that id
+ * again. Shared with the cluster's routing script, which names a direct message as it keeps it.
  */
-const NEXT_ID = defineScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+export const NEXT_ID_FUNCTION = `
+local function next_id(key, ttl, now)
+local last = tonumber(redis.call('GET', key) or '-1')
 local id = math.max(now * 1000, last + 1)
-local until_ms = math.floor(id / 1000) + math.max(tonumber(ARGV[1]), 1)
+local until_ms = math.floor(id / 1000) + math.max(ttl, 1)
 local text = string.format('%.0f', id)
-redis.call('SET', KEYS[1], text, 'PXAT', string.format('%.0f', until_ms))
+redis.call('SET', key, text, 'PXAT', string.format('%.0f', until_ms))
+return id, text
+end
+`;
+
+/** KEYS[1] the conversation's last id. ARGV[1] the TTL (ms). Returns the new id. */
+const NEXT_ID = defineScript(`${NEXT_ID_FUNCTION}
+local t = redis.call('TIME')
+local id, text = next_id(KEYS[1], tonumber(ARGV[1]), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 return text
 `);
 
@@ -84,6 +92,10 @@ end
 const APPEND = defineScript(`${APPEND_FUNCTION}
 return append(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]))
 `);
+
+/** The key of `conversation`'s last id (`NEXT_ID_FUNCTION`). */
+export const idCounterKey = (prefix: string, conversation: string) =>
+  `${prefix}history-id:${conversation}`;
 
 /**
  * Where and how `message` of `conversation` is kept: the stream's key and the arguments of the
@@ -139,7 +151,7 @@ export function createRedisHistory(
   const prefix = options.prefix ?? 'aleatoria:';
   const { ttlMs } = config;
   const streamKey = (conversation: string) => `${prefix}history:${conversation}`;
-  const counterKey = (conversation: string) => `${prefix}history-id:${conversation}`;
+  const counterKey = (conversation: string) => idCounterKey(prefix, conversation);
 
   return {
     async nextId(conversation) {

@@ -3,7 +3,8 @@
  * `docs/cluster.md` lists. Every key name is built by the caller from `REDIS_PREFIX`, except in
  * `SWEEP`, which reaches a dead node's own keys by their prefix.
  */
-import { APPEND_FUNCTION } from './redis-history.ts';
+import { ID_DIGITS } from '../core/history.ts';
+import { APPEND_FUNCTION, NEXT_ID_FUNCTION } from './redis-history.ts';
 import { defineScript } from './redis.ts';
 
 /**
@@ -36,35 +37,53 @@ return 1
 /** Separates the messages of one batch published to an inbox (`ROUTE`); never in JSON or a userId. */
 export const BATCH_SEPARATOR = '\x1e';
 
+/** Fields per message in `ROUTE`'s ARGV. */
+export const ROUTE_FIELDS = 10;
+
 /**
  * Routes a batch of messages, each to the node holding its user: the frames a node had for users
  * elsewhere within one turn of its event loop (`inbox.ts`).
  *
- * KEYS users, then the history streams of the messages to be kept. ARGV inbox channel prefix,
- * deadline (ms, Redis's clock), then 8 per message: userId, the op's header, the frame, the
- * index in KEYS of its stream (0: not kept), and (to keep it) its stream id, ms, limit and TTL.
+ * KEYS users, then the history keys the messages need. ARGV inbox channel prefix, deadline (ms,
+ * Redis's clock), then ROUTE_FIELDS per message: userId, the op's header, the frame, the index in
+ * KEYS of its stream (0: not kept), its stream id, ms, limit, TTL; then, for a direct message
+ * still to be named (`UNNAMED` in its frame), the index in KEYS of its conversation's last id and
+ * the length of the frame after the placeholder (else 0, 0).
  *
- * The messages for one node go out as one PUBLISH on its inbox, in their order: a lone message
- * as header .. frame, several as "b\n" and each header .. frame joined by BATCH_SEPARATOR. A
- * message a node heard is kept in its stream in the same step (whoever received it finds it in
- * history). Returns, per message, how many nodes heard it (0: nobody holds the user), or -1 for
- * all past the deadline: their senders were told `unavailable` already, so messages Redis gets to
- * late (a stall) are not delivered behind their backs.
+ * A message to be named is named first (as `NEXT_ID` would), the placeholder replaced in its
+ * frame. The messages for one node go out as one PUBLISH on its inbox, in their order: a lone
+ * message as header .. frame, several as "b\n" and each header .. frame joined by
+ * BATCH_SEPARATOR. A message a node heard is kept in its stream in the same step (whoever received
+ * it finds it in history). Returns per message how many nodes heard it (0: nobody holds the
+ * user), then per message its new id ('' when not named); all -1 past the deadline: their
+ * senders were told `unavailable` already, so messages Redis gets to late (a stall) are not
+ * delivered behind their backs.
  */
-export const ROUTE = defineScript(`${APPEND_FUNCTION}
-local count = (#ARGV - 2) / 8
-local heard = {}
+export const ROUTE = defineScript(`${APPEND_FUNCTION}${NEXT_ID_FUNCTION}
+local fields = ${ROUTE_FIELDS}
+local count = (#ARGV - 2) / fields
+local heard, ids, frames = {}, {}, {}
 local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[2]) then
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[2]) then
   for i = 1, count do heard[i] = -1 end
   return heard
 end
 local nodes, batches, nodeOf = {}, {}, {}
 for i = 1, count do
-  local at = 2 + (i - 1) * 8
+  local at = 2 + (i - 1) * fields
   local owner = redis.call('HGET', KEYS[1], ARGV[at + 1])
+  local frame = ARGV[at + 3]
   heard[i] = 0
+  ids[i] = ''
   if owner then
+    local counter = tonumber(ARGV[at + 9])
+    if counter > 0 then
+      local id, text = next_id(KEYS[counter], tonumber(ARGV[at + 8]), now)
+      local cut = #frame - tonumber(ARGV[at + 10])
+      frame = string.sub(frame, 1, cut - ${ID_DIGITS}) .. text .. string.sub(frame, cut + 1)
+      ids[i] = text
+    end
     local node = string.match(owner, '^[^/]*')
     local batch = batches[node]
     if not batch then
@@ -72,9 +91,10 @@ for i = 1, count do
       batches[node] = batch
       nodes[#nodes + 1] = node
     end
-    batch[#batch + 1] = ARGV[at + 2] .. ARGV[at + 3]
+    batch[#batch + 1] = ARGV[at + 2] .. frame
     nodeOf[i] = node
   end
+  frames[i] = frame
 end
 local heardBy = {}
 for _, node in ipairs(nodes) do
@@ -86,14 +106,21 @@ end
 for i = 1, count do
   local node = nodeOf[i]
   if node then
-    local at = 2 + (i - 1) * 8
+    local at = 2 + (i - 1) * fields
     heard[i] = heardBy[node]
     local stream = tonumber(ARGV[at + 4])
     if heard[i] > 0 and stream > 0 then
-      append(KEYS[stream], ARGV[at + 5], tonumber(ARGV[at + 6]), ARGV[at + 3], ARGV[at + 7], tonumber(ARGV[at + 8]))
+      local sid, ms = ARGV[at + 5], tonumber(ARGV[at + 6])
+      if ids[i] ~= '' then
+        local id = tonumber(ids[i])
+        ms = math.floor(id / 1000)
+        sid = string.format('%.0f-%.0f', ms, id % 1000)
+      end
+      append(KEYS[stream], sid, ms, frames[i], ARGV[at + 7], tonumber(ARGV[at + 8]))
     end
   end
 end
+for i = 1, count do heard[count + i] = ids[i] end
 return heard
 `);
 

@@ -9,6 +9,7 @@ import {
   type HistoryStore,
   ID_DIGITS,
   idAt,
+  UNNAMED,
   pairConversation,
   roomConversation,
 } from './history.ts';
@@ -87,6 +88,13 @@ export function createChat(deps: ChatDeps): Chat {
     },
     direct(session, toUser, payload, messageId) {
       const conversation = pairConversation(session.userId, toUser);
+      if (history.namesWhenKept) {
+        // Named by the step that delivers and keeps it; the sender's copy once it is.
+        const text = envelopes.directChat(session.userId, toUser, payload, messageId, UNNAMED);
+        const keep: Keep = { conversation, message: { id: UNNAMED, text } };
+        const copy = () => send(session.conn, senderCopy(keep.message.text));
+        return deps.relay(session, toUser, text, messageId, copy, keep);
+      }
       later(
         history.nextId(conversation, deps.now()),
         (id) => {

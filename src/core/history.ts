@@ -33,6 +33,12 @@ export interface HistoryStore {
    * that conversation before, even across a restart (the clock carries it past them).
    */
   nextId(conversation: string, now: number): MaybePromise<string>;
+  /**
+   * True for a store shared between processes that names a direct message in the same step that
+   * delivers and keeps it (one round trip instead of two): its text then carries {@link UNNAMED}
+   * in place of the id, and `UserDirectory.deliver` names it (`Keep`).
+   */
+  readonly namesWhenKept?: boolean;
   /** Keeps `message`, then trims `conversation` to its last `limit` messages. */
   append(conversation: string, message: StoredMessage, now: number): MaybePromise<void>;
   /**
@@ -51,6 +57,15 @@ export interface HistoryStore {
 export const ID_DIGITS = 16;
 
 const FULL_WIDTH = 10 ** (ID_DIGITS - 1);
+
+/** Where a message's id stands in its text until it is named: as wide as an id, and no digit. */
+export const UNNAMED = '#'.repeat(ID_DIGITS);
+
+/** `message` (named {@link UNNAMED}) named `id`: the last UNNAMED in its text (the id comes last). */
+export function nameMessage(message: StoredMessage, id: string): StoredMessage {
+  const at = message.text.lastIndexOf(UNNAMED);
+  return { id, text: message.text.slice(0, at) + id + message.text.slice(at + ID_DIGITS) };
+}
 
 /** The id of the first message that could have been sent at `ms`. */
 export const idAt = (ms: number) =>

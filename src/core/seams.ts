@@ -18,7 +18,11 @@ export type MaybePromise<T> = T | Promise<T>;
  */
 export interface Keep {
   readonly conversation: string;
-  readonly message: StoredMessage;
+  /**
+   * The message as it is kept. One whose id is `UNNAMED` (`HistoryStore.namesWhenKept`) is named
+   * by `deliver`, which puts it here named before it reports the delivery.
+   */
+  message: StoredMessage;
 }
 
 /** Users wherever they are connected. */
