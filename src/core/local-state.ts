@@ -114,30 +114,23 @@ export function createLocalRooms(
 }
 
 export function createLocalPool(): MatchPool {
+  // The pool keeps when each member entered it (`Taken.since`) beside the member itself.
   const pool = createAvailabilityPool();
-  const since = new Map<string, number>();
   let matches = 0;
   return {
     get size() {
       return pool.size;
     },
     has: (userId) => pool.has(userId),
-    add(userId, at) {
-      if (pool.has(userId)) return;
-      pool.add(userId);
-      since.set(userId, at);
-    },
-    delete(userId) {
-      pool.delete(userId);
-      since.delete(userId);
-    },
+    add: (userId, since) => pool.add(userId, since),
+    delete: (userId) => pool.delete(userId),
     take(requester, exclude, random) {
       const picked = pool.pick(random, [requester, exclude]);
       if (picked === undefined) return undefined;
-      const at = since.get(picked)!;
-      this.delete(requester);
-      this.delete(picked);
-      return { userId: picked, since: at, match: ++matches };
+      const since = pool.since(picked)!;
+      pool.delete(requester);
+      pool.delete(picked);
+      return { userId: picked, since, match: ++matches };
     },
   };
 }

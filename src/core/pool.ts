@@ -1,12 +1,16 @@
 /**
- * The availability pool: users who sent `user_available_webrtc`. Add, remove and a uniform random
- * pick that skips up to two excluded users are all O(1), so matching stays flat as the pool grows.
+ * The availability pool: users who sent `user_available_webrtc`, each with the time it entered.
+ * Add, remove and a uniform random pick that skips up to two excluded users are all O(1), so
+ * matching stays flat as the pool grows.
  */
 export interface AvailabilityPool {
   readonly size: number;
   has(userId: string): boolean;
-  add(userId: string): void;
+  /** Adds `userId`, in the pool since `since`; a second add keeps the first `since`. */
+  add(userId: string, since: number): void;
   delete(userId: string): void;
+  /** When `userId` entered the pool; undefined when it is not in it. */
+  since(userId: string): number | undefined;
   /**
    * Picks uniformly among members other than `exclude`, using one draw of `random()` in [0, 1).
    * Returns undefined when nobody else is available.
@@ -43,7 +47,11 @@ function pickAmong(
 }
 
 export function createAvailabilityPool(): AvailabilityPool {
+  // Member i is `items[i]`, in the pool since `entered[i]`; `index` gives i by userId. The time
+  // is kept beside the member rather than in a Map of its own, so that an add or a delete (two of
+  // each per match) writes one Map, not two.
   const items: string[] = [];
+  const entered: number[] = [];
   const index = new Map<string, number>();
 
   return {
@@ -51,20 +59,28 @@ export function createAvailabilityPool(): AvailabilityPool {
       return items.length;
     },
     has: (userId) => index.has(userId),
-    add(userId) {
+    add(userId, since) {
       if (index.has(userId)) return;
       index.set(userId, items.length);
       items.push(userId);
+      entered.push(since);
     },
     delete(userId) {
       const at = index.get(userId);
       if (at === undefined) return;
+      // The last member takes the place of the one removed.
       const last = items.pop()!;
+      const lastEntered = entered.pop()!;
       index.delete(userId);
       if (at < items.length) {
         items[at] = last;
+        entered[at] = lastEntered;
         index.set(last, at);
       }
+    },
+    since(userId) {
+      const at = index.get(userId);
+      return at === undefined ? undefined : entered[at];
     },
     pick(random, exclude) {
       // Every request excludes two users at most (the requester, its current peer): their

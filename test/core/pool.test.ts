@@ -3,7 +3,7 @@ import { createAvailabilityPool, type AvailabilityPool } from '../../src/core/po
 
 function poolOf(...members: string[]): AvailabilityPool {
   const pool = createAvailabilityPool();
-  for (const member of members) pool.add(member);
+  for (const [i, member] of members.entries()) pool.add(member, 1000 + i);
   return pool;
 }
 
@@ -26,8 +26,8 @@ describe('availability pool membership', () => {
   it('adds, reports and deletes members, keeping size in step', () => {
     const pool = createAvailabilityPool();
     expect(pool.size).toBe(0);
-    pool.add('a');
-    pool.add('b');
+    pool.add('a', 1);
+    pool.add('b', 2);
     expect(pool.size).toBe(2);
     expect(pool.has('a')).toBe(true);
     expect(pool.has('b')).toBe(true);
@@ -40,8 +40,9 @@ describe('availability pool membership', () => {
 
   it('ignores a repeated add and the delete of a non-member', () => {
     const pool = poolOf('a', 'b');
-    pool.add('a');
+    pool.add('a', 5);
     expect(pool.size).toBe(2);
+    expect(pool.since('a')).toBe(1000);
     pool.delete('zzz');
     expect(pool.size).toBe(2);
     expect(pool.members().sort()).toStrictEqual(['a', 'b']);
@@ -58,6 +59,26 @@ describe('availability pool membership', () => {
     pool.delete('e');
     expect(pool.size).toBe(0);
     expect(pool.members()).toStrictEqual([]);
+  });
+
+  it("keeps each member's entry time through the moves that deletes make", () => {
+    const pool = poolOf('a', 'b', 'c', 'd', 'e');
+    pool.delete('b');
+    pool.delete('a');
+    expect(pool.since('a')).toBeUndefined();
+    expect(pool.since('b')).toBeUndefined();
+    expect(pool.since('c')).toBe(1002);
+    expect(pool.since('d')).toBe(1003);
+    expect(pool.since('e')).toBe(1004);
+    pool.add('b', 7);
+    pool.delete('c');
+    expect(pool.since('b')).toBe(7);
+    expect(pool.since('d')).toBe(1003);
+    expect(pool.since('e')).toBe(1004);
+    for (const member of ['b', 'd', 'e']) pool.delete(member);
+    expect(pool.since('d')).toBeUndefined();
+    pool.add('d', 9);
+    expect(pool.since('d')).toBe(9);
   });
 });
 
