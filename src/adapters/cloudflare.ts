@@ -1,37 +1,54 @@
 /**
- * Cloudflare adapter: a Worker and one hub Durable Object (`cloudflare-object.ts`).
+ * Cloudflare adapter: a Worker and three kinds of Durable Object (`src/cloudflare/rpc.ts`): gateways
+ * holding the sockets (`src/cloudflare/gateway.ts`), one object per room (`src/cloudflare/room.ts`) and the
+ * matchmaker (`src/cloudflare/matchmaker.ts`).
  *
  * The Worker (Hono, the same `createApp` as Node and Deno) answers `/health` and refuses bad
- * upgrades (userId, room, token, Origin) without touching the Durable Object; accepted ones are
- * handed to the single hub object (`idFromName`) with the checked request in a header.
+ * upgrades (userId, room, token, Origin) without touching any object; an accepted one is handed to
+ * the gateway of its userId (`gatewayOf`, over `GATEWAY_SHARDS`) with the checked request in a
+ * header. `/stats` and `/metrics` add up every gateway's figures (`src/cloudflare/figures.ts`).
  */
 import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
 import { ConfigError } from '../core/config.ts';
-import { CONNECT_HEADER, configFor, type Env, HUB_NAME, logFor } from './cloudflare-env.ts';
+import {
+  CONNECT_HEADER,
+  configFor,
+  type Env,
+  GATEWAY_HEADER,
+  gateway,
+  gatewayOf,
+  logFor,
+} from '../cloudflare/env.ts';
+import { gatherFigures } from '../cloudflare/figures.ts';
 
-export type { Env } from './cloudflare-env.ts';
-export { HubObject } from './cloudflare-object.ts';
+export type { Env } from '../cloudflare/env.ts';
+export { GatewayObject } from '../cloudflare/gateway.ts';
+export { MatchmakerObject } from '../cloudflare/matchmaker.ts';
+export { RoomObject } from '../cloudflare/room.ts';
 
 const apps = new WeakMap<object, Hono>();
 function appFor(env: Env): Hono {
   let app = apps.get(env);
   if (app) return app;
   const config = configFor(env);
+  const shards = config.gatewayShards;
   app = createApp({
     config,
     log: logFor(config),
     // Cloudflare sets it on every request: the platform is the proxy.
     remoteAddress: (c) => c.req.header('cf-connecting-ip'),
-    metrics: async () =>
-      (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/metrics')).text(),
-    stats: async () =>
-      (await env.HUB.get(env.HUB.idFromName(HUB_NAME)).fetch('https://hub/stats')).json(),
+    metrics: async () => (await gatherFigures(env, shards)).metrics,
+    stats: async () => (await gatherFigures(env, shards)).stats,
     upgrade: (c, request) => {
-      const hub = env.HUB.get(env.HUB.idFromName(HUB_NAME));
-      return hub.fetch(
+      const name = gatewayOf(request.userId, shards);
+      return gateway(env, name).fetch(
         new Request(c.req.url, {
-          headers: { upgrade: 'websocket', [CONNECT_HEADER]: JSON.stringify(request) },
+          headers: {
+            upgrade: 'websocket',
+            [CONNECT_HEADER]: JSON.stringify(request),
+            [GATEWAY_HEADER]: name,
+          },
         }),
       );
     },

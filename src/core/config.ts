@@ -64,6 +64,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** One node of many sharing state through Redis (`REDIS_URL`); undefined: one process. */
   cluster: ClusterConfig | undefined;
+  /** Cloudflare only: the gateway objects userIds are spread over (`GATEWAY_SHARDS`). */
+  gatewayShards: number;
 }
 
 export interface ClusterConfig {
@@ -134,6 +136,7 @@ export const CONFIG_VARIABLES = [
   'NODE_ID',
   'NODE_HEARTBEAT_MS',
   'NODE_DEAD_AFTER_MS',
+  'GATEWAY_SHARDS',
 ] as const;
 
 export class ConfigError extends Error {
@@ -308,6 +311,7 @@ export function parseConfig(env: Env): Config {
     metricsToken: raw('METRICS_TOKEN'),
     cluster:
       redisUrl === undefined ? undefined : { redisUrl, prefix, nodeId, heartbeatMs, deadAfterMs },
+    gatewayShards: int('GATEWAY_SHARDS', 8, 1, 1024),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

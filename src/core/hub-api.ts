@@ -44,6 +44,11 @@ export interface HubSeams {
    * process alone.
    */
   claims?(host: HubHost): UserClaims;
+  /**
+   * Handed what the hub offers other processes, where they reach its users without claims (a
+   * sharded deployment whose gateway is fixed by the userId).
+   */
+  host?(host: HubHost): void;
   /** The figures of `GET /stats` for every process sharing the state; absent: this hub's. */
   stats?(): Promise<PublicStats>;
   /** Gauges of where the state lives, added to `GET /metrics` (`aleatoria_cluster_nodes`...). */

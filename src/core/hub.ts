@@ -151,7 +151,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
   }
 
   function joinRoom(session: Session, room: string, announce = true) {
-    wait(session, rooms.join(room, session));
+    // Not announced: a session restored after a wake, whose rooms' shared registries have it.
+    wait(session, rooms.join(room, session, !announce));
     session.rooms.add(room);
     touch(session);
     if (announce) presence.tell(rooms, room, session.userId, 'online', session);
@@ -235,24 +236,24 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     deps.close(session.conn, CloseCode.replaced, 'replaced by a new connection');
   }
 
-  const claims = seams.claims?.(
-    createHost({
-      sessions,
-      metrics,
-      envelopes,
-      localUsers,
-      localRooms,
-      rooms,
-      pool,
-      presence,
-      probe: (session) => identity.probe(session),
-      ended: (session) => identity.ended(session),
-      replace,
-      end,
-      forget,
-      flush,
-    }),
-  );
+  const host = createHost({
+    sessions,
+    metrics,
+    envelopes,
+    localUsers,
+    localRooms,
+    rooms,
+    pool,
+    presence,
+    probe: (session) => identity.probe(session),
+    ended: (session) => identity.ended(session),
+    replace,
+    end,
+    forget,
+    flush,
+  });
+  seams.host?.(host);
+  const claims = seams.claims?.(host);
 
   const identity = createIdentity({
     sessions,

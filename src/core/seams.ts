@@ -52,9 +52,11 @@ export interface UserDirectory {
 export interface RoomRegistry {
   /**
    * Adds `member`; a promise resolves once the member hears the room's broadcasts from every
-   * process (the member's next frames wait for it).
+   * process (the member's next frames wait for it). `restored`: a session rebuilt after its
+   * process woke (a Durable Object), whom a shared registry still counts: only this process's
+   * view changes.
    */
-  join(room: string, member: Session): MaybePromise<void>;
+  join(room: string, member: Session, restored?: boolean): MaybePromise<void>;
   /** Removes `member`; a promise resolves once every process counts it out. */
   leave(room: string, member: Session): MaybePromise<void>;
   /**

@@ -6,7 +6,8 @@ import { defineContractSuite } from './suite.ts';
 import { defineHistorySuite } from './history.ts';
 import { defineHostileSuite } from './hostile.ts';
 import { launchCloudflare } from './launchers.ts';
-import { TestClient, type LaunchedServer } from './harness.ts';
+import { gatewayOf } from '../../src/core/shard.ts';
+import { TestClient, type LaunchedServer, uid } from './harness.ts';
 
 const target = {
   name: 'Cloudflare (workerd)',
@@ -20,12 +21,81 @@ const target = {
     processMemory: false,
     serverPing: false,
   },
-  launch: launchCloudflare,
+  // Users spread over four gateways: most tests' users land on different ones. What is per
+  // gateway (the per-IP cap) is tested with userIds of one gateway.
+  launch: async (env: Record<string, string>): Promise<LaunchedServer> => {
+    const shards = Number(env.GATEWAY_SHARDS ?? 4);
+    const server = await launchCloudflare({ GATEWAY_SHARDS: String(shards), ...env });
+    return {
+      ...server,
+      uid(label) {
+        for (;;) {
+          const id = uid(label);
+          if (gatewayOf(id, shards) === 'gateway-0') return id;
+        }
+      },
+    };
+  },
 };
 
 defineContractSuite(target);
 defineHostileSuite(target);
 defineHistorySuite(target);
+
+describe('Cloudflare: gateways', () => {
+  let server: LaunchedServer;
+  beforeAll(async () => {
+    server = await target.launch({ ALLOWED_ORIGINS: '*' });
+  });
+  afterAll(() => server?.stop());
+
+  it('spreads users over the gateways by userId, the same gateway every time, and they reach each other', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        TestClient.open(server.baseUrl, { userId: `gw-${i}`, room: 'gw' }),
+      ),
+    );
+    const gatewayOf = (client: TestClient) => String(client.upgradeHeaders['x-aleatoria-gateway']);
+    const gateways = new Set(clients.map(gatewayOf));
+    // 12 userIds over 4 gateways: every gateway holds some (FNV-1a spreads these evenly).
+    expect([...gateways].sort()).toStrictEqual([
+      'gateway-0',
+      'gateway-1',
+      'gateway-2',
+      'gateway-3',
+    ]);
+    const [a, b] = [clients[0]!, clients.find((c) => gatewayOf(c) !== gatewayOf(clients[0]!))!];
+    // The same userId lands on the same gateway again (a takeover stays local).
+    await a.close();
+    const again = await TestClient.open(server.baseUrl, { userId: a.userId, room: 'gw' });
+    expect(gatewayOf(again)).toBe(gatewayOf(a));
+    // A DM, a relay and a room message across gateways.
+    again.send({ type: 'chat_message', toUser: b.userId, payload: { content: 'across' } });
+    expect(await b.next((m) => m.type === 'chat_message' && m.incoming === true)).toMatchObject({
+      payload: { content: 'across' },
+    });
+    b.send({ type: 'webrtc_candidate', toUser: again.userId, payload: { candidate: 'c' } });
+    expect((await again.nextOfType('webrtc_candidate')).fromUser).toBe(b.userId);
+    again.send({ type: 'chat_message', room: 'gw', payload: { content: 'to all' } });
+    for (const client of clients.slice(1))
+      expect((await client.nextOfType('chat_message')).payload.content).toBe('to all');
+    // A pair across gateways.
+    b.send({ type: 'user_available_webrtc' });
+    await b.roundTrip();
+    again.send({ type: 'request_random_peer' });
+    expect((await again.nextOfType('assign_role')).payload.peerId).toBe(b.userId);
+    await b.nextOfType('assign_role');
+    // The figures add every gateway up: one room (its members on four gateways), one pair.
+    const stats = await (await fetch(`${server.baseUrl}/stats`)).json();
+    expect(stats).toStrictEqual({ online: 12, available: 0, rooms: 1 });
+    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^aleatoria_connections 12$/m);
+    expect(metrics).toMatch(/^aleatoria_rooms 1$/m);
+    expect(metrics).toMatch(/^aleatoria_pairs 1$/m);
+    expect(metrics).toMatch(/^aleatoria_matches_total 1$/m);
+    await Promise.all([again, ...clients.slice(1)].map((client) => client.close()));
+  }, 60_000);
+});
 
 describe('Cloudflare: hibernation', () => {
   let server: LaunchedServer;

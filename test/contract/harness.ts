@@ -23,6 +23,11 @@ export interface LaunchedServer {
   cpuSeconds?(): number;
   /** A cluster's processes, each on its own port; `baseUrl` then names each in turn. */
   readonly nodes?: readonly LaunchedServer[];
+  /**
+   * A new userId that this one process serves, where processes are chosen by userId (the
+   * gateways of a sharded Cloudflare deployment); absent: any userId reaches it.
+   */
+  uid?(label?: string): string;
 }
 
 /**
@@ -30,6 +35,9 @@ export interface LaunchedServer {
  * (the per-IP cap, the JWKS cache, memory), and for requests that must reach the same process.
  */
 export const oneProcess = (server: LaunchedServer): LaunchedServer => server.nodes?.[0] ?? server;
+
+/** A new userId served by `server` (one process of it: see `oneProcess`). */
+export const uidOn = (server: LaunchedServer, label?: string) => server.uid?.(label) ?? uid(label);
 
 /** Behaviours that legitimately differ between runtimes; the suite names each, never skips silently. */
 export interface Capabilities {
@@ -157,6 +165,8 @@ export const uid = (label = 'u') =>
   `${label}-${process.pid}-${(++clientSeq).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
 export class TestClient {
+  /** The headers of the server's 101 response. */
+  upgradeHeaders: Record<string, string | string[] | undefined> = {};
   readonly queue: Received[] = [];
   /** Frames that were not valid server messages of the protocol; any one fails the next `next()`. */
   readonly violations: string[] = [];
@@ -204,6 +214,9 @@ export class TestClient {
       socketOptions(options),
     );
     const client = new TestClient(ws, userId);
+    ws.once('upgrade', (response) => {
+      client.upgradeHeaders = response.headers;
+    });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) =>

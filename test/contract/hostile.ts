@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   TestClient,
   oneProcess,
+  uidOn,
   uid,
   upgradeStatus,
   type ContractTarget,
@@ -107,10 +108,10 @@ export function defineHostileSuite(target: ContractTarget) {
       const statuses: number[] = [];
       const open: TestClient[] = [];
       // The cap is per process (a cluster's nodes each count their own).
-      const { baseUrl } = oneProcess(server);
+      const one = oneProcess(server);
       for (let i = 0; i < 300; i++) {
         try {
-          open.push(await TestClient.open(baseUrl, { userId: uid('crowd') }));
+          open.push(await TestClient.open(one.baseUrl, { userId: uidOn(one, 'crowd') }));
           statuses.push(101);
         } catch (error) {
           statuses.push(Number(/(\d{3})/.exec(String(error))?.[1]));

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import {
   TestClient,
   oneProcess,
+  uidOn,
   rawUpgrade,
   uid,
   upgradeStatus,
@@ -1405,16 +1406,18 @@ export function defineContractSuite(target: ContractTarget) {
         server = await target.launch({ MAX_CONNECTIONS_PER_IP: '3' });
       });
       afterAll(() => server?.stop());
-      // The cap is per process (a cluster's nodes each count their own).
+      // The cap is per process (a cluster's nodes, a deployment's gateways each count their own).
       const connect = clientPool(() => oneProcess(server));
 
       it('answers the upgrade past the cap with 429 and admits again after a close', async () => {
-        const clients = [await connect(), await connect(), await connect()];
-        const { baseUrl } = oneProcess(server);
-        expect(await upgradeStatus(baseUrl, { userId: uid() })).toBe(429);
+        const one = oneProcess(server);
+        const clients = [];
+        for (let i = 0; i < 3; i++) clients.push(await connect({ userId: uidOn(one) }));
+        const { baseUrl } = one;
+        expect(await upgradeStatus(baseUrl, { userId: uidOn(one) })).toBe(429);
         await clients[0]!.close();
         for (let i = 0; ; i++) {
-          const status = await upgradeStatus(baseUrl, { userId: uid() });
+          const status = await upgradeStatus(baseUrl, { userId: uidOn(one) });
           if (status === 101) break;
           expect(status).toBe(429);
           expect(i).toBeLessThan(50);

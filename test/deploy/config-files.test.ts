@@ -44,24 +44,31 @@ describe('Dockerfile', () => {
 describe('wrangler.toml', () => {
   const wrangler = parse(read('wrangler.toml')) as any;
 
-  it('points at the Cloudflare adapter, whose Durable Object class it binds and migrates', () => {
+  it('points at the Cloudflare adapter, whose Durable Object classes it binds and migrates', () => {
     expect(wrangler.main).toBe('src/adapters/cloudflare.ts');
-    const [binding] = wrangler.durable_objects.bindings;
-    expect(binding.name).toBe('HUB');
-    // The entry exports the class, declared there or in the module it re-exports it from.
+    const bindings = wrangler.durable_objects.bindings as { name: string; class_name: string }[];
+    expect(bindings.map((b) => b.name).sort()).toStrictEqual(['GATEWAY', 'MATCHMAKER', 'ROOM']);
     const entry = read(wrangler.main);
-    const from = new RegExp(
-      `export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`,
-    ).exec(entry)?.[1];
-    const declaring = from === undefined ? entry : read(`src/adapters/${from}`);
-    expect(declaring).toMatch(
-      new RegExp(`export class ${binding.class_name} extends DurableObject`),
-    );
-    expect(
-      wrangler.migrations.flatMap(
-        (m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes ?? [],
-      ),
-    ).toContain(binding.class_name);
+    const migrations = wrangler.migrations as {
+      new_sqlite_classes?: string[];
+      renamed_classes?: { from: string; to: string }[];
+    }[];
+    const created = migrations.flatMap((m) => [
+      ...(m.new_sqlite_classes ?? []),
+      ...(m.renamed_classes ?? []).map((r) => r.to),
+    ]);
+    for (const binding of bindings) {
+      // The entry exports the class, declared there or in the module it re-exports it from.
+      const from = new RegExp(
+        `export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`,
+      ).exec(entry)?.[1];
+      const declaring = from === undefined ? entry : read(`src/adapters/${from}`);
+      expect(declaring).toMatch(
+        new RegExp(`export class ${binding.class_name} extends DurableObject`),
+      );
+      // Created with SQLite storage (the SQL API needs it), by a migration or a rename.
+      expect(created).toContain(binding.class_name);
+    }
   });
 
   it('keeps compatibility_date within what wrangler 4.86.0 on Node 20 supports', () => {

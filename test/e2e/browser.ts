@@ -31,11 +31,17 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** A page in a context of its own: its own sessionStorage, so its own userId. */
-export async function openPage(browser: Browser, url: string): Promise<Page> {
+export async function openPage(browser: Browser, url: string, userId?: string): Promise<Page> {
   const context = await browser.newContext({
     permissions: ['camera', 'microphone'],
     viewport: { width: 1100, height: 800 },
   });
+  // The page resumes the identity its tab kept (src/web/session.ts): this one, when given.
+  if (userId !== undefined)
+    await context.addInitScript((id) => {
+      sessionStorage.setItem('aleatoria.userId', id);
+      sessionStorage.setItem('aleatoria.token', `token-${id}-0123456789abcdef`);
+    }, userId);
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
   await page.goto(url);

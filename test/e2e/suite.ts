@@ -19,6 +19,8 @@ export interface E2ETarget {
   launch(env: Record<string, string>): Promise<LaunchedServer>;
   /** Only the two-page call (the other scenarios run on Node). */
   callOnly?: boolean;
+  /** The userIds of the two callers of the first call (default: the page's own guests). */
+  callers?: readonly [string, string];
 }
 
 export function defineE2ESuite(target: E2ETarget) {
@@ -42,8 +44,8 @@ export function defineE2ESuite(target: E2ETarget) {
       await Promise.all(pages.splice(0).map((page) => page.context().close()));
     });
 
-    const open = async () => {
-      const page = await openPage(browser, `${server.baseUrl}/`);
+    const open = async (userId?: string) => {
+      const page = await openPage(browser, `${server.baseUrl}/`, userId);
       pages.push(page);
       await page
         .locator('#connection-status', { hasText: 'Connected' })
@@ -61,12 +63,13 @@ export function defineE2ESuite(target: E2ETarget) {
     }
 
     it('connects two pages that press Start, with remote video decoded on both sides', async () => {
-      const [a, b] = [await open(), await open()];
+      const [a, b] = [await open(target.callers?.[0]), await open(target.callers?.[1])];
       await screenshot(a, `${slug}-01-ready`);
       await call(a, b);
       const [idA, idB] = [await identity(a), await identity(b)];
       expect(idA.peerId).toBe(idB.userId);
       expect(idB.peerId).toBe(idA.userId);
+      if (target.callers) expect([idA.userId, idB.userId]).toStrictEqual([...target.callers]);
       await screenshot(a, `${slug}-02-in-call-a`);
       await screenshot(b, `${slug}-03-in-call-b`);
     }, 60_000);

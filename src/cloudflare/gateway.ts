@@ -1,8 +1,11 @@
 /**
- * The hub Durable Object: the connection layer (`socket-bridge.ts`) over hibernatable sockets. It
- * sets no timers (the platform answers protocol pings), keeps each user's session with its socket
- * (`cloudflare-sessions.ts`), rebuilds the layer from `ctx.getWebSockets()` when it wakes, accepts
- * refused sockets the classic way, and answers a client's close. Everything else it delegates.
+ * A gateway Durable Object: the sockets of the userIds that hash to it, and the hub over them. The
+ * connection layer (`socket-bridge.ts`) runs over hibernatable sockets: no timers (the platform
+ * answers protocol pings), each user's session kept with its socket (`sessions.ts`),
+ * the layer rebuilt from `ctx.getWebSockets()` when it wakes, refused sockets accepted the
+ * classic way, a client's close answered. What it needs of other objects goes through the seams
+ * of `shards.ts`; what they ask of it is its RPC methods (`GatewayRpc`), each a line
+ * or two into the hub.
  */
 import { DurableObject } from 'cloudflare:workers';
 import * as v from 'valibot';
@@ -14,10 +17,15 @@ import {
   ConnectRequestSchema,
   configFor,
   type Env,
+  GATEWAY_HEADER,
   logFor,
-} from './cloudflare-env.ts';
-import { createSqliteHistory } from './cloudflare-history.ts';
-import { createAttachedSessions } from './cloudflare-sessions.ts';
+} from './env.ts';
+import type { GatewayRpc, KeepWire } from './rpc.ts';
+import { createAttachedSessions } from './sessions.ts';
+import { createShards, type Shards } from './shards.ts';
+
+/** Where a gateway keeps its own name, for the wakes that come from another object's call. */
+const NAME_KEY = 'gateway-name';
 
 function closeQuietly(ws: WebSocket, code: number, reason: string) {
   try {
@@ -35,10 +43,16 @@ async function digest(token: string): Promise<string> {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export class HubObject extends DurableObject<Env> {
+export class GatewayObject extends DurableObject<Env> implements GatewayRpc {
   private readonly log: Logger;
+  /**
+   * This gateway's name: told by the Worker with the first socket and kept for later wakes (an
+   * object that never had a socket, woken by another's call, holds nobody: any name will do).
+   */
+  private name: string;
   private readonly sessions: ReturnType<typeof createAttachedSessions>;
-  private readonly bridge: SocketBridge<WebSocket>;
+  private shards!: Shards;
+  private bridge!: SocketBridge<WebSocket>;
   /** Each live socket's link, so a frame costs no attachment read. Rebuilt from the attachments on wake. */
   private readonly links = new WeakMap<WebSocket, Link>();
 
@@ -47,11 +61,29 @@ export class HubObject extends DurableObject<Env> {
     const config = configFor(env);
     this.log = logFor(config);
     this.sessions = createAttachedSessions(ctx.storage.kv);
+    this.name = (ctx.storage.kv.get(NAME_KEY) as string | undefined) ?? ctx.id.name ?? 'gateway-0';
+    this.build();
+    // Application-level keep-alive that never wakes the object; protocol pings are the platform's.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'));
+    this.restore();
+  }
+
+  /** The hub and its layer, for this gateway's name. */
+  private build() {
+    const config = configFor(this.env);
+    this.shards = createShards({
+      env: this.env,
+      name: this.name,
+      shards: config.gatewayShards,
+      sql: this.ctx.storage.sql,
+      onError: (event) => (error) =>
+        this.log.warn(event, { error: error instanceof Error ? error.message : String(error) }),
+    });
     this.bridge = createSocketBridge<WebSocket>({
       config,
       log: this.log,
       newConnId: () => crypto.randomUUID(),
-      seams: { history: (limits) => createSqliteHistory(ctx.storage.sql, limits) },
+      seams: this.shards.seams,
       persist: (ws, conn, ip, state) => this.sessions.write(ws, conn, ip, state),
       // The hub has let go of this session (replaced, flooding): should the object sleep before
       // the close completes, the socket must not bring the session back on wake.
@@ -59,9 +91,6 @@ export class HubObject extends DurableObject<Env> {
         if (this.links.has(ws)) this.sessions.detach(ws);
       },
     });
-    // Application-level keep-alive that never wakes the object; protocol pings are the platform's.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('ping', 'pong'));
-    this.restore();
   }
 
   /** Rebuilds the layer from the sockets that outlived the previous instance (hibernation, eviction). */
@@ -88,10 +117,13 @@ export class HubObject extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    // The Worker checked METRICS_TOKEN already; only it can reach the object.
-    const { pathname } = new URL(request.url);
-    if (pathname === '/metrics') return new Response(this.bridge.hub.renderMetrics());
-    if (pathname === '/stats') return Response.json(this.bridge.hub.stats());
+    const name = request.headers.get(GATEWAY_HEADER);
+    if (name !== null && name !== this.name && this.bridge.size === 0) {
+      // A new gateway learns its name with its first socket: nobody is held here yet.
+      this.name = name;
+      this.ctx.storage.kv.put(NAME_KEY, name);
+      this.build();
+    }
     let connect: ConnectRequest;
     try {
       connect = v.parse(
@@ -115,10 +147,36 @@ export class HubObject extends DurableObject<Env> {
     const link = this.bridge.open(connect, server);
     if (hibernates) this.links.set(server, link);
     else server.addEventListener('close', (event) => this.bridge.closed(link, event.code));
+    // Which gateway took the socket, for operators (and the tests) to see the spread.
+    const headers: Record<string, string> = { [GATEWAY_HEADER]: this.name };
     // workerd does not pick a subprotocol itself: echo the one the Worker accepted (auth).
-    const headers =
-      connect.protocol === undefined ? undefined : { 'sec-websocket-protocol': connect.protocol };
+    if (connect.protocol !== undefined) headers['sec-websocket-protocol'] = connect.protocol;
     return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  // What other objects ask (GatewayRpc), answered by the shards from the hub's own users.
+  async deliver(userId: string, text: string, keep?: KeepWire) {
+    return this.shards.answer.deliver(userId, text, keep);
+  }
+  async pair(userId: string, partner: string, announce: string, match: number) {
+    return this.shards.answer.pair(userId, partner, announce, match);
+  }
+  async endPair(userId: string, formerPartner: string, hangup?: string) {
+    return this.shards.answer.endPair(userId, formerPartner, hangup);
+  }
+  async roomDeliver(room: string, text: string) {
+    return this.shards.answer.roomDeliver(room, text);
+  }
+  async readHistory(conversation: string, before: string | undefined, limit: number) {
+    return this.shards.answer.readHistory(conversation, before, limit);
+  }
+
+  /** `/stats` and `/metrics` of this gateway, for the Worker to add up. */
+  async figures() {
+    let partnered = 0;
+    for (const session of this.shards.host().sessions())
+      if (session.partner !== undefined) partnered++;
+    return { stats: this.bridge.hub.stats(), metrics: this.bridge.hub.renderMetrics(), partnered };
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
