@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/core/config.ts';
 
@@ -60,9 +61,10 @@ describe('wrangler.toml', () => {
     for (const binding of bindings) {
       // The entry exports the class, declared there or in the module it re-exports it from.
       const from = new RegExp(
-        `export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '\\./([\\w-]+\\.ts)'`,
+        `export \\{[^}]*\\b${binding.class_name}\\b[^}]*\\} from '(\\.{1,2}/[\\w/-]+\\.ts)'`,
       ).exec(entry)?.[1];
-      const declaring = from === undefined ? entry : read(`src/adapters/${from}`);
+      const declaring =
+        from === undefined ? entry : read(posix.join(posix.dirname(wrangler.main), from));
       expect(declaring).toMatch(
         new RegExp(`export class ${binding.class_name} extends DurableObject`),
       );
