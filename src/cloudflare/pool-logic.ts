@@ -313,9 +313,13 @@ export function createMatchmakerPool(options: MatchmakerPoolOptions): Matchmaker
       return size;
     },
     has: (userId) => local.has(userId),
-    add(userId, since) {
+    add(userId, since, restored) {
       const added = ++adds;
       local.set(userId, added);
+      // A session restored when this gateway woke: the matchmaker has the user, or another
+      // gateway's request took it while this one slept (its pairing, which woke this gateway,
+      // says so next). Sending it again could put a paired user back in the pool.
+      if (restored) return;
       pending.set(userId, (pending.get(userId) ?? 0) + 1);
       // Always sent, even for a user the mirror has: another gateway's take may have removed it
       // without this one hearing yet. The matchmaker keeps the first `since` of a user still there.

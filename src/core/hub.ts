@@ -204,7 +204,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     byUser.set(session.userId, session);
     byConn.set(conn, session);
     for (const room of state.rooms) joinRoom(session, room, announce);
-    if (state.available) pool.add(session.userId, deps.now());
+    // Restored after a wake: a shared pool has it, unless another request took it meanwhile.
+    if (state.available) pool.add(session.userId, deps.now(), !announce);
     return session;
   }
 

@@ -78,9 +78,11 @@ export interface MatchPool {
   has(userId: string): boolean;
   /**
    * Adds `userId` (a second add keeps the first `since`); a promise resolves once every process's
-   * takes see it (the user's next frames wait for it). Never rejects.
+   * takes see it (the user's next frames wait for it). Never rejects. `restored`: a session
+   * rebuilt after its process woke: a shared pool is not written again (another process's request
+   * may have taken the user meanwhile), only this process's view.
    */
-  add(userId: string, since: number): MaybePromise<void>;
+  add(userId: string, since: number, restored?: boolean): MaybePromise<void>;
   /** Removes `userId`, as `add` adds it. */
   delete(userId: string): MaybePromise<void>;
   /**

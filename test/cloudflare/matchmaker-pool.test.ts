@@ -109,6 +109,19 @@ describe("a gateway's view of the matchmaker", () => {
     expect([pool.has('a'), pool.has('b'), pool.size]).toStrictEqual([true, false, 1]);
   });
 
+  it('does not send the add of a session restored on a wake: a user taken while the gateway slept stays taken', async () => {
+    const matchmaker = createFakeMatchmaker();
+    const { pool } = gatewayPool(matchmaker);
+    await pool.add('a', 1000, true);
+    await settled();
+    expect(matchmaker.calls).toStrictEqual([]);
+    expect(pool.has('a')).toBe(true);
+    // Its pairing (which woke the gateway) says it was taken.
+    pool.markTaken('a');
+    expect(pool.has('a')).toBe(false);
+    expect(matchmaker.rules.has('a')).toBe(false);
+  });
+
   it('sends every add, even of a user its mirror holds (another gateway may have taken it)', async () => {
     const matchmaker = createFakeMatchmaker();
     const { pool } = gatewayPool(matchmaker);
