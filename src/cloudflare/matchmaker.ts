@@ -4,8 +4,9 @@
  * file keeps them in the object's SQLite, so the pool outlives eviction, restarts and deploys:
  *
  * - `pool (user_id, since, gateway)`: who is available, since when, added by which gateway;
- * - `counters (name, value)`: `matches`, the last match number given, and `rooms`, the rooms with
- *   members across the deployment (told by the room objects, read by `/stats`);
+ * - `counters (name, value)`: `matches`, the last match number given;
+ * - `occupied (room)`: the rooms with members across the deployment (told by the room objects,
+ *   counted by `/stats`);
  * - `taken (user_id, taken_by, match_no, taken_at)`: who took a user and by which match, at the
  *   object's clock; read for {@link TAKEN_NOTE_MS}, swept at most once a second after that.
  *
@@ -21,7 +22,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { Taken } from '../core/seams.ts';
 import type { Env } from './env.ts';
 import {
-  checkDelta,
+  checkRoom,
   checkGateway,
   checkSince,
   checkUserId,
@@ -40,7 +41,6 @@ export {
 } from './pool-logic.ts';
 
 const MATCHES = 'matches';
-const ROOMS = 'rooms';
 
 /** Creates the tables on first use and reads back what an earlier instance wrote. */
 function openPool(storage: DurableObjectStorage, now: number): PoolRules {
@@ -61,6 +61,7 @@ function openPool(storage: DurableObjectStorage, now: number): PoolRules {
     taken_at INTEGER NOT NULL
   ) WITHOUT ROWID`);
   sql.exec('CREATE INDEX IF NOT EXISTS taken_by_time ON taken (taken_at)');
+  sql.exec('CREATE TABLE IF NOT EXISTS occupied (room TEXT PRIMARY KEY) WITHOUT ROWID');
   const counter = (name: string) =>
     sql.exec<{ value: number }>('SELECT value FROM counters WHERE name = ?', name).toArray()[0]
       ?.value ?? 0;
@@ -113,11 +114,16 @@ function openPool(storage: DurableObjectStorage, now: number): PoolRules {
         if (expireUpTo !== undefined) sql.exec('DELETE FROM taken WHERE taken_at <= ?', expireUpTo);
       });
     },
-    rooms(value) {
-      count(ROOMS, value);
+    room(room, occupied) {
+      if (occupied) sql.exec('INSERT OR IGNORE INTO occupied (room) VALUES (?)', room);
+      else sql.exec('DELETE FROM occupied WHERE room = ?', room);
     },
   };
-  const saved = { members, matches: counter(MATCHES), rooms: counter(ROOMS), notes };
+  const rooms = sql
+    .exec<{ room: string }>('SELECT room FROM occupied')
+    .toArray()
+    .map((row) => row.room);
+  const saved = { members, matches: counter(MATCHES), rooms, notes };
   return createPoolRules(saved, writes);
 }
 
@@ -154,8 +160,8 @@ export class MatchmakerObject extends DurableObject<Env> implements MatchmakerRp
     return this.rules.size;
   }
 
-  async roomsChanged(delta: 1 | -1): Promise<void> {
-    this.rules.roomsChanged(checkDelta(delta));
+  async roomOccupied(room: string, occupied: boolean): Promise<void> {
+    this.rules.roomOccupied(checkRoom(room), occupied === true);
   }
 
   async figures(): Promise<{ available: number; rooms: number }> {

@@ -10,7 +10,7 @@
  */
 import * as v from 'valibot';
 import { createAvailabilityPool } from '../core/pool.ts';
-import { UserId } from '../core/protocol.ts';
+import { RoomName, UserId } from '../core/protocol.ts';
 import type { MatchPool, Taken } from '../core/seams.ts';
 import type { MatchmakerRpc } from './rpc.ts';
 
@@ -57,15 +57,16 @@ export interface PoolWrites {
   add(member: Member): void;
   delete(userId: string): void;
   take(write: TakeWrite): void;
-  /** The deployment's rooms with members, from now on. */
-  rooms(count: number): void;
+  /** `room` has members (`occupied`) or none, from now on. */
+  room(room: string, occupied: boolean): void;
 }
 
 /** What the rules start from: what an earlier instance wrote (nothing, the first time). */
 export interface SavedPool {
   readonly members: Iterable<Member>;
   readonly matches: number;
-  readonly rooms: number;
+  /** The rooms with members. */
+  readonly rooms: Iterable<string>;
   /** Unexpired notes, oldest first (the sweep walks them in that order). */
   readonly notes: Iterable<readonly [userId: string, note: TakenNote]>;
 }
@@ -88,10 +89,13 @@ export interface PoolRules {
     draw: number,
     now: number,
   ): Taken | undefined;
-  /** Rooms with members across the deployment (`MatchmakerRpc.roomsChanged`). */
+  /** Rooms with members across the deployment (`MatchmakerRpc.roomOccupied`). */
   readonly rooms: number;
-  /** A room got its first member (+1) or lost its last (-1); the count never goes below 0. */
-  roomsChanged(delta: 1 | -1): void;
+  /**
+   * `room` got its first member (`occupied`) or lost its last. Said by name, so a repeat (a
+   * retried call) changes nothing and the count cannot drift.
+   */
+  roomOccupied(room: string, occupied: boolean): void;
 }
 
 /** `draw` as a position in [0, 1): what is not a number in range lands on its nearest end. */
@@ -110,8 +114,8 @@ export function checkGateway(value: unknown): string {
   return value;
 }
 
-export function checkDelta(value: unknown): 1 | -1 {
-  if (value !== 1 && value !== -1) throw new TypeError('matchmaker: delta is not 1 or -1');
+export function checkRoom(value: unknown): string {
+  if (!v.is(RoomName, value)) throw new TypeError('matchmaker: room is not a room name');
   return value;
 }
 
@@ -128,7 +132,7 @@ export function createPoolRules(saved: SavedPool, writes: PoolWrites): PoolRules
   /** By taken user, oldest first: a note taken again moves to the end, as its time does. */
   const notes = new Map<string, TakenNote>(saved.notes);
   let sweptAt = Number.NEGATIVE_INFINITY;
-  let rooms = saved.rooms;
+  const rooms = new Set(saved.rooms);
 
   const fresh = (note: TakenNote | undefined, now: number) =>
     note !== undefined && now - note.at < TAKEN_NOTE_MS ? note : undefined;
@@ -181,14 +185,13 @@ export function createPoolRules(saved: SavedPool, writes: PoolWrites): PoolRules
         : { userId: partner, since, match };
     },
     get rooms() {
-      return rooms;
+      return rooms.size;
     },
-    roomsChanged(delta) {
-      // A room's -1 that outruns its +1 (or a count from before a reset) must not go negative.
-      const count = Math.max(0, rooms + delta);
-      if (count === rooms) return;
-      writes.rooms(count);
-      rooms = count;
+    roomOccupied(room, occupied) {
+      if (rooms.has(room) === occupied) return;
+      writes.room(room, occupied);
+      if (occupied) rooms.add(room);
+      else rooms.delete(room);
     },
   };
 }

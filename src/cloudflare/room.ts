@@ -24,7 +24,7 @@ import type { Logger } from '../core/log.ts';
 import { MAX_HISTORY_PAGE, RoomName, UserId } from '../core/protocol.ts';
 import type { MaybePromise } from '../core/seams.ts';
 import { configFor, type Env, gateway, logFor, matchmaker } from './env.ts';
-import { fanOut, stubBroken } from './fanout.ts';
+import { fanOut, retryOnce, stubBroken } from './fanout.ts';
 import { createSqliteHistory } from './history.ts';
 import type { KeepWire, RoomRpc } from './rpc.ts';
 
@@ -104,15 +104,22 @@ export class RoomObject extends DurableObject<Env> implements RoomRpc {
 
   /**
    * Tells the matchmaker, which counts the deployment's rooms for `/stats`, that this room got its
-   * first member or lost its last. On one stub, so the two news of a quick leave and join arrive
-   * in order; not retried (a count is not idempotent): a lost one is logged.
+   * first member or lost its last. On one stub, so the news of a quick leave and join arrive in
+   * order; said by name, so a retry is harmless: retried once, then logged.
    */
   private occupied(yes: boolean) {
-    this.counter ??= matchmaker(this.env);
-    this.counter.roomsChanged(yes ? 1 : -1).catch((error: unknown) => {
-      this.counter = undefined;
-      this.log.warn('room_count_failed', { error: String(error) });
-    });
+    const room = this.room;
+    if (room === undefined) return;
+    const tell = () => {
+      this.counter ??= matchmaker(this.env);
+      return this.counter.roomOccupied(room, yes).catch((error: unknown) => {
+        this.counter = undefined;
+        throw error;
+      });
+    };
+    retryOnce(tell).catch((error: unknown) =>
+      this.log.warn('room_count_failed', { error: String(error) }),
+    );
   }
 
   async join(room: string, userId: string, gatewayName: string): Promise<number> {

@@ -81,8 +81,8 @@ export interface MatchmakerRpc {
   take(requester: string, exclude: string | undefined, draw: number): Promise<Taken | undefined>;
   /** Available users, rooms with members: for `/stats`. */
   size(): Promise<number>;
-  /** A room got its first member (+1) or lost its last (-1): the deployment's room count. */
-  roomsChanged(delta: 1 | -1): Promise<void>;
+  /** `room` got its first member (`occupied`) or lost its last: the deployment's room count. */
+  roomOccupied(room: string, occupied: boolean): Promise<void>;
   /** The pool's size and the rooms with members, for `/stats` and `/metrics`. */
   figures(): Promise<{ available: number; rooms: number }>;
 }

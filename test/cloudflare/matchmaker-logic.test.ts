@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  checkDelta,
+  checkRoom,
   checkGateway,
   checkSince,
   checkUserId,
@@ -26,7 +26,7 @@ function createStore() {
   const members = new Map<string, Member>();
   const notes = new Map<string, TakenNote>();
   const takes: TakeWrite[] = [];
-  const state = { matches: 0, rooms: 0, writes: 0, fail: false };
+  const state = { matches: 0, rooms: new Set<string>(), writes: 0, fail: false };
   const writes: PoolWrites = {
     add(member) {
       if (state.fail) throw new Error('disk full');
@@ -49,16 +49,17 @@ function createStore() {
       if (write.expireUpTo !== undefined)
         for (const [userId, note] of notes) if (note.at <= write.expireUpTo) notes.delete(userId);
     },
-    rooms(count) {
+    room(room, occupied) {
       state.writes++;
-      state.rooms = count;
+      if (occupied) state.rooms.add(room);
+      else state.rooms.delete(room);
     },
   };
   /** What a new instance reads back at `now`, as the object's constructor does. */
   const saved = (now: number): SavedPool => ({
     members: [...members.values()],
     matches: state.matches,
-    rooms: state.rooms,
+    rooms: [...state.rooms],
     notes: [...notes]
       .filter(([, note]) => note.at > now - TAKEN_NOTE_MS)
       .sort(([, a], [, b]) => a.at - b.at),
@@ -306,19 +307,20 @@ describe('matchmaker rules: a write that fails changes nothing', () => {
 });
 
 describe('matchmaker rules: rooms with members', () => {
-  it('counts rooms up and down, never below zero, writing only changes, through a restart', () => {
+  it('counts rooms by name: a repeat changes nothing, writing only changes, through a restart', () => {
     const { rules, store } = rulesOf();
-    rules.roomsChanged(1);
-    rules.roomsChanged(1);
-    rules.roomsChanged(-1);
+    rules.roomOccupied('lobby', true);
+    rules.roomOccupied('lobby', true);
+    rules.roomOccupied('music', true);
+    rules.roomOccupied('music', false);
+    rules.roomOccupied('music', false);
+    rules.roomOccupied('never', false);
     expect(rules.rooms).toBe(1);
+    expect(store.state.writes).toBe(3);
     const again = createPoolRules(store.saved(0), store.writes);
     expect(again.rooms).toBe(1);
-    again.roomsChanged(-1);
-    const writes = store.state.writes;
-    again.roomsChanged(-1);
+    again.roomOccupied('lobby', false);
     expect(again.rooms).toBe(0);
-    expect(store.state.writes).toBe(writes);
   });
 });
 
@@ -336,13 +338,14 @@ describe('matchmaker rules: what a gateway may send', () => {
       expect(() => checkUserId(bad, 'requester')).toThrow('requester is not a userId');
   });
 
-  it('refuses a gateway name, a time or a room delta that is not one', () => {
+  it('refuses a gateway name, a time or a room name that is not one', () => {
     expect(checkGateway('gateway-3')).toBe('gateway-3');
     for (const bad of ['', 'g'.repeat(65), 3]) expect(() => checkGateway(bad)).toThrow(TypeError);
     expect(checkSince(1_700_000_000_000)).toBe(1_700_000_000_000);
     for (const bad of [Number.NaN, Infinity, '1', undefined])
       expect(() => checkSince(bad)).toThrow(TypeError);
-    expect([checkDelta(1), checkDelta(-1)]).toStrictEqual([1, -1]);
-    for (const bad of [0, 2, '1', undefined]) expect(() => checkDelta(bad)).toThrow(TypeError);
+    expect(checkRoom('Lobby')).toBe('Lobby');
+    for (const bad of ['', 'r'.repeat(65), 1, undefined])
+      expect(() => checkRoom(bad)).toThrow(TypeError);
   });
 });

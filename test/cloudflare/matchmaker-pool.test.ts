@@ -14,11 +14,11 @@ import {
 import type { MatchmakerRpc } from '../../src/cloudflare/rpc.ts';
 
 /** Storage that keeps nothing: these tests watch the calls, not what the object writes. */
-const nowhere: PoolWrites = { add() {}, delete() {}, take() {}, rooms() {} };
+const nowhere: PoolWrites = { add() {}, delete() {}, take() {}, room() {} };
 
 /** Rules holding `userIds` (since 1000 + position). */
 function rulesOf(...userIds: string[]): PoolRules {
-  const rules = createPoolRules({ members: [], matches: 0, rooms: 0, notes: [] }, nowhere);
+  const rules = createPoolRules({ members: [], matches: 0, rooms: [], notes: [] }, nowhere);
   for (const [i, userId] of userIds.entries()) rules.add(userId, 1000 + i, 'gateway-9');
   return rules;
 }
@@ -55,7 +55,8 @@ function createFakeMatchmaker(rules = rulesOf()) {
     take: (requester, exclude, draw) =>
       answer('take', () => rules.take(requester, exclude, draw, now++)),
     size: () => answer('size', () => rules.size),
-    roomsChanged: (delta) => answer('roomsChanged', () => rules.roomsChanged(delta)),
+    roomOccupied: (room, occupied) =>
+      answer('roomOccupied', () => rules.roomOccupied(room, occupied)),
     figures: () => answer('figures', () => ({ available: rules.size, rooms: rules.rooms })),
   };
   return {
