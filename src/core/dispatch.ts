@@ -22,6 +22,9 @@ const NO_TURN: TurnOptions = {
   staticServers: [],
 };
 
+/** What a relayed offer, answer or candidate does once delivered: nothing (one function for all). */
+const NOTHING_MORE = () => {};
+
 export interface DispatchDeps {
   readonly options: HubOptions;
   readonly envelopes: Envelopes;
@@ -72,15 +75,22 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
     delivered: () => void,
     keep?: Keep,
   ) {
-    later(
-      users.deliver(toUser, text, keep),
-      (found) => {
-        if (found) return delivered();
-        metrics.inc('aleatoria_relays_to_unknown_total');
-        refuse(session, 'user_not_found', 'That user is not connected.', messageId);
-      },
-      { session, messageId },
-    );
+    const found = users.deliver(toUser, text, keep);
+    // This process's directory answers at once: judged here, without the closure and the asker
+    // that waiting for a shared directory's answer takes (a relayed frame is the commonest).
+    if (!(found instanceof Promise)) return relayed(session, found, messageId, delivered);
+    later(found, (found) => relayed(session, found, messageId, delivered), { session, messageId });
+  }
+
+  function relayed(
+    session: Session,
+    found: boolean,
+    messageId: string | undefined,
+    delivered: () => void,
+  ) {
+    if (found) return delivered();
+    metrics.inc('aleatoria_relays_to_unknown_total');
+    refuse(session, 'user_not_found', 'That user is not connected.', messageId);
   }
 
   return function dispatch(session: Session, msg: ClientMessage) {
@@ -182,6 +192,13 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
       case 'webrtc_offer':
       case 'webrtc_answer':
       case 'webrtc_candidate':
+        return relay(
+          session,
+          msg.toUser,
+          envelopes.relay(msg.type, userId, msg.toUser, msg.payload, messageId),
+          messageId,
+          NOTHING_MORE,
+        );
       case 'hangup':
         return relay(
           session,
@@ -189,7 +206,7 @@ export function createDispatch(deps: DispatchDeps): (session: Session, msg: Clie
           envelopes.relay(msg.type, userId, msg.toUser, msg.payload, messageId),
           messageId,
           () => {
-            if (msg.type === 'hangup' && session.partner === msg.toUser) endPairOf(session);
+            if (session.partner === msg.toUser) endPairOf(session);
           },
         );
       default:

@@ -8,10 +8,11 @@ import type { Envelopes } from './envelope.ts';
 import type { Metrics } from './metrics.ts';
 import type { RefusalCode } from './protocol.ts';
 import { createTokenBucket, hasToken, takeToken, type RateLimit } from './rate-limit.ts';
-import type { Asker, MatchPool, MaybePromise, UserDirectory } from './seams.ts';
+import type { Asker, MatchPool, MaybePromise, Taken, UserDirectory } from './seams.ts';
 import type { ConnId, Session } from './session.ts';
 
-const NO_PEER_MESSAGE = 'No peer available at the moment. Please try again later.';
+/** The payload of every `no_peer_available` (one object for all: it is only serialized). */
+const NO_PEER = { message: 'No peer available at the moment. Please try again later.' } as const;
 
 export interface MatchingDeps {
   readonly pool: MatchPool;
@@ -62,11 +63,78 @@ export function createMatching(deps: MatchingDeps): Matching {
   }
 
   function noPeer(session: Session, messageId: string | undefined) {
-    const payload = { message: NO_PEER_MESSAGE };
     deps.send(
       session.conn,
-      envelopes.system('no_peer_available', session.userId, payload, messageId),
+      envelopes.system('no_peer_available', session.userId, NO_PEER, messageId),
     );
+  }
+
+  /** Judges again the pair endings that came while `session`'s take ran (`Session.taking`). */
+  function judgeTaking(session: Session) {
+    const waiting = session.taking;
+    session.taking = undefined;
+    if (waiting) for (const endPair of waiting) endPair();
+  }
+
+  /** The pool's answer to `session`'s request: the partner taken for it, or nobody. */
+  function taken(session: Session, partner: Taken | undefined, messageId: string | undefined) {
+    if (!partner) {
+      judgeTaking(session);
+      return noPeer(session, messageId);
+    }
+    const older = partner.preempted;
+    if (older && older.match > session.pairedAt) {
+      // Another request took this user just before its own ran, and that pairing has not
+      // reached this process yet: the user hears of it now, in the order the matches were
+      // made, and leaves it at once below (its requester hears peer_left).
+      if (session.partner !== older.by) deps.endPairOf(session, 'peer_left');
+      session.partner = older.by;
+      session.pairedAt = older.match;
+      session.preempted = older.match;
+      deps.send(
+        session.conn,
+        envelopes.system('assign_role', session.userId, { role: 'polite', peerId: older.by }),
+      );
+    }
+    deps.touch(session);
+    // A user is in one pair at most: whoever the requester was paired with learns it is over.
+    if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
+    // Paired from now on, before the partner's process has answered (a shared pool): a
+    // hangup, or a pairing by another requester, that comes meanwhile finds the pair.
+    session.partner = partner.userId;
+    session.pairedAt = Math.max(session.pairedAt, partner.match);
+    const polite = envelopes.system('assign_role', partner.userId, {
+      role: 'polite',
+      peerId: session.userId,
+    });
+    const pairing = users.pair(partner.userId, session.userId, polite, partner.match);
+    if (!(pairing instanceof Promise)) {
+      if (pairing) paired(session, partner, messageId);
+      else {
+        session.partner = undefined;
+        noPeer(session, messageId);
+      }
+      return judgeTaking(session);
+    }
+    // Until the partner's process answers, what others say about the requester's pairs
+    // waits, so that it follows the requester's own assign_role.
+    const held: string[] = [];
+    session.held = held;
+    judgeTaking(session);
+    const settled = (found: boolean) => {
+      if (session.held === held) session.held = undefined;
+      // The partner left between the draw and the pairing.
+      if (!found && session.partner === partner.userId) session.partner = undefined;
+      if (found) paired(session, partner, messageId);
+      else noPeer(session, messageId);
+      for (const text of held) deps.send(session.conn, text);
+    };
+    pairing.catch(() => {
+      if (session.held === held) session.held = undefined;
+      if (session.partner === partner.userId) session.partner = undefined;
+      for (const text of held) deps.send(session.conn, text);
+    });
+    deps.later(pairing, settled, { session, messageId });
   }
 
   return {
@@ -87,81 +155,13 @@ export function createMatching(deps: MatchingDeps): Matching {
         );
         return;
       }
-      const asker = { session, messageId };
       const take = pool.take(session.userId, currentPeerId, deps.random);
-      /** Judges again the pair endings that came while the take ran (`Session.taking`). */
-      const taken = () => {
-        const waiting = session.taking;
-        session.taking = undefined;
-        for (const endPair of waiting ?? []) endPair();
-      };
-      if (take instanceof Promise) {
-        session.taking = [];
-        take.catch(taken);
-      }
-      deps.later(
-        take,
-        (partner) => {
-          if (!partner) {
-            taken();
-            return noPeer(session, messageId);
-          }
-          const older = partner.preempted;
-          if (older && older.match > session.pairedAt) {
-            // Another request took this user just before its own ran, and that pairing has not
-            // reached this process yet: the user hears of it now, in the order the matches were
-            // made, and leaves it at once below (its requester hears peer_left).
-            if (session.partner !== older.by) deps.endPairOf(session, 'peer_left');
-            session.partner = older.by;
-            session.pairedAt = older.match;
-            session.preempted = older.match;
-            deps.send(
-              session.conn,
-              envelopes.system('assign_role', session.userId, { role: 'polite', peerId: older.by }),
-            );
-          }
-          deps.touch(session);
-          // A user is in one pair at most: whoever the requester was paired with learns it is over.
-          if (session.partner !== partner.userId) deps.endPairOf(session, 'peer_left');
-          // Paired from now on, before the partner's process has answered (a shared pool): a
-          // hangup, or a pairing by another requester, that comes meanwhile finds the pair.
-          session.partner = partner.userId;
-          session.pairedAt = Math.max(session.pairedAt, partner.match);
-          const polite = envelopes.system('assign_role', partner.userId, {
-            role: 'polite',
-            peerId: session.userId,
-          });
-          const pairing = users.pair(partner.userId, session.userId, polite, partner.match);
-          if (!(pairing instanceof Promise)) {
-            if (pairing) paired(session, partner, messageId);
-            else {
-              session.partner = undefined;
-              noPeer(session, messageId);
-            }
-            return taken();
-          }
-          // Until the partner's process answers, what others say about the requester's pairs
-          // waits, so that it follows the requester's own assign_role.
-          const held: string[] = [];
-          session.held = held;
-          taken();
-          const settled = (found: boolean) => {
-            if (session.held === held) session.held = undefined;
-            // The partner left between the draw and the pairing.
-            if (!found && session.partner === partner.userId) session.partner = undefined;
-            if (found) paired(session, partner, messageId);
-            else noPeer(session, messageId);
-            for (const text of held) deps.send(session.conn, text);
-          };
-          pairing.catch(() => {
-            if (session.held === held) session.held = undefined;
-            if (session.partner === partner.userId) session.partner = undefined;
-            for (const text of held) deps.send(session.conn, text);
-          });
-          deps.later(pairing, settled, asker);
-        },
-        asker,
-      );
+      // This process's pool answers at once: carried on directly, with no closure per request
+      // (every request makes one, and most of a match's frames are requests).
+      if (!(take instanceof Promise)) return taken(session, take, messageId);
+      session.taking = [];
+      take.catch(() => judgeTaking(session));
+      deps.later(take, (partner) => taken(session, partner, messageId), { session, messageId });
     },
   };
 }

@@ -222,16 +222,74 @@ export const WebRtcCandidate = v.object({
 });
 export type WebRtcCandidate = v.InferOutput<typeof WebRtcCandidate>;
 
+/** The most characters a number takes in JSON (`-0.0000012345678901234567`); NaN is `null`. */
+const MAX_NUMBER_JSON_LENGTH = 25;
+
+/**
+ * An upper bound of the UTF-8 bytes `JSON.stringify(value)` takes, added up without building the
+ * text, for the values `JSON.parse` makes (null, booleans, numbers, strings, arrays and plain
+ * objects); Infinity for anything else (`toJSON`, a class instance, undefined, a function, a
+ * bigint...) and as soon as the bound passes `budget`. Each string counts 6 bytes a UTF-16 unit
+ * (a `\uXXXX` escape; no character takes more) plus its quotes, each member or item its comma.
+ */
+function jsonBytesAtMost(value: unknown, budget: number): number {
+  switch (typeof value) {
+    case 'string':
+      return 2 + 6 * value.length;
+    case 'number':
+      return MAX_NUMBER_JSON_LENGTH;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (value === null) return 4;
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return Infinity;
+      // `[]` or `{}`, then each item or member, its comma included. Every level takes bytes of
+      // the budget, so a deep value (or a cycle) ends the walk long before the stack would.
+      let bytes = 2;
+      if (bytes > budget) return Infinity;
+      if (Array.isArray(value)) {
+        for (const item of value) {
+          bytes += 1 + jsonBytesAtMost(item, budget - bytes - 1);
+          if (bytes > budget) return Infinity;
+        }
+        return bytes;
+      }
+      const prototype = Object.getPrototypeOf(value);
+      if (prototype !== Object.prototype && prototype !== null) return Infinity;
+      // Inherited keys too, though JSON.stringify writes own keys only: a bound may count more.
+      for (const key in value) {
+        const member = (value as Record<string, unknown>)[key];
+        bytes += 1 + (2 + 6 * key.length) + 1 + jsonBytesAtMost(member, budget - bytes - 1);
+        if (bytes > budget) return Infinity;
+      }
+      return bytes;
+    }
+    default:
+      return Infinity;
+  }
+}
+
+/**
+ * The `hangup` payload rule: at most {@link MAX_HANGUP_PAYLOAD_BYTES} of JSON. Every hangup of a
+ * call comes through here, and nearly all are a short reason: those are accepted on an upper
+ * bound of their size, without serializing them only to measure the text. Whatever the bound
+ * does not settle is measured on `JSON.stringify`'s own output, as it always was, so the verdict
+ * (and what throws: a bigint, a cycle) is the same either way.
+ */
+function hangupPayloadFits(value: unknown): boolean {
+  return (
+    jsonBytesAtMost(value, MAX_HANGUP_PAYLOAD_BYTES) <= MAX_HANGUP_PAYLOAD_BYTES ||
+    !exceedsUtf8Bytes(JSON.stringify(value), MAX_HANGUP_PAYLOAD_BYTES)
+  );
+}
+
 export const Hangup = v.object({
   type: v.literal('hangup'),
   ...envelope,
   toUser: UserId,
   // Any JSON (object, string, null...): clients of the original send a bare reason string too.
   payload: v.optional(
-    v.custom<unknown>(
-      (value) => !exceedsUtf8Bytes(JSON.stringify(value), MAX_HANGUP_PAYLOAD_BYTES),
-      `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`,
-    ),
+    v.custom<unknown>(hangupPayloadFits, `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`),
   ),
 });
 export type Hangup = v.InferOutput<typeof Hangup>;

@@ -1113,6 +1113,20 @@ describe('signaling relay', () => {
     expect(h.take()).toStrictEqual([]);
   });
 
+  it.each<[string, unknown]>([
+    ['webrtc_offer', { type: 'offer', sdp: 'v=0' }],
+    ['webrtc_answer', { type: 'answer', sdp: 'v=0' }],
+    ['webrtc_candidate', { candidate: 'candidate:1 1 udp 1 192.0.2.1 1 typ host' }],
+  ])('keeps the pair when a user relays %s to its partner', (type, payload) => {
+    const h = makeHub();
+    connectAll(h, 'alice', 'bob');
+    pair(h, 'alice', 'bob');
+    h.send('alice#1', { type, toUser: 'bob', payload });
+    expect(h.hub.stats().pairs).toBe(1);
+    expect(h.hub.state('alice#1')?.partner).toBe('bob');
+    expect(h.hub.state('bob#1')?.partner).toBe('alice');
+  });
+
   it('keeps the pair when a user sends hangup to someone who is not its partner', () => {
     const h = makeHub();
     connectAll(h, 'alice', 'bob', 'carol');
