@@ -20,6 +20,7 @@ import {
   type TakenNote,
   type TakeWrite,
 } from '../../src/cloudflare/pool-logic.ts';
+import { mulberry32 as seeded } from '../random.ts';
 
 /** What the object's SQLite would hold, written the way its `PoolWrites` write it. */
 function createStore() {
@@ -75,17 +76,6 @@ function rulesOf(...userIds: string[]): { rules: PoolRules; store: Store } {
   const rules = createPoolRules(store.saved(0), store.writes);
   for (const [i, userId] of userIds.entries()) rules.add(userId, 1000 + i, 'gateway-0');
   return { rules, store };
-}
-
-/** A seeded generator of draws in [0, 1) (mulberry32): the same run every time. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** Pearson's chi-square of `counts` against equal expectations. */

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { exceedsUtf8Bytes } from '../../src/core/frame.ts';
 import { parseClientFrame } from '../../src/core/inbound.ts';
 import { Hangup, MAX_HANGUP_PAYLOAD_BYTES } from '../../src/core/protocol.ts';
+import { randomSource } from '../random.ts';
 
 const MESSAGE = `at most ${MAX_HANGUP_PAYLOAD_BYTES} bytes of JSON`;
 /** The rule as it was: serialize, then measure. */
@@ -38,20 +39,6 @@ function verdictOf(schema: v.GenericSchema, value: unknown): Verdict {
 /** UTF-8 bytes of `value`'s JSON. */
 const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
-/** A deterministic generator (mulberry32), so a failure replays. */
-function randomSource(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  return { int, pick };
-}
 type Random = ReturnType<typeof randomSource>;
 
 // One to six bytes of JSON each: plain, escaped, two- and three-byte, a pair, lone surrogates.

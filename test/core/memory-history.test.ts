@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createIdClock, ID_DIGITS, idAt, timeOfId } from '../../src/core/history.ts';
+import { mulberry32 as random } from '../random.ts';
 import {
   createMemoryHistory,
   type MemoryHistory,
@@ -28,16 +29,6 @@ const recordBytes = (text: string) =>
   RECORD_HEADER_BYTES + Math.ceil(encoder.encode(text).length / 8) * 8;
 
 const ids = (messages: { id: string }[]) => messages.map((message) => message.id);
-
-/** A deterministic generator (mulberry32), so a failing run can be replayed. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** One, two, three and four UTF-8 bytes, and a ZWJ sequence of several code points. */
 const PIECES = ['a', 'Z', ' ', '"', '\\', 'é', 'ß', 'ü', '中', '€', '😀', '🇫🇷', '🧑‍💻'];

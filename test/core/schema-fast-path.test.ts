@@ -17,22 +17,10 @@ import {
   fastPathSource,
 } from '../../src/core/schema-fast-path.ts';
 
+import { randomSource } from '../random.ts';
+
 const CONFIG = { abortEarly: true } as const;
 
-/** A deterministic generator (mulberry32), so a failure replays. */
-function randomSource(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  return { next, int, pick, chance: (p: number) => next() < p };
-}
 type Random = ReturnType<typeof randomSource>;
 
 /** Marks an entry to leave out of an object. */
