@@ -58,6 +58,22 @@ export function createShards(options: {
   let pool: MatchmakerPool | undefined;
   let rooms: RoomSeam | undefined;
   const here = (userId: string) => gatewayOf(userId, shards) === name;
+  /**
+   * One stub per other gateway while it works: calls on one stub arrive in the order they were
+   * made (two DMs to one user stay in order), calls on two stubs need not. A stub that failed is
+   * broken for good: the next call takes a new one.
+   */
+  const stubs = new Map<string, ReturnType<typeof gateway>>();
+  const call = <T>(userId: string, send: (stub: ReturnType<typeof gateway>) => PromiseLike<T>) => {
+    const to = gatewayOf(userId, shards);
+    let stub = stubs.get(to);
+    if (stub === undefined) stubs.set(to, (stub = gateway(env, to)));
+    const used = stub;
+    return settled(send(used)).catch((error: unknown) => {
+      if (stubs.get(to) === used) stubs.delete(to);
+      throw error;
+    });
+  };
   const own = (limits: HistoryLimits) => (kept ??= createSqliteHistory(options.sql, limits));
 
   /** Names an unnamed direct message with this gateway's clock (it keeps the conversation). */
@@ -72,32 +88,27 @@ export function createShards(options: {
         if (keep) keep.message = named(keep.message, keep.conversation);
         return local.deliver(userId, keep ? keep.message.text : text, keep);
       }
-      const target = gateway(env, gatewayOf(userId, shards));
-      if (!keep) return target.deliver(userId, text).then((answer) => answer.found);
+      if (!keep) return call(userId, (to) => to.deliver(userId, text)).then((a) => a.found);
       if (!here(firstOf(keep.conversation)))
         // The recipient's gateway keeps the conversation: it names, delivers and keeps at once.
-        return target.deliver(userId, text, keep).then((answer) => {
+        return call(userId, (to) => to.deliver(userId, text, keep)).then((answer) => {
           if (answer.message) keep.message = answer.message;
           return answer.found;
         });
       // This gateway keeps it: named here, kept here once delivered there.
       keep.message = named(keep.message, keep.conversation);
-      return target.deliver(userId, keep.message.text).then((answer) => {
+      return call(userId, (to) => to.deliver(userId, keep.message.text)).then((answer) => {
         if (answer.found) kept!.append(keep.conversation, keep.message, Date.now());
         return answer.found;
       });
     },
     pair(userId, partner, announce, match) {
       if (here(userId)) return local.pair(userId, partner, announce, match);
-      return settled(
-        gateway(env, gatewayOf(userId, shards)).pair(userId, partner, announce, match),
-      );
+      return call(userId, (to) => to.pair(userId, partner, announce, match));
     },
     endPair(userId, formerPartner, hangup) {
       if (here(userId)) return local.endPair(userId, formerPartner, hangup);
-      return settled(
-        gateway(env, gatewayOf(userId, shards)).endPair(userId, formerPartner, hangup),
-      );
+      return call(userId, (to) => to.endPair(userId, formerPartner, hangup));
     },
   });
 
@@ -116,9 +127,10 @@ export function createShards(options: {
         if (conversation.startsWith(ROOM_PREFIX)) {
           return rooms!.readHistory(conversation.slice(ROOM_PREFIX.length), before, limit);
         }
-        const keeper = gatewayOf(firstOf(conversation), shards);
-        if (keeper === name) return kept!.read(conversation, before, limit, now);
-        return settled(gateway(env, keeper).readHistory(conversation, before, limit));
+        const first = firstOf(conversation);
+        if (here(first)) return kept!.read(conversation, before, limit, now);
+        // After this gateway's DMs to that keeper, on the same stub.
+        return call(first, (to) => to.readHistory(conversation, before, limit));
       },
     };
   };

@@ -79,6 +79,17 @@ describe('Cloudflare: gateways', () => {
     again.send({ type: 'chat_message', room: 'gw', payload: { content: 'to all' } });
     for (const client of clients.slice(1))
       expect((await client.nextOfType('chat_message')).payload.content).toBe('to all');
+    // A burst across gateways arrives whole and in order (one stub per gateway).
+    for (let n = 0; n < 60; n++)
+      again.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: `${n}` } });
+    const burst: string[] = [];
+    while (burst.length < 60)
+      burst.push(
+        String(
+          ((await b.nextOfType('webrtc_candidate')).payload as { candidate: string }).candidate,
+        ),
+      );
+    expect(burst).toStrictEqual(Array.from({ length: 60 }, (_, n) => `${n}`));
     // A pair across gateways.
     b.send({ type: 'user_available_webrtc' });
     await b.roundTrip();
