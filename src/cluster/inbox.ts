@@ -97,10 +97,17 @@ export function createInbox(options: InboxOptions): Inbox {
    * if `keep` and history is on), with the rest of this turn's messages; resolves with whether a
    * node holds the user.
    */
-  function route(userId: string, header: string, frame = '', keep?: Keep): Promise<boolean> {
+  function route(
+    userId: string,
+    header: string,
+    frame = '',
+    keep?: Keep,
+    now = false,
+  ): Promise<boolean> {
     return new Promise<number>((resolve, reject) => {
-      if (waiting.length === 0) setImmediate(flush);
+      if (waiting.length === 0 && !now) setImmediate(flush);
       waiting.push({ userId, header, frame, keep, resolve, reject });
+      if (now) flush();
     }).then((heard) => {
       if (heard === -1) throw new RedisUnavailableError('Redis unavailable: routed too late');
       return heard > 0;
@@ -170,12 +177,21 @@ export function createInbox(options: InboxOptions): Inbox {
     },
     pair(userId, partner, announce, match) {
       if (host()?.has(userId)) return local.pair(userId, partner, announce, match);
-      return route(userId, `${Op.pair}\n${userId}\n${partner}\n${match}\n`, announce);
+      // Pair changes go out at once (with what waits before them), in the order the matches
+      // were made relative to the pool's own commands: held for the turn, they let takes on
+      // other nodes cross them, and the match bench counted double and one-sided matches.
+      return route(
+        userId,
+        `${Op.pair}\n${userId}\n${partner}\n${match}\n`,
+        announce,
+        undefined,
+        true,
+      );
     },
     endPair(userId, formerPartner, hangup) {
       if (host()?.has(userId)) return local.endPair(userId, formerPartner, hangup);
       const header = `${Op.endPair}\n${userId}\n${formerPartner}\n`;
-      return route(userId, header, hangup ?? '').then(() => {});
+      return route(userId, header, hangup ?? '', undefined, true).then(() => {});
     },
   });
 
@@ -211,7 +227,9 @@ export function createInbox(options: InboxOptions): Inbox {
         if (!found && hub) {
           // Gone between the draw and the pairing: the requester's call is over before it began.
           const hangup = hub.envelopes.hangup(userId, partner, 'peer_disconnected');
-          route(partner, `${Op.endPair}\n${partner}\n${userId}\n`, hangup).catch(() => {});
+          route(partner, `${Op.endPair}\n${partner}\n${userId}\n`, hangup, undefined, true).catch(
+            () => {},
+          );
         }
         host()?.flush();
         return;
