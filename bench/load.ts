@@ -6,6 +6,10 @@
  *   rate               DMs at a fixed offered rate (open loop)     --pairs P --rate R --ms D
  *   room               R rooms x S members at a fixed offered rate --rooms R --members S --rate M --ms D
  *   match              N clients cycling available/request/hangup  --clients N --hold H --ms D
+ *   one-room           ONE room of S members over G gateways       --members S --gateways G --rate M --ms D
+ *                      (bench/workerd-ceilings.ts steps M up)
+ *   redis-hop          no server: PUBLISH -> a forked subscriber   --redis URL --rate R --ms D
+ *                      through a redis-server, at the `rate` scenario's offered rate and tick
  * --url is the server's WebSocket URL, or a cluster's (one per node, comma-separated): sockets are
  * spread over the nodes, and a DM's sender and receiver are on different nodes (see openPairs).
  * Prints `{"phase":"measure"}` and `{"phase":"stop"}` around the measurement window, then one JSON
@@ -17,7 +21,9 @@ import { arg, durationArg, intArg, urls } from './scenarios/common.ts';
 import { dm } from './scenarios/dm.ts';
 import { idle } from './scenarios/idle.ts';
 import { match } from './scenarios/match.ts';
+import { oneRoom } from './scenarios/one-room.ts';
 import { rate } from './scenarios/rate.ts';
+import { redisHop } from './scenarios/redis-hop.ts';
 import { room } from './scenarios/room.ts';
 
 const SCENARIOS: Record<string, () => Promise<object>> = {
@@ -28,6 +34,8 @@ const SCENARIOS: Record<string, () => Promise<object>> = {
   rate,
   room,
   match,
+  'one-room': oneRoom,
+  'redis-hop': redisHop,
 };
 
 const kind = arg('kind', 'relay');

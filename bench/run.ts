@@ -7,7 +7,9 @@
  * CPU share over the measurement window (CPU seconds from /proc over wall seconds), which stays
  * comparable when other work shares the machine. Figures are medians over the repetitions (3, or
  * 1 with --quick). `--runtime all` runs Node, Deno and workerd, each against the same Node raw-ws
- * baseline of the run. workerd runs inside a network namespace with loopback only: the runner
+ * baseline of the run. workerd runs twice, with one gateway object (`GATEWAY_SHARDS=1`, the old
+ * "one hub object") and with four (sharded), and the table adds their ratio (issue 14).
+ * workerd runs inside a network namespace with loopback only: the runner
  * re-executes itself through scripts/isolated.sh when it needs one. Prints one markdown table,
  * writes JSON to bench/results/.
  *
@@ -15,7 +17,14 @@
  * process (REDIS_URL unset) is the reference, then 2 and 4 Node nodes sharing one redis-server
  * (bench/targets.ts). Every DM crosses nodes and match clients are spread over all of them
  * (bench/scenarios/common.ts). Nodes and redis-server share core 0, so "per core" counts all of
- * their CPU against the one core the single process has.
+ * their CPU against the one core the single process has. Beside the clusters, `rate` and
+ * `rate-light` measure the bare Redis hop at the same offered rate (`redisHop`: one process
+ * PUBLISHing, another SUBSCRIBEd, through a redis-server started and pinned as a cluster's;
+ * bench/scenarios/redis-hop.ts): the floor under what crossing nodes adds on this machine.
+ *
+ * `--spread` pins nothing (servers, redis-server, the load generator, the hop's processes): a
+ * cluster's nodes can then run in parallel on every core, as on separate machines. CPU is still
+ * read per process from /proc, so "per core" keeps its meaning.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,11 +33,15 @@ import {
   CLUSTERS,
   hasTaskset,
   LABELS,
+  pinned,
   pinnedCommand,
   RUNTIMES,
   startServer,
+  isWorkerd,
   type Server,
   type TargetName,
+  unpin,
+  WORKERD,
 } from './targets.ts';
 
 const argv = process.argv.slice(2);
@@ -37,6 +50,9 @@ const option = (name: string) =>
 const quick = argv.includes('--quick');
 const runtimeOption = option('runtime') ?? 'node';
 const cluster = argv.includes('--cluster');
+/** Pin nothing: every process goes where the scheduler puts it. */
+const spread = argv.includes('--spread');
+if (spread) unpin();
 if (cluster && runtimeOption !== 'node') {
   console.error('--cluster: clusters of Node processes only, against one Node process');
   process.exit(2);
@@ -45,11 +61,17 @@ if (runtimeOption !== 'all' && !(RUNTIMES as readonly string[]).includes(runtime
   console.error(`--runtime: expected ${RUNTIMES.join(', ')} or all, got ${runtimeOption}`);
   process.exit(2);
 }
-const runtimes: TargetName[] =
-  runtimeOption === 'all' ? [...RUNTIMES] : [runtimeOption as TargetName];
+// workerd is measured twice, with one gateway object and with four (bench/targets.ts, issue 14).
+const runtimes: TargetName[] = (runtimeOption === 'all' ? [...RUNTIMES] : [runtimeOption]).flatMap(
+  (runtime) =>
+    runtime === 'workerd' ? (Object.keys(WORKERD) as TargetName[]) : [runtime as TargetName],
+);
+const withWorkerd = runtimes.some(isWorkerd);
+/** Both workerd shapes run: the table gets a column of four gateways against one. */
+const shardColumn = runtimes.includes('workerd1') && runtimes.includes('workerd4');
 
 // workerd must not reach outside: run the whole bench in a loopback-only network namespace.
-if (runtimes.includes('workerd') && !process.env.ALEATORIA_BENCH_ISOLATED) {
+if (withWorkerd && !process.env.ALEATORIA_BENCH_ISOLATED) {
   const result = spawnSync(
     'bash',
     ['scripts/isolated.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...argv],
@@ -123,6 +145,8 @@ interface Measurement {
   cpuShare?: number;
   /** redis-server's part of `cpuShare` (a cluster only). */
   redisCpuShare?: number;
+  /** The bare Redis hop's publisher and subscriber processes (the load reports them). */
+  hopCpuShare?: number;
   rate?: number;
   perCore?: number;
   perThousandMb?: number;
@@ -137,7 +161,7 @@ interface Metric {
   value: (m: Measurement) => number | undefined;
   /** Decimals shown. */
   digits: number;
-  /** A count that must be 0 (no ratio; the run fails otherwise). */
+  /** A count that must be 0 in every run (summed over them; no ratio; the run fails otherwise). */
   mustBeZero?: boolean;
   /** The ratio to the reference should stay at or under this. */
   maxRatio?: number;
@@ -145,6 +169,8 @@ interface Metric {
   minRatio?: number;
   /** The value should exceed the reference's by at most this (in its own unit). */
   maxExcess?: number;
+  /** Show the excess over the reference (`+x`) instead of the ratio (implied by `maxExcess`). */
+  showExcess?: boolean;
 }
 
 interface Scenario {
@@ -154,6 +180,11 @@ interface Scenario {
   env?: Record<string, string>;
   /** Servers measured beside the runtimes for a comparison of their own (HISTORY=off). */
   extraTargets?: TargetName[];
+  /**
+   * With --cluster, the bare Redis hop is measured too, at this offered rate (msgs/s), with the
+   * `redis-hop` load scenario (its own column).
+   */
+  hopRate?: number;
   args: (target: TargetName) => string[];
   metrics: Metric[];
 }
@@ -178,9 +209,22 @@ const clusterP50: Metric = {
   digits: 2,
   maxExcess: 0.5,
 };
+/** The bare Redis hop at `rate` msgs/s (bench/scenarios/redis-hop.ts), for `redisHop`. */
+const hopArgs = (rate: number) => [
+  '--kind',
+  'redis-hop',
+  '--rate',
+  String(rate),
+  '--ms',
+  String(sizes.durationMs),
+];
 /** Where a cluster's CPU goes: every server process, and redis-server's part of it. */
 const CPU_METRICS: Metric[] = [
-  { name: 'server CPU, cores (all nodes + Redis)', value: (m) => m.cpuShare, digits: 2 },
+  {
+    name: 'server CPU, cores (all nodes + Redis; hop: both processes + Redis)',
+    value: (m) => m.cpuShare,
+    digits: 2,
+  },
   { name: 'of which redis-server, cores', value: (m) => m.redisCpuShare, digits: 2 },
 ];
 const ms = ['--ms', String(sizes.durationMs)];
@@ -241,15 +285,19 @@ const SCENARIOS: Scenario[] = [
   {
     key: 'rate',
     title: `DM chat at ${sizes.rateOffered.toLocaleString('en')} msgs/s offered, ${sizes.ratePairs} pairs`,
-    args: () => [
-      '--kind',
-      'rate',
-      '--pairs',
-      String(sizes.ratePairs),
-      '--rate',
-      String(sizes.rateOffered),
-      ...ms,
-    ],
+    hopRate: sizes.rateOffered,
+    args: (target) =>
+      target === 'redisHop'
+        ? hopArgs(sizes.rateOffered)
+        : [
+            '--kind',
+            'rate',
+            '--pairs',
+            String(sizes.ratePairs),
+            '--rate',
+            String(sizes.rateOffered),
+            ...ms,
+          ],
     metrics: [
       rate('delivered msgs/s'),
       perCore('delivered msgs/s'),
@@ -259,19 +307,25 @@ const SCENARIOS: Scenario[] = [
   {
     key: 'rate-light',
     title: `DM chat at ${sizes.lightRate.toLocaleString('en')} msgs/s offered, ${sizes.ratePairs} pairs`,
-    args: () => [
-      '--kind',
-      'rate',
-      '--pairs',
-      String(sizes.ratePairs),
-      '--rate',
-      String(sizes.lightRate),
-      ...ms,
-    ],
+    hopRate: sizes.lightRate,
+    args: (target) =>
+      target === 'redisHop'
+        ? hopArgs(sizes.lightRate)
+        : [
+            '--kind',
+            'rate',
+            '--pairs',
+            String(sizes.ratePairs),
+            '--rate',
+            String(sizes.lightRate),
+            ...ms,
+          ],
     metrics: [
       rate('delivered msgs/s'),
       perCore('delivered msgs/s'),
-      latency('p50'),
+      cluster
+        ? { ...latency('p50'), name: 'p50 latency ms (above 1 process)', showExcess: true }
+        : latency('p50'),
       latency('p99'),
     ],
   },
@@ -308,7 +362,7 @@ const SCENARIOS: Scenario[] = [
       rate('matches/s'),
       perCore('matches/s'),
       {
-        name: 'invariant violations (must be 0)',
+        name: `invariant violations${reps > 1 ? `, all ${reps} runs` : ''} (must be 0)`,
         value: (m) => m.violations,
         digits: 0,
         mustBeZero: true,
@@ -339,12 +393,12 @@ const SCENARIOS: Scenario[] = [
   },
   {
     key: 'idle',
-    title: `idle: ${sizes.idleSockets.toLocaleString('en')} sockets${runtimes.includes('workerd') && sizes.workerdIdleSockets !== sizes.idleSockets ? ` (workerd: ${sizes.workerdIdleSockets.toLocaleString('en')})` : ''}`,
+    title: `idle: ${sizes.idleSockets.toLocaleString('en')} sockets${withWorkerd && sizes.workerdIdleSockets !== sizes.idleSockets ? ` (workerd: ${sizes.workerdIdleSockets.toLocaleString('en')})` : ''}`,
     args: (target) => [
       '--kind',
       'idle',
       '--sockets',
-      String(target === 'workerd' ? sizes.workerdIdleSockets : sizes.idleSockets),
+      String(isWorkerd(target) ? sizes.workerdIdleSockets : sizes.idleSockets),
       '--timeout',
       String(sizes.idleHoldMs + 120_000),
     ],
@@ -387,6 +441,9 @@ const only =
 const scenarios = SCENARIOS.filter((s) => only.includes(s.key)).map((s) =>
   cluster && s.key !== 'idle' ? { ...s, metrics: [...s.metrics, ...CPU_METRICS] } : s,
 );
+/** The bare Redis hop's column, when a cluster scenario measures it. */
+const hopColumn: TargetName[] =
+  cluster && scenarios.some((s) => s.hopRate !== undefined) ? ['redisHop'] : [];
 
 /** The load generator running now, killed should the runner exit before it. */
 let loadRunning: ReturnType<typeof spawn> | undefined;
@@ -397,20 +454,26 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
   process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
 
 /**
- * Runs bench/load.ts pinned to core 1 and returns its result line. `onLine` sees every JSON line
- * as it comes (phases, readiness); a load that outlives its own watchdog is killed.
+ * Runs bench/load.ts pinned to `core` (1, but for the bare Redis hop, whose publisher stands for
+ * a node) and returns its result line. `onLine` sees every JSON line as it comes (phases,
+ * readiness); a load that outlives its own watchdog is killed.
  */
 function runLoad(
   server: Server,
   args: string[],
   onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream) => void,
+  core = 1,
 ): Promise<Measurement> {
-  const [command, commandArgs] = pinnedCommand(1, process.execPath, [
+  const [command, commandArgs] = pinnedCommand(core, process.execPath, [
     '--import',
     'tsx',
     'bench/load.ts',
-    '--url',
-    server.baseUrls.map((baseUrl) => `${baseUrl.replace('http', 'ws')}/ws`).join(','),
+    ...(server.redisUrl
+      ? ['--redis', server.redisUrl]
+      : [
+          '--url',
+          server.baseUrls.map((baseUrl) => `${baseUrl.replace('http', 'ws')}/ws`).join(','),
+        ]),
     ...args,
   ]);
   const child = spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -451,27 +514,35 @@ function runLoad(
 
 /**
  * One server, one load run: the rate over the window and the server's CPU share over it (summed
- * over its processes; each one's share is kept too, for workerd's two).
+ * over its processes; each one's share is kept too, for workerd's two). For the bare Redis hop,
+ * the load is itself part of what is measured: its two processes' CPU is added to redis-server's.
  */
-async function measureLoad(server: Server, args: string[]): Promise<Measurement> {
+async function measureLoad(server: Server, args: string[], core?: number): Promise<Measurement> {
   let cpuAt: number[] | undefined;
   let wallAt = 0;
   let cpuShares: number[] | undefined;
   let rssAt: number | undefined;
   let rssGrowthMb: number | undefined;
-  const result = await runLoad(server, args, (line) => {
-    if (line.phase === 'measure') {
-      cpuAt = server.cpuSeconds?.();
-      rssAt = server.rss?.();
-      wallAt = performance.now();
-    } else if (line.phase === 'stop' && cpuAt !== undefined) {
-      const wallS = (performance.now() - wallAt) / 1000;
-      cpuShares = server.cpuSeconds!().map((seconds, i) => (seconds - cpuAt![i]!) / wallS);
-      const rss = server.rss?.();
-      if (rss !== undefined && rssAt !== undefined) rssGrowthMb = (rss - rssAt) / 1048576;
-    }
-  });
-  const cpuShare = cpuShares?.reduce((sum, share) => sum + share, 0);
+  const result = await runLoad(
+    server,
+    args,
+    (line) => {
+      if (line.phase === 'measure') {
+        cpuAt = server.cpuSeconds?.();
+        rssAt = server.rss?.();
+        wallAt = performance.now();
+      } else if (line.phase === 'stop' && cpuAt !== undefined) {
+        const wallS = (performance.now() - wallAt) / 1000;
+        cpuShares = server.cpuSeconds!().map((seconds, i) => (seconds - cpuAt![i]!) / wallS);
+        const rss = server.rss?.();
+        if (rss !== undefined && rssAt !== undefined) rssGrowthMb = (rss - rssAt) / 1048576;
+      }
+    },
+    core,
+  );
+  const serverShare = cpuShares?.reduce((sum, share) => sum + share, 0);
+  const cpuShare =
+    serverShare === undefined ? undefined : serverShare + Number(result.hopCpuShare ?? 0);
   const redisCpuShare = server.names.includes('redis-server')
     ? cpuShares?.reduce(
         (sum, share, i) => sum + (server.names[i] === 'redis-server' ? share : 0),
@@ -532,10 +603,10 @@ async function measureIdle(server: Server, args: string[]): Promise<Measurement>
 async function measure(target: TargetName, scenario: Scenario): Promise<Measurement> {
   const server = await startServer(target, scenario.env);
   try {
-    const result = await (scenario.key === 'idle' ? measureIdle : measureLoad)(
-      server,
-      scenario.args(target),
-    );
+    const args = scenario.args(target);
+    const result = await (scenario.key === 'idle'
+      ? measureIdle(server, args)
+      : measureLoad(server, args, target === 'redisHop' ? 0 : 1));
     return { ...result, serverPids: server.pids, serverProcesses: server.names };
   } finally {
     await server.stop();
@@ -553,11 +624,12 @@ function machine() {
     ...(runtimes.includes('deno')
       ? { deno: version('node_modules/.bin/deno', ['--version']) }
       : {}),
-    ...(runtimes.includes('workerd')
+    ...(withWorkerd
       ? { wrangler: version(process.execPath, ['node_modules/.bin/wrangler', '--version']) }
       : {}),
     loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
     taskset: hasTaskset,
+    pinned: pinned(),
   };
 }
 
@@ -571,18 +643,30 @@ const info = machine();
 const reference: TargetName = cluster ? 'node' : 'baseline';
 const compared: TargetName[] = cluster ? (Object.keys(CLUSTERS) as TargetName[]) : runtimes;
 const targets: TargetName[] = [reference, ...compared];
+/** Every target a scenario runs: the compared ones, the hop's, and its own extras. */
+const targetsOf = (scenario: Scenario): TargetName[] => [
+  ...targets,
+  ...(cluster && scenario.hopRate !== undefined ? hopColumn : []),
+  ...(scenario.extraTargets ?? []),
+];
 console.log(
   `bench: ${info.nproc} cores (${info.cpu}), Node ${info.node}${info.deno ? `, ${info.deno}` : ''}${info.wrangler ? `, wrangler ${info.wrangler}` : ''}, load average ${info.loadAverage.join(' ')}, taskset ${info.taskset ? 'on' : 'off'}`,
 );
 console.log(
-  `bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${targets.map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`,
+  `bench: ${reps} run(s) per server and scenario, ${sizes.durationMs} ms windows; servers: ${[...targets, ...hopColumn].map((t) => LABELS[t]).join(', ')}; sizes ${JSON.stringify(sizes)}`,
 );
-const unpinned = info.taskset ? '' : ' (no taskset: nothing pinned)';
+const hopLine = hopColumn.length
+  ? "\nbench: bare Redis hop: one process PUBLISHing (ioredis) at the scenario's offered rate " +
+    "and tick, another SUBSCRIBEd, through a redis-server started as the clusters' is" +
+    (pinned() ? ', all three on core 0 as the nodes are' : '')
+  : '';
+const placement = cluster
+  ? '; every DM crosses nodes, match clients are spread over all nodes'
+  : '';
 console.log(
-  cluster
-    ? `bench: pinned: all nodes and redis-server on core 0, load generator on core 1${unpinned}; ` +
-        'every DM crosses nodes, match clients are spread over all nodes'
-    : `bench: pinned: the server on core 0, the load generator on core 1${unpinned}`,
+  pinned()
+    ? `bench: pinned: ${cluster ? 'all nodes and redis-server' : 'the server'} on core 0, the load generator on core 1${placement}${hopLine}`
+    : `bench: nothing pinned (${spread ? '--spread' : 'no taskset'}): servers${cluster ? ', redis-server' : ''} and the load generator run on any core; CPU is still read per process from /proc${placement}${hopLine}`,
 );
 
 const measurements: Record<
@@ -595,7 +679,7 @@ for (const scenario of scenarios) {
     scenario.key
   ] = {});
   for (let rep = 0; rep < reps; rep++) {
-    for (const target of [...targets, ...(scenario.extraTargets ?? [])]) {
+    for (const target of targetsOf(scenario)) {
       const started = performance.now();
       let result: Measurement | { error: string };
       try {
@@ -622,11 +706,17 @@ const rows: Row[] = [];
 for (const scenario of scenarios) {
   for (const metric of scenario.metrics) {
     const values: Partial<Record<TargetName, number>> = {};
-    for (const target of [...targets, ...(scenario.extraTargets ?? [])]) {
+    for (const target of targetsOf(scenario)) {
       const ok = (measurements[scenario.key]![target] ?? []).filter(
         (m): m is Measurement => !('error' in m),
       );
-      const value = median(ok.map((m) => metric.value(m) ?? NaN));
+      const figures = ok.map((m) => metric.value(m) ?? NaN);
+      // A count that must be 0 must be 0 in every run: its sum, which a median would hide.
+      const value = metric.mustBeZero
+        ? figures.length === 0
+          ? undefined
+          : figures.reduce((sum, v) => sum + v, 0)
+        : median(figures);
       if (value !== undefined) values[target] = value;
     }
     const ratios: Partial<Record<TargetName, number>> = {};
@@ -643,25 +733,47 @@ const cell = (value: number | undefined, digits: number) =>
     ? 'n/a'
     : value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 console.log(
-  `\n| scenario | metric | ${LABELS[reference]} | ${compared.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |`,
+  `\n| scenario | metric | ${LABELS[reference]} | ${compared.map((r) => `${LABELS[r]} | ratio`).join(' | ')} |${hopColumn.map((r) => ` ${LABELS[r]} |`).join('')}${shardColumn ? ' workerd 4 / 1 gateway |' : ''}`,
 );
-console.log(`|---|---|---|${compared.map(() => '---|---|').join('')}`);
+console.log(
+  `|---|---|---|${compared.map(() => '---|---|').join('')}${hopColumn.map(() => '---|').join('')}${shardColumn ? '---|' : ''}`,
+);
 for (const [i, { scenario, metric, values, ratios }] of rows.entries()) {
   const first = i === 0 || rows[i - 1]!.scenario !== scenario;
-  const ratio = (r: TargetName) => (ratios[r] === undefined ? '-' : `${ratios[r]!.toFixed(2)}x`);
+  // A latency held to the reference plus a margin: how much above it, not the ratio.
+  const excess = metric.maxExcess !== undefined || metric.showExcess;
+  const base = values[reference];
+  const ratio = (r: TargetName) =>
+    excess
+      ? values[r] === undefined || base === undefined
+        ? '-'
+        : `${values[r]! >= base ? '+' : ''}${(values[r]! - base).toFixed(metric.digits)}`
+      : ratios[r] === undefined
+        ? '-'
+        : `${ratios[r]!.toFixed(2)}x`;
+  const sharded =
+    values.workerd1 && values.workerd4 !== undefined && !metric.mustBeZero
+      ? `${(values.workerd4 / values.workerd1).toFixed(2)}x`
+      : '-';
   console.log(
-    `| ${first ? scenario : ''} | ${metric.name} | ${cell(values[reference], metric.digits)} | ${compared.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |`,
+    `| ${first ? scenario : ''} | ${metric.name} | ${cell(values[reference], metric.digits)} | ${compared.map((r) => `${cell(values[r], metric.digits)} | ${ratio(r)}`).join(' | ')} |${hopColumn.map((r) => ` ${values[r] === undefined ? '-' : cell(values[r], metric.digits)} |`).join('')}${shardColumn ? ` ${sharded} |` : ''}`,
   );
 }
 
 console.log(
   cluster
-    ? '\nratio = cluster / one process: above 1 is better for rates, below 1 for latency. ' +
-        'Per core = rate / CPU share over the window of all nodes and redis-server together.'
+    ? '\nratio = cluster / one process: above 1 is better for rates, below 1 for latency; for ' +
+        "p50 at a fixed offered rate, the cluster's p50 minus the one process's, in ms. " +
+        'Per core = rate / CPU share over the window of all nodes and redis-server together.' +
+        (hopColumn.length
+          ? ' Bare Redis hop = publish -> receive between two Node processes through a ' +
+            'redis-server at the same offered rate: the floor under what crossing nodes adds ' +
+            "(a cross-node DM crosses one such hop); its CPU is both processes' and Redis's."
+          : '')
     : '\nratio = ours / raw ws: above 1 is better for rates, below 1 for latency and memory. Per core = rate / server CPU share over the window.',
 );
 const saturated = scenarios.flatMap((scenario) =>
-  targets.flatMap((target) =>
+  targetsOf(scenario).flatMap((target) =>
     (measurements[scenario.key]![target] ?? []).some(
       (m) => 'loadCpuShare' in m && Number(m.loadCpuShare) > 0.9,
     )
@@ -669,17 +781,21 @@ const saturated = scenarios.flatMap((scenario) =>
       : [],
   ),
 );
-if (runtimes.includes('workerd')) {
+if (withWorkerd) {
   const shares = scenarios.flatMap((scenario) =>
-    (measurements[scenario.key]!.workerd ?? []).flatMap((m) =>
-      'cpuShares' in m && Array.isArray(m.cpuShares) && m.cpuShares.length === 2
-        ? [m.cpuShares[0] / (m.cpuShares[0] + m.cpuShares[1])]
-        : [],
-    ),
+    runtimes
+      .filter(isWorkerd)
+      .flatMap((target) =>
+        (measurements[scenario.key]![target] ?? []).flatMap((m) =>
+          'cpuShares' in m && Array.isArray(m.cpuShares) && m.cpuShares.length === 2
+            ? [m.cpuShares[0] / (m.cpuShares[0] + m.cpuShares[1])]
+            : [],
+        ),
+      ),
   );
   const proxy = median(shares);
   console.log(
-    `workerd: CPU and memory of both of wrangler dev's workerd processes${proxy === undefined ? '' : `; its proxy worker took ${(proxy * 100).toFixed(0)}% of that CPU (median), the Worker and its Durable Object the rest`}.`,
+    `workerd: CPU and memory of both of wrangler dev's workerd processes${proxy === undefined ? '' : `; its proxy worker took ${(proxy * 100).toFixed(0)}% of that CPU (median), the Worker and its Durable Objects the rest`}. 1 gateway = GATEWAY_SHARDS=1 (every socket on one gateway object), 4 gateways = GATEWAY_SHARDS=4; either way one object per room and one matchmaker, all in the one Worker process.${shardColumn ? ' 4 / 1 = the sharded figure over the one-gateway figure.' : ''}`,
   );
 }
 if (saturated.length > 0)
@@ -726,11 +842,12 @@ for (const { scenario, metric, values, ratios } of rows) {
       );
     if (maxExcess !== undefined) {
       const excess = value === undefined || base === undefined ? undefined : value - base;
+      const hop = values.redisHop;
       report(
         target,
         excess === undefined
           ? 'n/a'
-          : `${cell(value, metric.digits)} - ${cell(base, metric.digits)} = ${excess.toFixed(2)}`,
+          : `${cell(value, metric.digits)} - ${cell(base, metric.digits)} = ${excess.toFixed(2)}${hop === undefined ? '' : ` (the bare Redis hop's own: ${cell(hop, metric.digits)})`}`,
         excess !== undefined && excess <= maxExcess,
       );
     }
@@ -748,7 +865,7 @@ const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-
 writeFileSync(
   file,
   JSON.stringify(
-    { machine: info, quick, reps, cluster, runtimes, sizes, rows, measurements, failures },
+    { machine: info, quick, reps, cluster, spread, runtimes, sizes, rows, measurements, failures },
     null,
     2,
   ),

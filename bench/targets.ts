@@ -4,16 +4,26 @@
  * server are those of the processes that serve: found from the listening port (/proc/net/tcp ->
  * socket inode -> /proc/PID/fd), then, for workerd, every `workerd` process of that group
  * (`wrangler dev` runs two: a proxy worker on the public port and the Worker with its Durable
- * Object behind it; every frame crosses both, so both count).
+ * Object behind it; every frame crosses both, so both count). workerd runs twice (`workerd1`,
+ * `workerd4`): `GATEWAY_SHARDS=1` and `=4`, every Durable Object of either in that one Worker
+ * process.
  *
  * A cluster (`cluster2`, `cluster4`: `npm run bench -- --cluster`) is N Node processes started as
  * the Node target is, with `REDIS_URL` and `NODE_ID`, and one `redis-server`
  * (test/contract/cluster-launcher.ts). All of them are pinned to core 0, the one core the single
  * Node server gets: with 2 vCPUs there is no core per node, and on one core "per core" stays
  * comparable with the single process. Its CPU is every node's plus redis-server's.
+ *
+ * `redisHop` is no server: a redis-server alone, started and pinned as a cluster's, for the
+ * `redis-hop` load scenario (bench/scenarios/redis-hop.ts) to measure the bare PUBLISH ->
+ * subscriber hop through it, the floor under what crossing nodes adds.
+ *
+ * `unpin()` (`npm run bench -- --spread`) pins nothing from then on: servers, redis-server and the
+ * load generator run wherever the scheduler puts them, so a cluster's nodes can run in parallel.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { startRedis } from '../test/cluster/redis-server.ts';
 import { launchCluster } from '../test/contract/cluster-launcher.ts';
 import type { LaunchedServer } from '../test/contract/harness.ts';
 import {
@@ -29,11 +39,20 @@ export type TargetName =
   | 'baseline'
   | 'node'
   | 'deno'
-  | 'workerd'
+  | 'workerd1'
+  | 'workerd4'
   | 'nodeHistoryOff'
   | 'cluster2'
-  | 'cluster4';
+  | 'cluster4'
+  | 'redisHop';
 export const RUNTIMES = ['node', 'deno', 'workerd'] as const;
+/**
+ * What `workerd` runs (issue 14): the same Worker twice, by its count of gateway objects
+ * (`GATEWAY_SHARDS`). One gateway holds every socket, the old "one hub object" shape (rooms and
+ * the matchmaker are their own objects all the same); four spread userIds by hash.
+ */
+export const WORKERD = { workerd1: 1, workerd4: 4 } as const;
+export const isWorkerd = (name: TargetName): name is keyof typeof WORKERD => name in WORKERD;
 /** The clusters `--cluster` measures, by their count of Node processes. */
 export const CLUSTERS = { cluster2: 2, cluster4: 4 } as const;
 const isCluster = (name: TargetName): name is keyof typeof CLUSTERS => name in CLUSTERS;
@@ -62,10 +81,12 @@ export const LABELS: Record<TargetName, string> = {
   baseline: 'raw ws (Node)',
   node: 'ours Node',
   deno: 'ours Deno',
-  workerd: 'ours workerd',
+  workerd1: 'ours workerd, 1 gateway (one hub object)',
+  workerd4: 'ours workerd, 4 gateways (sharded)',
   nodeHistoryOff: 'ours Node, HISTORY=off',
   cluster2: 'ours Node, 2 nodes + Redis',
   cluster4: 'ours Node, 4 nodes + Redis',
+  redisHop: 'bare Redis hop',
 };
 
 export const hasTaskset = (() => {
@@ -77,13 +98,23 @@ export const hasTaskset = (() => {
   }
 })();
 
-/** `command args` to run pinned to `core`, when taskset exists. */
+let pinning = hasTaskset;
+/** Pins nothing from now on (`--spread`). */
+export function unpin() {
+  pinning = false;
+}
+/** Whether processes are pinned (taskset exists and `unpin` was not called). */
+export const pinned = () => pinning;
+
+/** `command args` to run pinned to `core`, when pinning. */
 export const pinnedCommand = (core: number, command: string, args: string[]): [string, string[]] =>
-  hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
+  pinning ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
 
 export interface Server {
   /** Every node's base URL (one, but for a cluster); the load generator spreads over them. */
   baseUrls: string[];
+  /** `redisHop`'s redis-server, `redis://127.0.0.1:PORT` (no base URL then). */
+  redisUrl?: string;
   /** CPU seconds (user + system) of each serving process so far; undefined when they were not found. */
   cpuSeconds: (() => number[]) | undefined;
   /** Their resident memory, bytes. */
@@ -161,7 +192,7 @@ function servingProcesses(port: number, workerd: boolean): { serving: number[]; 
 }
 
 function launch(
-  name: Exclude<TargetName, keyof typeof CLUSTERS>,
+  name: Exclude<TargetName, keyof typeof CLUSTERS | 'redisHop'>,
   extra: Record<string, string>,
 ): Promise<LaunchedServer> {
   const env = { ...OURS_ENV, ...extra };
@@ -174,14 +205,16 @@ function launch(
       return launchNode({ ...env, HISTORY: 'off' });
     case 'deno':
       return launchDeno(env);
-    case 'workerd':
-      return launchCloudflare(env);
+    case 'workerd1':
+    case 'workerd4':
+      // A scenario's own GATEWAY_SHARDS wins (bench/workerd-ceilings.ts --shards).
+      return launchCloudflare({ GATEWAY_SHARDS: String(WORKERD[name]), ...env });
   }
 }
 
-/** Pins every thread of each of `pids` to core 0 (when taskset exists). */
+/** Pins every thread of each of `pids` to core 0 (when pinning). */
 function pinToCore0(pids: number[]) {
-  for (const pid of hasTaskset ? pids : []) {
+  for (const pid of pinning ? pids : []) {
     try {
       execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
     } catch {
@@ -233,15 +266,23 @@ async function startCluster(nodes: number, env: Record<string, string>): Promise
   }
 }
 
+/** A redis-server alone, pinned as a cluster's (`redisHop`); its CPU is read, the load adds its own. */
+async function startRedisAlone(): Promise<Server> {
+  const redis = await startRedis();
+  pinToCore0([redis.pid]);
+  return { ...measured([], [redis.pid], () => redis.stop()), redisUrl: redis.url };
+}
+
 /** Starts `name`, pins its process group to core 0 and finds the processes whose CPU counts. */
 export async function startServer(
   name: TargetName,
   env: Record<string, string> = {},
 ): Promise<Server> {
   if (isCluster(name)) return startCluster(CLUSTERS[name], env);
+  if (name === 'redisHop') return startRedisAlone();
   const server = await launch(name, env);
   try {
-    const { serving, group } = servingProcesses(portOf(server.baseUrl), name === 'workerd');
+    const { serving, group } = servingProcesses(portOf(server.baseUrl), isWorkerd(name));
     pinToCore0(group);
     return measured([server.baseUrl], serving, () => server.stop());
   } catch (error) {

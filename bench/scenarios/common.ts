@@ -146,10 +146,27 @@ export const latencies = (histogram: Histogram) => ({
 export const durationArg = () => intArg('ms', 5000, 100, 120_000);
 
 /**
- * Open loop at `--rate` messages/s: every `--tick` ms, `sendOne()` is called as many times as the
- * rate says are due by now, whatever came back. A stalled tick catches up, capped at 100 ms worth
- * so a long stall cannot turn into an unbounded burst. Every message a `receivers` socket gets in
- * the window is a delivery, its latency read from the send time in its messageId.
+ * The open loop's sender: every `--tick` ms, `sendOne()` is called as many times as `perSecond`
+ * says are due by now, whatever came back. A stalled tick catches up, capped at 100 ms worth so a
+ * long stall cannot turn into an unbounded burst. Returns the function that stops it.
+ */
+export function offer(perSecond: number, sendOne: () => void): () => void {
+  const started = performance.now();
+  let sent = 0;
+  const timer = setInterval(
+    () => {
+      const due = Math.floor(((performance.now() - started) * perSecond) / 1000) - sent;
+      sent += due;
+      for (let i = Math.min(due, Math.ceil(perSecond / 10)); i > 0; i--) sendOne();
+    },
+    intArg('tick', 2, 1, 100),
+  );
+  return () => clearInterval(timer);
+}
+
+/**
+ * Open loop at `--rate` messages/s (`offer`). Every message a `receivers` socket gets in the
+ * window is a delivery, its latency read from the send time in its messageId.
  */
 export async function openLoop(receivers: WebSocket[], perSecond: number, sendOne: () => void) {
   const histogram = new Histogram();
@@ -162,17 +179,8 @@ export async function openLoop(receivers: WebSocket[], perSecond: number, sendOn
       histogram.record(performance.now() - stampOf(data));
     });
   }
-  const started = performance.now();
-  let sent = 0;
-  const timer = setInterval(
-    () => {
-      const due = Math.floor(((performance.now() - started) * perSecond) / 1000) - sent;
-      sent += due;
-      for (let i = Math.min(due, Math.ceil(perSecond / 10)); i > 0; i--) sendOne();
-    },
-    intArg('tick', 2, 1, 100),
-  );
+  const stop = offer(perSecond, sendOne);
   const measured = await measureWindow(durationArg(), state);
-  clearInterval(timer);
+  stop();
   return { delivered, ...measured, offeredPerS: perSecond, ...latencies(histogram) };
 }

@@ -8,7 +8,7 @@
 import type { WebSocket } from 'ws';
 import { intArg, openAll, openLoop, run } from './common.ts';
 
-function joinRoom(ws: WebSocket, room: string): Promise<void> {
+export function joinRoom(ws: WebSocket, room: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no room_joined for ${room}`)), 10_000);
     const onMessage = (data: Buffer) => {
