@@ -11,8 +11,8 @@
  */
 import { WebSocket } from 'ws';
 import { shardOf } from '../../src/core/shard.ts';
-import { intArg, openLoop, run, urls } from './common.ts';
-import { joinRoom } from './room.ts';
+import { intArg, run, urls } from './common.ts';
+import { joinRoom, roomChatLoop } from './room.ts';
 
 /** Opens `userId`'s socket and reads which gateway took it (the 101's `x-aleatoria-gateway`). */
 function openOn(userId: string): Promise<{ ws: WebSocket; gateway: string }> {
@@ -61,23 +61,9 @@ export async function oneRoom() {
   for (let i = 0; i < members.length; i += 50)
     await Promise.all(members.slice(i, i + 50).map((m) => joinRoom(m.ws, room)));
 
-  let next = 0;
-  let seq = 0;
-  const result = await openLoop(
-    members.map((m) => m.ws),
+  const result = await roomChatLoop(
+    members.map((m) => ({ ws: m.ws, room })),
     perSecond,
-    () => {
-      const member = members[next]!;
-      next = (next + 1) % members.length;
-      member.ws.send(
-        JSON.stringify({
-          type: 'chat_message',
-          room,
-          messageId: `${performance.now()}`,
-          payload: { content: `hello ${seq++}` },
-        }),
-      );
-    },
   );
   return { ...result, members: size, expectedPerS: perSecond * size, placement, misplaced };
 }

@@ -32,9 +32,21 @@ export async function room() {
   for (let i = 0; i < members.length; i += 100)
     await Promise.all(members.slice(i, i + 100).map((m) => joinRoom(m.ws, m.room)));
 
+  const result = await roomChatLoop(members, perSecond);
+  return { ...result, expectedPerS: perSecond * size };
+}
+
+/**
+ * Room messages at `perSecond`, open loop, each member in turn sending to its room; resolves with
+ * the latency and rate `openLoop` measured over every member's deliveries.
+ */
+export function roomChatLoop(
+  members: readonly { ws: WebSocket; room: string }[],
+  perSecond: number,
+) {
   let next = 0;
   let seq = 0;
-  const result = await openLoop(
+  return openLoop(
     members.map((m) => m.ws),
     perSecond,
     () => {
@@ -50,5 +62,4 @@ export async function room() {
       );
     },
   );
-  return { ...result, expectedPerS: perSecond * size };
 }
