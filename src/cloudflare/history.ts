@@ -18,7 +18,12 @@ const SWEEP_EVERY = 256;
 /** Above every id (16 digits): the upper bound of a read without `before`. */
 const NO_BOUND = '9'.repeat(17);
 
-export function createSqliteHistory(sql: SqlStorage, limits: HistoryLimits): HistoryStore {
+/** The SQLite store, which can also take back a message it kept (a DM that found nobody). */
+export interface SqliteHistory extends HistoryStore {
+  forget(conversation: string, id: string): void;
+}
+
+export function createSqliteHistory(sql: SqlStorage, limits: HistoryLimits): SqliteHistory {
   sql.exec(`CREATE TABLE IF NOT EXISTS history (
     conversation TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -49,6 +54,9 @@ export function createSqliteHistory(sql: SqlStorage, limits: HistoryLimits): His
         limits.limit,
       );
       if (appends++ % SWEEP_EVERY === 0) sql.exec('DELETE FROM history WHERE id < ?', oldest(now));
+    },
+    forget(conversation, id) {
+      sql.exec('DELETE FROM history WHERE conversation = ? AND id = ?', conversation, id);
     },
     read(conversation, before, limit, now) {
       return sql

@@ -20,7 +20,7 @@ import {
 import type { HubSeams } from '../core/hub.ts';
 import type { HubHost, UserDirectory } from '../core/seams.ts';
 import { type Env, gateway, gatewayOf, matchmaker } from './env.ts';
-import { createSqliteHistory } from './history.ts';
+import { createSqliteHistory, type SqliteHistory } from './history.ts';
 import { createMatchmakerPool, type MatchmakerPool } from './matchmaker.ts';
 import { createRoomSeam, type RoomSeam } from './room-seam.ts';
 import type { GatewayRpc } from './rpc.ts';
@@ -54,7 +54,7 @@ export function createShards(options: {
 }): Shards {
   const { env, name, shards, onError } = options;
   let host: HubHost | undefined;
-  let kept: HistoryStore | undefined;
+  let kept: SqliteHistory | undefined;
   let pool: MatchmakerPool | undefined;
   let rooms: RoomSeam | undefined;
   const here = (userId: string) => gatewayOf(userId, shards) === name;
@@ -95,10 +95,13 @@ export function createShards(options: {
           if (answer.message) keep.message = answer.message;
           return answer.found;
         });
-      // This gateway keeps it: named here, kept here once delivered there.
-      keep.message = named(keep.message, keep.conversation);
-      return call(userId, (to) => to.deliver(userId, keep.message.text)).then((answer) => {
-        if (answer.found) kept!.append(keep.conversation, keep.message, Date.now());
+      // This gateway keeps it: named and kept here before it leaves, so the recipient never sees
+      // it before history has it; taken back should nobody have the recipient.
+      const { conversation } = keep;
+      const message = (keep.message = named(keep.message, conversation));
+      kept!.append(conversation, message, Date.now());
+      return call(userId, (to) => to.deliver(userId, message.text)).then((answer) => {
+        if (!answer.found) kept!.forget(conversation, message.id);
         return answer.found;
       });
     },
