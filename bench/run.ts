@@ -36,6 +36,7 @@ import {
   pinned,
   pinnedCommand,
   RUNTIMES,
+  runIsolated,
   startServer,
   isWorkerd,
   type Server,
@@ -71,22 +72,7 @@ const withWorkerd = runtimes.some(isWorkerd);
 const shardColumn = runtimes.includes('workerd1') && runtimes.includes('workerd4');
 
 // workerd must not reach outside: run the whole bench in a loopback-only network namespace.
-if (withWorkerd && !process.env.ALEATORIA_BENCH_ISOLATED) {
-  const result = spawnSync(
-    'bash',
-    ['scripts/isolated.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...argv],
-    {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        ALEATORIA_BENCH_ISOLATED: '1',
-        WRANGLER_SEND_METRICS: 'false',
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-      },
-    },
-  );
-  process.exit(result.status ?? 1);
-}
+if (withWorkerd && !process.env.ALEATORIA_BENCH_ISOLATED) runIsolated('bench/run.ts', argv);
 
 const reps = quick ? 1 : 3;
 const sizes = quick

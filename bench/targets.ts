@@ -21,7 +21,7 @@
  * `unpin()` (`npm run bench -- --spread`) pins nothing from then on: servers, redis-server and the
  * load generator run wherever the scheduler puts them, so a cluster's nodes can run in parallel.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { startRedis } from '../test/cluster/redis-server.ts';
 import { launchCluster } from '../test/contract/cluster-launcher.ts';
@@ -289,4 +289,31 @@ export async function startServer(
     await server.stop();
     throw error;
   }
+}
+
+/**
+ * Runs `script` again with `argv` inside a network namespace with loopback only
+ * (scripts/isolated.sh), as workerd must run, and exits with its status once `afterwards` (the
+ * cleaning up after wrangler) has run.
+ */
+export function runIsolated(
+  script: string,
+  argv: readonly string[],
+  afterwards?: () => void,
+): never {
+  const result = spawnSync(
+    'bash',
+    ['scripts/isolated.sh', process.execPath, '--import', 'tsx', script, ...argv],
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        ALEATORIA_BENCH_ISOLATED: '1',
+        WRANGLER_SEND_METRICS: 'false',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      },
+    },
+  );
+  afterwards?.();
+  process.exit(result.status ?? 1);
 }

@@ -27,7 +27,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, constants as osConstants, tmpdir } from 'node:os';
 import { procStat } from '../test/contract/launchers.ts';
-import { hasTaskset, pinned, pinnedCommand, type Server, startServer } from './targets.ts';
+import {
+  hasTaskset,
+  pinned,
+  pinnedCommand,
+  runIsolated,
+  type Server,
+  startServer,
+} from './targets.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) =>
@@ -64,31 +71,12 @@ const FOLLOWS = 0.95;
 const P99_BOUND_MS = 1000;
 
 if (!process.env.ALEATORIA_BENCH_ISOLATED) {
-  const result = spawnSync(
-    'bash',
-    [
-      'scripts/isolated.sh',
-      process.execPath,
-      '--import',
-      'tsx',
-      'bench/workerd-ceilings.ts',
-      ...argv,
-    ],
-    {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        ALEATORIA_BENCH_ISOLATED: '1',
-        WRANGLER_SEND_METRICS: 'false',
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-      },
-    },
-  );
-  // The run inside the namespace is over and every server with it: clean up after wrangler.
-  for (const name of shmBefore ? readdirSync('/dev/shm') : [])
-    if (!shmBefore!.has(name) && /^(miniflare-|tsx-|update-check$)/.test(name))
-      rmSync(`/dev/shm/${name}`, { recursive: true, force: true });
-  process.exit(result.status ?? 1);
+  runIsolated('bench/workerd-ceilings.ts', argv, () => {
+    // The run inside the namespace is over and every server with it: clean up after wrangler.
+    for (const name of shmBefore ? readdirSync('/dev/shm') : [])
+      if (!shmBefore!.has(name) && /^(miniflare-|tsx-|update-check$)/.test(name))
+        rmSync(`/dev/shm/${name}`, { recursive: true, force: true });
+  });
 }
 
 /** The load generator running now, killed should this process exit before it. */
