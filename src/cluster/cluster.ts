@@ -116,6 +116,9 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     log,
     warn,
   });
+  // Routes wait for the end of the turn to go as one script, but never behind a later command
+  // (a pool take, a room message): Redis runs the node's commands in the order they were made.
+  link.beforeEachCommand(inbox.flush);
 
   const rooms = createRooms({
     link,
@@ -124,7 +127,6 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
     roomPrefix: channel.roomPrefix,
     host: () => host,
     localRooms: () => localRooms,
-    flushRoutes: () => inbox.flush(),
     warn,
   });
 

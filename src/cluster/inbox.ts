@@ -8,6 +8,9 @@
  * node only hears what is addressed to its own users. What a node routes within one turn of its
  * event loop goes as one script, and what it has for one other node as one message on that node's
  * inbox: under load, the Redis commands and the pub/sub messages per frame fall with the batch.
+ * Held routes go out before any other command of the node (`RedisLink.beforeEachCommand`), so a
+ * pool take or a room message never overtakes a DM or a `hangup` made before it; pair changes go
+ * at once.
  */
 import { setImmediate } from 'node:timers';
 import type { HistoryConfig } from '../core/config.ts';
@@ -25,16 +28,6 @@ import { BATCH_SEPARATOR, ROUTE } from './scripts.ts';
  * clock): below the link's 1 s command timeout, after which the user was told `unavailable`.
  */
 const SCRIPT_BUDGET_MS = 750;
-
-/**
- * Whether DMs and relays wait for the end of the event loop's turn to go as one script. Faster
- * (relay per core 0.52-0.58x of one process instead of 0.23-0.55x), but a held DM (a `hangup`
- * relay among them) can be overtaken by the same node's pool commands, and the cluster match
- * bench then counted double and one-sided matches on 4 nodes (rarely, even with pairings sent
- * at once). Off, so every route is its own script in link order, until routes and the pool's
- * writes go out in one ordered batch.
- */
-const HOLD_FOR_THE_TURN = false;
 
 /** The most messages one `ROUTE` script carries (a turn with more sends several). */
 const MAX_BATCH = 256;
@@ -115,7 +108,7 @@ export function createInbox(options: InboxOptions): Inbox {
     now = false,
   ): Promise<boolean> {
     return new Promise<number>((resolve, reject) => {
-      const hold = HOLD_FOR_THE_TURN && !now;
+      const hold = !now;
       if (waiting.length === 0 && hold) setImmediate(flush);
       waiting.push({ userId, header, frame, keep, resolve, reject });
       if (!hold) flush();

@@ -72,6 +72,11 @@ export interface RedisLink {
   readonly ready: boolean;
   /** A command timed out and no PING has been answered since: commands fail at once. */
   readonly stalled: boolean;
+  /**
+   * Runs `hook` before each command is written: what holds commands back to batch them (the
+   * inbox's routes) sends them first, so Redis runs a node's commands in the order they were made.
+   */
+  beforeEachCommand(hook: () => void): void;
   /** Sends one command; rejects with `RedisUnavailableError` when Redis cannot answer. */
   send(command: string, ...args: RedisArg[]): Promise<RedisReply>;
   /** Runs `script` by SHA (`EVALSHA`), falling back to `EVAL` (which caches it) on `NOSCRIPT`. */
@@ -305,7 +310,10 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
     probe();
   }
 
+  let beforeCommand: (() => void) | undefined;
+
   async function send(command: string, ...args: RedisArg[]): Promise<RedisReply> {
+    beforeCommand?.();
     if (!ready) throw new RedisUnavailableError('Redis unavailable: not connected');
     if (stalled) throw new RedisUnavailableError('Redis unavailable: not answering');
     try {
@@ -322,6 +330,9 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
     },
     get stalled() {
       return stalled;
+    },
+    beforeEachCommand(hook) {
+      beforeCommand = hook;
     },
     send,
     async run(script, keys, args) {

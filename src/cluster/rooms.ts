@@ -19,8 +19,6 @@ export interface RoomsOptions {
   host(): HubHost | undefined;
   /** This process's rooms, from the hub. */
   localRooms(): RoomRegistry | undefined;
-  /** Sends the DMs and relays still waiting for the end of the turn (`Inbox.flush`). */
-  flushRoutes(): void;
   warn(event: string): (error: unknown) => void;
 }
 
@@ -87,8 +85,8 @@ export function createRooms(options: RoomsOptions): Rooms {
       // Kept (the append goes out first) before any other node can hear it: the link writes
       // commands in order, so a member elsewhere that reads history finds it.
       const reached = local.broadcast(room, text, except, keep);
-      // After what the same turn routed to users (a DM before it is heard before it).
-      options.flushRoutes();
+      // After what the same turn routed to users (the link sends held routes first), so a DM
+      // sent before it is heard before it.
       link.send('PUBLISH', `${roomPrefix}${room}`, `${nodeId}\n${text}`).catch(() => {
         host()?.metrics.inc('aleatoria_state_failures_total');
       });
