@@ -27,6 +27,9 @@ import type { Logger } from './core/log.ts';
 /** How long a slow consumer gets to take its backlog and the 1013 close frame before it is cut off. */
 export const SLOW_CONSUMER_GRACE_MS = 1000;
 
+/** The close code a runtime reports for a socket that ended without a close frame (RFC 6455). */
+const ABNORMAL_CLOSURE = 1006;
+
 /** What the bridge needs of a socket: a `ws` WebSocket and a web-standard one both are one. */
 export interface BridgeSocket {
   send(text: string): void;
@@ -76,8 +79,11 @@ export interface SocketBridge<S extends BridgeSocket> {
   binary(link: Link): void;
   /** A frame over `MAX_MESSAGE_BYTES` arrived on a runtime that cannot refuse it itself: 1009. */
   tooBig(link: Link): void;
-  /** The socket is closed (by either side). */
-  closed(link: Link, code: number): void;
+  /**
+   * The socket is closed (by either side). `clean`: a close frame ended it (by default, any code
+   * but 1006; Deno reports a dropped connection as 0 and its own heartbeat's close as 1001).
+   */
+  closed(link: Link, code: number, clean?: boolean): void;
   /**
    * Everything decided between the checks of `createApp` and the upgrade itself: the per-IP cap
    * (a 429 response is returned) and, when the userId is held by a socket without the newcomer's
@@ -255,13 +261,15 @@ export function createSocketBridge<S extends BridgeSocket>(
       drop(conn, CloseCode.messageTooBig, 'message too big');
       hub.close(conn);
     },
-    closed({ conn }, code) {
+    closed({ conn }, code, clean = code !== ABNORMAL_CLOSURE) {
       const entry = sockets.get(conn);
       if (!entry) return;
       live--;
       perIp.remove(entry.ip);
       sockets.delete(conn);
-      hub.close(conn);
+      // No close frame on a socket the server did not close itself: a network blip, or the
+      // heartbeat's drop. A call may wait for its user (CALL_RESUME_MS).
+      hub.close(conn, !entry.dropped && !clean);
       log.debug('connection_closed', { conn, code });
     },
     async admit(request) {

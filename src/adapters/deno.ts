@@ -64,7 +64,7 @@ export function startDenoServer(config: Config, log: Logger, seams?: HubSeams): 
   }
   function onClose(this: Bound, event: CloseEvent) {
     // A socket that never opened has no link, and the bridge never knew it.
-    if (this[LINK]) bridge.closed(this[LINK], event.code);
+    if (this[LINK]) bridge.closed(this[LINK], event.code, event.wasClean);
   }
 
   const app = createApp({

@@ -146,7 +146,10 @@ export class GatewayObject extends DurableObject<Env> implements GatewayRpc {
     else server.accept();
     const link = this.bridge.open(connect, server);
     if (hibernates) this.links.set(server, link);
-    else server.addEventListener('close', (event) => this.bridge.closed(link, event.code));
+    else
+      server.addEventListener('close', (event) =>
+        this.bridge.closed(link, event.code, event.wasClean),
+      );
     // Which gateway took the socket, for operators (and the tests) to see the spread.
     const headers: Record<string, string> = { [GATEWAY_HEADER]: this.name };
     // workerd does not pick a subprotocol itself: echo the one the Worker accepted (auth).
@@ -185,8 +188,8 @@ export class GatewayObject extends DurableObject<Env> implements GatewayRpc {
     if (link) this.bridge.frame(link, message);
   }
 
-  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
-    this.forget(ws, code);
+  override webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): void {
+    this.forget(ws, code, wasClean);
     // Answer the client's close; 1005/1006 are not codes one may send, so they become 1000.
     closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
@@ -195,11 +198,11 @@ export class GatewayObject extends DurableObject<Env> implements GatewayRpc {
     this.forget(ws, 1006);
   }
 
-  private forget(ws: WebSocket, code: number) {
+  private forget(ws: WebSocket, code: number, clean?: boolean) {
     const link = this.links.get(ws);
     if (!link) return;
     this.links.delete(ws);
     this.sessions.forget(ws);
-    this.bridge.closed(link, code);
+    this.bridge.closed(link, code, clean);
   }
 }

@@ -52,6 +52,11 @@ export interface Config {
   matchesPerMinute: number;
   /** How long a silent old socket has to show a sign of life before a newcomer without its token replaces it. */
   takeoverProbeMs: number;
+  /**
+   * How long a call waits for a partner whose socket dropped (no close frame, or the heartbeat) and
+   * who holds a token; 0: the partner is hung up at once, as for a clean close.
+   */
+  callResumeMs: number;
   /** Rooms of at most this many members get `user_status` when someone joins or leaves (0: none). */
   presenceRoomLimit: number;
   /** The most members `room_members` lists (its count is always exact). */
@@ -121,6 +126,7 @@ export const CONFIG_VARIABLES = [
   'STUN_URLS',
   'MATCHES_PER_MINUTE',
   'TAKEOVER_PROBE_MS',
+  'CALL_RESUME_MS',
   'MATCH_REQUESTS_PER_MINUTE',
   'PRESENCE_ROOM_LIMIT',
   'PRESENCE_LIST_LIMIT',
@@ -298,6 +304,7 @@ export function parseConfig(env: Env): Config {
     },
     matchesPerMinute: int('MATCHES_PER_MINUTE', 30, 1, 100_000),
     takeoverProbeMs: int('TAKEOVER_PROBE_MS', 2000, 0, 60_000),
+    callResumeMs: int('CALL_RESUME_MS', 10_000, 0, 600_000),
     presenceRoomLimit: int('PRESENCE_ROOM_LIMIT', 50, 0, 100_000),
     presenceListLimit: int('PRESENCE_LIST_LIMIT', 100, 1, 10_000),
     history: {

@@ -51,6 +51,8 @@ export interface Envelopes {
   hangup(fromUser: string, toUser: string, reason: string): string;
   /** `userId` came into or left `room`, for its other members. */
   userStatus(room: string, userId: string, status: 'online' | 'offline'): string;
+  /** `userId`'s socket dropped mid-call (`reconnecting`) or is back (`online`), for its partner. */
+  partnerStatus(toUser: string, userId: string, status: 'online' | 'reconnecting'): string;
   /**
    * `recent_messages` or `direct_messages`: `payload` with `messages`, the stored frames spliced in
    * as they are (never parsed and serialized again).
@@ -164,6 +166,11 @@ export function createEnvelopes(now: () => number): Envelopes {
       const createTime = timestamp();
       const payload = { userId, status, timestamp: createTime };
       return encode({ type: 'user_status', fromUser: SYSTEM_USER, room, payload, createTime });
+    },
+    partnerStatus(toUser, userId, status) {
+      const createTime = timestamp();
+      const payload = { userId, status, timestamp: createTime };
+      return encode({ type: 'user_status', fromUser: SYSTEM_USER, toUser, payload, createTime });
     },
     roomChat: (fromUser, room, payload, messageId, id) =>
       encode({

@@ -24,6 +24,8 @@ export interface HostDeps {
   ended(session: Session): void;
   /** Tells the socket why (`error replaced`) and closes it with 4000. */
   replace(session: Session, why: string): void;
+  /** Whether `session` waits with no socket for its user to come back to a call (`resume.ts`). */
+  away(session: Session): boolean;
   /** Ends a session as a disconnect would: rooms, pool, partner hung up, forgotten. */
   end(session: Session): void;
   /** Drops the session from this process's maps, telling nobody. */
@@ -47,9 +49,10 @@ export function createHost(deps: HostDeps): HubHost {
       if (existing.token !== undefined && tokenMatches(existing.token)) {
         // A takeover from another process: the session moves there as it is (rooms, pool,
         // partner), so nobody is told anything but the old socket.
-        const state = stateOf(existing, pool.has(userId));
+        const away = deps.away(existing);
+        const state = stateOf(existing, pool.has(userId), away);
         deps.ended(existing);
-        deps.replace(existing, 'This session was taken over by a new connection.');
+        if (!away) deps.replace(existing, 'This session was taken over by a new connection.');
         for (const room of existing.rooms) rooms.leave(room, existing);
         if (state.available) pool.delete(userId);
         deps.forget(existing);

@@ -63,6 +63,7 @@ export function hubOptionsFrom(config: Config): HubOptions {
     rateLimitCloseAfterMs: config.rateLimitCloseAfterMs,
     matchesPerMinute: config.matchesPerMinute,
     takeoverProbeMs: config.takeoverProbeMs,
+    callResumeMs: config.callResumeMs,
     presenceRoomLimit: config.presenceRoomLimit,
     presenceListLimit: config.presenceListLimit,
     history: config.history,
@@ -85,6 +86,11 @@ export interface HubOptions {
    * it; 0 refuses such a newcomer at once, without asking.
    */
   takeoverProbeMs?: number;
+  /**
+   * How long a call waits for a user whose socket ended abnormally and who holds a token
+   * (`resume.ts`); absent or 0: its partner is hung up at once.
+   */
+  callResumeMs?: number;
   /** What `get_ice_servers` hands out; absent: no servers. */
   turn?: TurnOptions;
   /** Rooms of at most this many members get `user_status` on joins and leaves; absent or 0: none. */
@@ -125,8 +131,12 @@ export interface Hub {
   message(conn: ConnId, text: string): void;
   /** Handles one binary frame (not part of the protocol). */
   binary(conn: ConnId): void;
-  /** The socket is gone; a connection that was replaced or never accepted is ignored. */
-  close(conn: ConnId): void;
+  /**
+   * The socket is gone; a connection that was replaced or never accepted is ignored. `abnormal`:
+   * it ended without a close frame or was dropped by the heartbeat (a network blip), so a call
+   * may wait for its user to come back (`callResumeMs`).
+   */
+  close(conn: ConnId, abnormal?: boolean): void;
   /** Re-registers a session after the adapter lost its memory (Durable Object wake); sends nothing. */
   restore(conn: ConnId, state: unknown): boolean;
   state(conn: ConnId): SessionState | undefined;

@@ -21,16 +21,18 @@ import { createDispatch } from './dispatch.ts';
 import { createEnvelopes } from './envelope.ts';
 import { createNoHistory, type HistoryStore } from './history.ts';
 import { createHost } from './host.ts';
-import { CloseCode, createIdentity } from './identity.ts';
+import { CloseCode, createIdentity, setTimer } from './identity.ts';
 import { parseClientFrame } from './inbound.ts';
 import { createLocalPool, createLocalRooms, createLocalUsers } from './local-state.ts';
 import { createMemoryHistory } from './memory-history.ts';
 import { createMatching } from './matching.ts';
+import { createMembership } from './membership.ts';
 import { createMetrics } from './metrics.ts';
 import { createOrdering } from './ordering.ts';
 import { createPresence } from './presence.ts';
 import type { RefusalCode, ResponseErrorCode } from './protocol.ts';
 import { createTokenBucket, judgeFrame } from './rate-limit.ts';
+import { createResume } from './resume.ts';
 import { type Asker, type Keep, type MaybePromise, whenReady } from './seams.ts';
 import {
   type ConnId,
@@ -109,8 +111,9 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     envelopes,
     send,
     touch,
-    endPairOf,
-    leave,
+    // The local users end pairs as the hub does (built just below, from these users).
+    endPairOf: (session, reason) => membership.endPairOf(session, reason),
+    leave: (userId, partner, reason) => membership.leave(userId, partner, reason),
     keep,
   });
   const users = seams.users ? seams.users(localUsers) : localUsers;
@@ -121,6 +124,8 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     metrics,
     later,
   });
+  const membership = createMembership({ rooms, presence, envelopes, users, wait, touch, later });
+  const { joinRoom, leaveRoom, endPairOf } = membership;
 
   const refuse = (
     session: Pick<Session, 'conn' | 'userId'>,
@@ -150,35 +155,6 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     dirty.clear();
   }
 
-  function joinRoom(session: Session, room: string, announce = true) {
-    // Not announced: a session restored after a wake, whose rooms' shared registries have it.
-    wait(session, rooms.join(room, session, !announce));
-    session.rooms.add(room);
-    touch(session);
-    if (announce) presence.tell(rooms, room, session.userId, 'online', session);
-  }
-
-  function leaveRoom(session: Session, room: string) {
-    wait(session, rooms.leave(room, session));
-    session.rooms.delete(room);
-    touch(session);
-    presence.tell(rooms, room, session.userId, 'offline', session);
-  }
-
-  /** Ends `session`'s pair; the partner is told with a server `hangup` when `reason` is given. */
-  function endPairOf(session: Session, reason?: string) {
-    const former = session.partner;
-    session.partner = undefined;
-    touch(session);
-    if (former !== undefined) leave(session.userId, former, reason);
-  }
-
-  /** Ends `partner`'s pair with `userId`, wherever it is, telling it `reason` when given. */
-  function leave(userId: string, partner: string, reason?: string) {
-    const hangup = reason === undefined ? undefined : envelopes.hangup(userId, partner, reason);
-    later(users.endPair(partner, userId, hangup), () => {});
-  }
-
   const matching = createMatching({
     pool,
     users,
@@ -196,6 +172,21 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     endPairOf,
     wait,
     later,
+  });
+
+  const resume = createResume({
+    sessions,
+    metrics,
+    envelopes,
+    windowMs: options.callResumeMs ?? 0,
+    users,
+    setTimer: deps.setTimer ?? setTimer,
+    send,
+    later,
+    unavailable: (session) => matching.setAvailable(session, false),
+    socketGone: (session) => identity.ended(session),
+    remove,
+    flush,
   });
 
   /** A session from `state`; `announce`: a newcomer its rooms are told of (not a wake). */
@@ -225,6 +216,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
   }
 
   function forget(session: Session) {
+    resume.stop(session);
     byUser.delete(session.userId);
     byConn.delete(session.conn);
     dirty.delete(session);
@@ -248,6 +240,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     presence,
     probe: (session) => identity.probe(session),
     ended: (session) => identity.ended(session),
+    away: resume.away,
     replace,
     end,
     forget,
@@ -266,6 +259,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     refuse: (conn, userId, code, error) => refuse({ conn, userId }, code, error),
     close: deps.close,
     claims,
+    resume,
     register,
     joinRoom,
     remove,
@@ -365,9 +359,10 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     },
     message: frame,
     binary: (conn) => frame(conn, undefined),
-    close(conn) {
+    close(conn, abnormal) {
       const session = byConn.get(conn);
-      if (session) remove(session);
+      // A call waits for a user whose socket merely dropped (resume.ts).
+      if (session && !(abnormal && resume.hold(session))) remove(session);
       flush();
     },
     restore(conn, state) {

@@ -6,6 +6,7 @@
  * share one probe.
  */
 import type { Metrics } from './metrics.ts';
+import type { Resume } from './resume.ts';
 import type { UserClaims } from './seams.ts';
 import { DEFAULT_ROOM, type RefusalCode } from './protocol.ts';
 import type { ConnId, Session, Sessions, SessionState } from './session.ts';
@@ -43,6 +44,8 @@ export interface IdentityDeps {
   close(conn: ConnId, code: number, reason: string): void;
   /** UserIds held by other processes; absent: this process alone. */
   readonly claims: UserClaims | undefined;
+  /** Sessions waiting, with no socket, for their user to come back to a call. */
+  readonly resume: Pick<Resume, 'away' | 'stop' | 'back'>;
   register(conn: ConnId, state: SessionState, announce?: boolean): Session;
   joinRoom(session: Session, room: string): void;
   /** Ends a session as a disconnect does (rooms, pool, partner told). */
@@ -134,7 +137,9 @@ export function createIdentity(deps: IdentityDeps): Identity {
     prepare(request) {
       const existing = byUser.get(request.userId);
       if (!existing) return deps.claims?.prepare(request);
-      if (deps.probeMs === 0 || takesOver(existing, request)) return undefined;
+      // A session waiting for its user has no socket to ask: only the token's holder gets it.
+      if (deps.probeMs === 0 || takesOver(existing, request) || deps.resume.away(existing))
+        return undefined;
       const settled = probe(existing);
       const { claims } = deps;
       // Replaced here: the userId is free again, and newcomers on other processes may race for it.
@@ -149,10 +154,12 @@ export function createIdentity(deps: IdentityDeps): Identity {
         const handed = claimed?.state;
         if (handed) {
           // Handed over by another process: the same client, its rooms, availability and call.
-          const session = deps.register(conn, { ...handed, token: request.token }, false);
+          const { resuming, ...state } = handed;
+          const session = deps.register(conn, { ...state, token: request.token }, false);
           if (!session.rooms.has(room) && session.rooms.size < deps.maxRooms)
             deps.joinRoom(session, room);
           deps.touch(session);
+          if (resuming) deps.resume.back(session);
           return { accepted: true };
         }
         deps.touch(
@@ -167,23 +174,29 @@ export function createIdentity(deps: IdentityDeps): Identity {
       }
       if (existing && takesOver(existing, request)) {
         // Takeover: the same client reconnecting before its old socket timed out keeps its
-        // rooms, availability and call; the old socket is told why it is being dropped.
+        // rooms, availability and call; the old socket is told why it is being dropped. Back to a
+        // session that waited with no socket (resume.ts), there is no old socket to tell.
         const replaced = existing.conn;
-        deps.refuse(
-          replaced,
-          existing.userId,
-          'replaced',
-          'This session was taken over by a new connection.',
-        );
-        deps.metrics.inc('aleatoria_closes_total', 'replaced');
-        deps.close(replaced, CloseCode.replaced, 'replaced by a new connection');
-        byConn.delete(replaced);
+        const away = deps.resume.away(existing);
+        const former = deps.resume.stop(existing);
+        if (!away) {
+          deps.refuse(
+            replaced,
+            existing.userId,
+            'replaced',
+            'This session was taken over by a new connection.',
+          );
+          deps.metrics.inc('aleatoria_closes_total', 'replaced');
+          deps.close(replaced, CloseCode.replaced, 'replaced by a new connection');
+          byConn.delete(replaced);
+        }
         existing.conn = conn;
         byConn.set(conn, existing);
         if (!existing.rooms.has(room) && existing.rooms.size < deps.maxRooms)
           deps.joinRoom(existing, room);
         deps.touch(existing);
-        return { accepted: true, replaced };
+        if (away) deps.resume.back(existing, former);
+        return away ? { accepted: true } : { accepted: true, replaced };
       }
       deps.refuse(conn, request.userId, 'user_id_taken', 'That userId is already connected.');
       deps.metrics.inc('aleatoria_closes_total', 'user_id_taken');
@@ -202,7 +215,8 @@ export function createIdentity(deps: IdentityDeps): Identity {
   };
 }
 
-function setTimer(ms: number, fn: () => void): () => void {
+/** `setTimeout` as a cancel function: the default timer of the hub's parts. */
+export function setTimer(ms: number, fn: () => void): () => void {
   const timer = setTimeout(fn, ms);
   return () => clearTimeout(timer);
 }

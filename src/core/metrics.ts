@@ -18,6 +18,8 @@ const COUNTERS = {
     'Signaling or direct messages addressed to a user who is not connected.',
   aleatoria_state_failures_total:
     'Answers from shared state (users, rooms, pool elsewhere) that failed; the operation was dropped.',
+  aleatoria_call_resumes_total:
+    'Calls kept for a user whose socket dropped (CALL_RESUME_MS), by outcome (held, resumed, expired).',
   aleatoria_takeover_probes_total:
     'Old sockets probed for a newcomer without their token, by outcome (alive, silent, gone; unknown where the runtime cannot ping).',
 } as const;
@@ -55,6 +57,7 @@ const LABELS: Partial<Record<CounterName, string>> = {
   aleatoria_errors_total: 'code',
   aleatoria_closes_total: 'reason',
   aleatoria_takeover_probes_total: 'outcome',
+  aleatoria_call_resumes_total: 'outcome',
 };
 
 /** One labelled series' count, a cell so that counting is one lookup and an add. */

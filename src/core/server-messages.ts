@@ -89,7 +89,7 @@ export const ServerMessage = v.variant('type', [
     ...serverEnvelope,
     payload: v.object({
       userId: v.string(),
-      status: v.picklist(['online', 'offline']),
+      status: v.picklist(['online', 'offline', 'reconnecting']),
       timestamp: v.string(),
     }),
   }),

@@ -16,6 +16,8 @@ export const SessionState = v.object({
   rooms: v.pipe(v.array(RoomName), v.maxLength(10_000)),
   available: v.boolean(),
   partner: v.optional(UserId),
+  /** Handed over while it waited for its user with no socket (`resume.ts`): the partner is told. */
+  resuming: v.optional(v.literal(true)),
 });
 export type SessionState = v.InferOutput<typeof SessionState>;
 
@@ -62,14 +64,15 @@ export interface Sessions {
   readonly byConn: Map<ConnId, Session>;
 }
 
-/** The session's durable state; `available` is the pool's to say. */
-export function stateOf(session: Session, available: boolean): SessionState {
+/** The session's durable state; `available` is the pool's to say, `resuming` the window's. */
+export function stateOf(session: Session, available: boolean, resuming = false): SessionState {
   return {
     userId: session.userId,
     ...(session.token === undefined ? {} : { token: session.token }),
     rooms: [...session.rooms],
     available,
     ...(session.partner === undefined ? {} : { partner: session.partner }),
+    ...(resuming ? { resuming } : {}),
   };
 }
 

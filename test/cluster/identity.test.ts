@@ -1,7 +1,7 @@
 /**
  * One live connection per userId across a cluster (one Node and one Deno node, a real
  * `redis-server`): a reconnect with the token on another node takes the session over with its
- * rooms and call; without the token, the node holding the user probes its socket; racing
+ * rooms and call, also after its socket dropped mid-call (the resume window); without the token, the node holding the user probes its socket; racing
  * newcomers on both nodes get the userId once.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { type LaunchedCluster, launchCluster } from '../contract/cluster-launche
 import { TestClient, uid } from '../contract/harness.ts';
 
 const PROBE_MS = 800;
+const RESUME_MS = 1500;
 let cluster: LaunchedCluster;
 const open: TestClient[] = [];
 
@@ -25,6 +26,7 @@ beforeAll(async () => {
   cluster = await launchCluster({
     ALLOWED_ORIGINS: '*',
     TAKEOVER_PROBE_MS: String(PROBE_MS),
+    CALL_RESUME_MS: String(RESUME_MS),
     MATCHES_PER_MINUTE: '100000',
     PRESENCE_ROOM_LIMIT: '0',
   });
@@ -72,6 +74,28 @@ describe('one connection per userId across nodes', () => {
       // Ending the call from the new socket reaches the partner.
       again.send({ type: 'hangup', toUser: b.userId, payload: null });
       expect((await b.nextOfType('hangup')).fromUser).toBe(a.userId);
+    });
+  }
+
+  for (const from of [0, 1]) {
+    it(`keeps a call whose socket dropped on node ${from} for its user back on the other node: reconnecting, online, and no hangup after the window`, async () => {
+      const room = uid('room');
+      const token = `t-${uid()}`;
+      const { a, b } = await inACall(from, room, { token });
+      a.ws.terminate();
+      const status = (m: { type: string }) => m.type === 'user_status';
+      expect((await b.next(status)).payload).toMatchObject({
+        userId: a.userId,
+        status: 'reconnecting',
+      });
+      const again = await connect(1 - from, { userId: a.userId, token, room });
+      expect((await b.next(status)).payload).toMatchObject({ userId: a.userId, status: 'online' });
+      b.send({ type: 'webrtc_candidate', toUser: a.userId, payload: { candidate: 'c2' } });
+      expect((await again.nextOfType('webrtc_candidate')).fromUser).toBe(b.userId);
+      // The window's timer on the first node was stopped by the move: the pair outlives it.
+      await b.expectNothing(RESUME_MS + 500, (m) => m.type === 'hangup');
+      again.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: 'c3' } });
+      expect((await b.nextOfType('webrtc_candidate')).fromUser).toBe(a.userId);
     });
   }
 

@@ -1079,6 +1079,96 @@ export function defineContractSuite(target: ContractTarget) {
       }
     });
 
+    describe('a call outliving a dropped socket (CALL_RESUME_MS)', () => {
+      const WINDOW_MS = 1500;
+      let server: LaunchedServer;
+      beforeAll(async () => {
+        // No room presence: every user_status here is about a partner.
+        server = await target.launch({
+          CALL_RESUME_MS: String(WINDOW_MS),
+          PRESENCE_ROOM_LIMIT: '0',
+        });
+      });
+      afterAll(() => server?.stop());
+      const connect = clientPool(() => server);
+
+      /** A caller holding `token` (or none) matched with a partner. */
+      async function inACall(token: string | undefined) {
+        const caller = await connect(token === undefined ? {} : { token });
+        const partner = await connect();
+        await settle(partner, { type: 'user_available_webrtc' });
+        caller.send({ type: 'request_random_peer' });
+        expect((await caller.nextOfType('assign_role')).payload.peerId).toBe(partner.userId);
+        await partner.nextOfType('assign_role');
+        return { caller, partner };
+      }
+
+      const status = (m: Received) => m.type === 'user_status';
+
+      it('keeps the pair while a caller whose socket dropped comes back with its token: reconnecting, online, relays again', async () => {
+        const token = `tok-${uid('t')}`;
+        const { caller, partner } = await inACall(token);
+        caller.ws.terminate();
+        expect(await partner.next(status)).toMatchObject({
+          fromUser: 'system',
+          toUser: partner.userId,
+          payload: { userId: caller.userId, status: 'reconnecting' },
+        });
+        const back = await connect({ userId: caller.userId, token });
+        expect(await partner.next(status)).toMatchObject({
+          payload: { userId: caller.userId, status: 'online' },
+        });
+        partner.send({
+          type: 'webrtc_offer',
+          toUser: caller.userId,
+          payload: { type: 'offer', sdp: 'v=0 again' },
+        });
+        expect((await back.nextOfType('webrtc_offer')).payload).toEqual({
+          type: 'offer',
+          sdp: 'v=0 again',
+        });
+        back.send({ type: 'hangup', toUser: partner.userId, payload: { reason: 'done' } });
+        expect((await partner.nextOfType('hangup')).payload).toEqual({ reason: 'done' });
+        // No hangup of the server's own came before the caller's: the pair was never ended.
+        expect(partner.queue.some((m) => m.type === 'hangup')).toBe(false);
+      });
+
+      it('hangs up the partner with peer_disconnected when the caller is not back within the window', async () => {
+        const { caller, partner } = await inACall(`tok-${uid('t')}`);
+        const dropped = Date.now();
+        caller.ws.terminate();
+        await partner.next(status);
+        expect(await partner.nextOfType('hangup', WINDOW_MS + 3000)).toMatchObject({
+          fromUser: caller.userId,
+          payload: { reason: 'peer_disconnected' },
+        });
+        expect(Date.now() - dropped).toBeGreaterThanOrEqual(WINDOW_MS - 100);
+        // The userId is free again, to anyone.
+        const fresh = await connect({ userId: caller.userId });
+        await fresh.roundTrip();
+      });
+
+      it('hangs up at once after a clean close, even with a token', async () => {
+        const { caller, partner } = await inACall(`tok-${uid('t')}`);
+        const closed = Date.now();
+        await caller.close();
+        expect(await partner.nextOfType('hangup', 1000)).toMatchObject({
+          payload: { reason: 'peer_disconnected' },
+        });
+        expect(Date.now() - closed).toBeLessThan(1000);
+        expect(partner.queue.some(status)).toBe(false);
+      });
+
+      it('hangs up at once when the dropped caller holds no token', async () => {
+        const { caller, partner } = await inACall(undefined);
+        caller.ws.terminate();
+        expect(await partner.nextOfType('hangup', 1000)).toMatchObject({
+          payload: { reason: 'peer_disconnected' },
+        });
+        expect(partner.queue.some(status)).toBe(false);
+      });
+    });
+
     describe('presence (PRESENCE_ROOM_LIMIT=3, PRESENCE_LIST_LIMIT=2) and GET /stats', () => {
       let server: LaunchedServer;
       beforeAll(async () => {

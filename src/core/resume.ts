@@ -1,0 +1,115 @@
+/**
+ * Calls that outlive a blip of their signaling socket (DECISIONS.md, Calls). Media flows peer to
+ * peer, so when the socket of a user in a call ends abnormally (no close frame, or dropped by the
+ * heartbeat) and the user holds a token, the session stays, away from any socket, for
+ * `CALL_RESUME_MS`: the partner is told `user_status reconnecting`, the user is out of the pool,
+ * and the userId is kept for the token's holder. Back in time (a takeover with the token, here or
+ * on another process), the partner is told `online` and the pair goes on; not back, the session
+ * ends as a disconnect does and the partner gets `hangup {reason:"peer_disconnected"}`.
+ *
+ * One timer per away session only: an idle socket, a clean close (1000/1001) and a session
+ * without a token cost nothing and hang up at once.
+ */
+import type { Envelopes } from './envelope.ts';
+import type { Metrics } from './metrics.ts';
+import type { MaybePromise, UserDirectory } from './seams.ts';
+import type { ConnId, Session, Sessions } from './session.ts';
+
+export interface ResumeDeps {
+  readonly sessions: Sessions;
+  readonly metrics: Metrics;
+  readonly envelopes: Envelopes;
+  /** `CALL_RESUME_MS`; 0: nothing waits. */
+  readonly windowMs: number;
+  /** Reaches the partner wherever it is. */
+  readonly users: UserDirectory;
+  setTimer(ms: number, fn: () => void): () => void;
+  send(conn: ConnId, text: string): void;
+  later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
+  /** Takes the user out of the pool. */
+  unavailable(session: Session): void;
+  /** Identity's bookkeeping: a probe of the socket has its answer (the socket is gone). */
+  socketGone(session: Session): void;
+  /** Ends the session as a disconnect does (rooms, pool, partner hung up, userId free). */
+  remove(session: Session): void;
+  flush(): void;
+}
+
+export interface Resume {
+  /** `session`'s socket ended abnormally: true if the session now waits for its user. */
+  hold(session: Session): boolean;
+  /** Whether `session` waits for its user, with no socket. */
+  away(session: Session): boolean;
+  /**
+   * Ends `session`'s wait, if it waits (its user is back, or it ends): the partner it had when its
+   * socket dropped, or undefined if it did not wait.
+   */
+  stop(session: Session): string | undefined;
+  /**
+   * `session`'s user is back on `session.conn` after a wait, here or on another process; `former`:
+   * its partner when it went, if known.
+   */
+  back(session: Session, former?: string): void;
+}
+
+export function createResume(deps: ResumeDeps): Resume {
+  const { metrics, envelopes, users } = deps;
+  const { byUser, byConn } = deps.sessions;
+  /** The window's timer of each away session, and the partner it had when it went. */
+  const waiting = new Map<Session, { cancel: () => void; partner: string }>();
+
+  /** Whether `userId` is a session of this process that waits with no socket. */
+  const isAway = (userId: string) => {
+    const session = byUser.get(userId);
+    return session !== undefined && waiting.has(session);
+  };
+  /** Tells `partner`, wherever it is, how `userId` is; a partner away itself hears nothing. */
+  const tell = (partner: string, userId: string, status: 'online' | 'reconnecting') => {
+    if (isAway(partner)) return;
+    deps.later(users.deliver(partner, envelopes.partnerStatus(partner, userId, status)), () => {});
+  };
+
+  function expire(session: Session) {
+    if (!waiting.delete(session)) return;
+    metrics.inc('aleatoria_call_resumes_total', 'expired');
+    deps.remove(session);
+    deps.flush();
+  }
+
+  return {
+    hold(session) {
+      const { partner } = session;
+      if (deps.windowMs <= 0 || session.token === undefined || partner === undefined) return false;
+      byConn.delete(session.conn);
+      deps.socketGone(session);
+      deps.unavailable(session);
+      const cancel = deps.setTimer(deps.windowMs, () => expire(session));
+      waiting.set(session, { cancel, partner });
+      metrics.inc('aleatoria_call_resumes_total', 'held');
+      tell(partner, session.userId, 'reconnecting');
+      return true;
+    },
+    away: (session) => waiting.has(session),
+    stop(session) {
+      const wait = waiting.get(session);
+      if (!wait) return undefined;
+      waiting.delete(session);
+      wait.cancel();
+      return wait.partner;
+    },
+    back(session, former) {
+      metrics.inc('aleatoria_call_resumes_total', 'resumed');
+      const { partner } = session;
+      if (partner === undefined) {
+        // The partner hung up meanwhile, and the hangup went to the dropped socket: told again.
+        if (former !== undefined)
+          deps.send(session.conn, envelopes.hangup(former, session.userId, 'peer_left'));
+        return;
+      }
+      // Its partner dropped too meanwhile (in this process): the user hears of it now.
+      if (isAway(partner))
+        deps.send(session.conn, envelopes.partnerStatus(session.userId, partner, 'reconnecting'));
+      else tell(partner, session.userId, 'online');
+    },
+  };
+}
