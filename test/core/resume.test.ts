@@ -65,8 +65,16 @@ describe('a call that outlives its socket (CALL_RESUME_MS)', () => {
     ]);
     expect(h.pendingTimers).toBe(0);
 
-    h.send('alice#1', { type: 'webrtc_offer', toUser: 'bob', payload: { type: 'offer', sdp: 'o' } });
-    h.send('bob#2', { type: 'webrtc_answer', toUser: 'alice', payload: { type: 'answer', sdp: 'a' } });
+    h.send('alice#1', {
+      type: 'webrtc_offer',
+      toUser: 'bob',
+      payload: { type: 'offer', sdp: 'o' },
+    });
+    h.send('bob#2', {
+      type: 'webrtc_answer',
+      toUser: 'alice',
+      payload: { type: 'answer', sdp: 'a' },
+    });
     expect(h.take().map((item) => [item.conn, 'msg' in item && item.msg.type])).toStrictEqual([
       ['bob#2', 'webrtc_offer'],
       ['alice#1', 'webrtc_answer'],
