@@ -4,27 +4,43 @@
  * perfect negotiation pattern"): both sides may offer at any time; on a collision the polite side
  * rolls back and answers, the impolite side ignores the incoming offer. The server's
  * `assign_role` decides who is which, so the two sides always disagree.
+ *
+ * A call survives blips: its signaling waits in a queue while the client's socket reconnects
+ * (`signal-queue.ts`), the peer's own socket dropping shows as `peerStatus` (the server says so
+ * with `user_status`), and a media path that breaks is restored by an ICE restart through the same
+ * negotiation (`ice-recovery.ts`). See docs/calls.md.
  */
+import { candidateFromPayload, candidateToJson, candidateUfrag, iceUfrag } from './candidates.ts';
 import type { AleatoriaClient, ServerMessageOf } from './client.ts';
+import { createIceRecovery, type IceRecoveryOptions } from './ice-recovery.ts';
+import { createSignalQueue } from './signal-queue.ts';
 
 /** `impolite` is the requester of `request_random_peer`, `polite` its partner. */
 export type CallRole = 'polite' | 'impolite';
 
-export type CallState = 'connecting' | 'connected' | 'ended';
+/**
+ * `connecting` until media first flows; `connected`; `reconnecting` while a media path that had
+ * connected is being restored (ICE restart); `ended`, final.
+ */
+export type CallState = 'connecting' | 'connected' | 'reconnecting' | 'ended';
 
 /**
  * Why a call ended: `hangup` (the peer hung up), `peer_left` (the peer was matched with someone
- * else), `peer_disconnected` (the peer's socket closed), `failed` (ICE failed), `local` (this side
- * called `hangup()` or `close()`).
+ * else), `peer_disconnected` (the peer's socket closed, or stayed away past the server's resume
+ * window), `failed` (the media path could not be restored), `local` (this side called `hangup()`
+ * or `close()`).
  */
 export type CallEndReason = 'hangup' | 'peer_left' | 'peer_disconnected' | 'failed' | 'local';
+
+/** `reconnecting`: the peer's signaling socket dropped and the server waits for it to come back. */
+export type PeerStatus = 'online' | 'reconnecting';
 
 export type CallStateHandler = (state: CallState, reason?: CallEndReason) => void;
 
 /** Inputs of {@link startCall}. */
 export interface CallOptions {
-  /** The signaling connection (only `send` and `on` are used). */
-  client: Pick<AleatoriaClient, 'send' | 'on'>;
+  /** The signaling connection. */
+  client: Pick<AleatoriaClient, 'send' | 'on' | 'onStatus' | 'status'>;
   /** The other user, from `assign_role`'s `peerId`. */
   peerId: string;
   /** This side's role, from `assign_role`'s `role`. */
@@ -32,6 +48,8 @@ export interface CallOptions {
   /** Tracks to send; without it, the call only receives. */
   localStream?: MediaStream;
   iceServers?: RTCIceServer[];
+  /** When to restart ICE and when to give up. */
+  recovery?: IceRecoveryOptions;
   RTCPeerConnection?: typeof RTCPeerConnection;
   MediaStream?: typeof MediaStream;
   /** Negotiation errors that do not end the call (default: `console.error`). */
@@ -47,76 +65,24 @@ export interface Call {
   readonly role: CallRole;
   readonly state: CallState;
   readonly endReason: CallEndReason | undefined;
+  readonly peerStatus: PeerStatus;
   /** Calls `handler` on every state change (`ended` comes with its reason); returns the unsubscribe function. */
   onState(handler: CallStateHandler): () => void;
-  /** Sends `hangup` to the peer, then ends the call. */
+  /** Calls `handler` when the peer's signaling socket drops or comes back; returns the unsubscribe function. */
+  onPeerStatus(handler: (status: PeerStatus) => void): () => void;
+  /** Sends `hangup` to the peer (if the socket is open: it is not queued), then ends the call. */
   hangup(reason?: string): void;
   /** Ends the call without telling the peer. */
   close(): void;
 }
 
-type Payload = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Payload {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function optionalString(value: unknown): string | null | undefined {
-  return typeof value === 'string' || value === null ? value : undefined;
-}
-
-function optionalIndex(value: unknown): number | null | undefined {
-  return (typeof value === 'number' && Number.isInteger(value) && value >= 0) || value === null
-    ? value
-    : undefined;
-}
-
-/**
- * The candidate of a `webrtc_candidate` payload, which the spec types `interface{}`: an
- * `RTCIceCandidateInit` (what `toJSON()` gives), a bare candidate string with `sdpMid` /
- * `sdpMLineIndex` beside it in the payload, or null (as the candidate or the whole payload) for
- * end-of-candidates. `undefined` when it is
- * none of these.
- */
-export function candidateFromPayload(
-  payload: Payload | null,
-): RTCIceCandidateInit | null | undefined {
-  // `payload: null`: a peer that sent `e.candidate` itself at the end of gathering.
-  if (payload === null) return null;
-  const raw = payload.candidate;
-  if (raw === null || raw === undefined) return null;
-  let candidate: string;
-  let source: Payload;
-  if (typeof raw === 'string') {
-    candidate = raw;
-    source = payload;
-  } else if (isRecord(raw) && (typeof raw.candidate === 'string' || raw.candidate == null)) {
-    candidate = raw.candidate ?? '';
-    source = raw;
-  } else {
-    return undefined;
-  }
-  const init: RTCIceCandidateInit = { candidate };
-  // A position missing from the object may sit beside it in the payload.
-  const sdpMid = optionalString(source.sdpMid) ?? optionalString(payload.sdpMid);
-  const sdpMLineIndex = optionalIndex(source.sdpMLineIndex) ?? optionalIndex(payload.sdpMLineIndex);
-  const usernameFragment =
-    optionalString(source.usernameFragment) ?? optionalString(payload.usernameFragment);
-  if (sdpMid !== undefined) init.sdpMid = sdpMid;
-  if (sdpMLineIndex !== undefined) init.sdpMLineIndex = sdpMLineIndex;
-  if (usernameFragment !== undefined) init.usernameFragment = usernameFragment;
-  return init;
-}
-
-/** `candidate.toJSON()` as a plain object literal (the protocol type wants an open record). */
-function candidateToJson(candidate: RTCIceCandidate) {
-  const { candidate: line, sdpMid, sdpMLineIndex, usernameFragment } = candidate.toJSON();
-  return { candidate: line, sdpMid, sdpMLineIndex, usernameFragment };
-}
-
 function endReasonFromHangup(message: ServerMessageOf<'hangup'>): CallEndReason {
   // Any JSON may come as a hangup's payload; only the server's own reasons mean something here.
-  const reason = isRecord(message.payload) ? message.payload.reason : undefined;
+  const payload = message.payload;
+  const reason =
+    typeof payload === 'object' && payload !== null && !Array.isArray(payload)
+      ? (payload as Record<string, unknown>).reason
+      : undefined;
   return reason === 'peer_left' || reason === 'peer_disconnected' ? reason : 'hangup';
 }
 
@@ -137,15 +103,47 @@ export function startCall(options: CallOptions): Call {
   const pc = new PeerConnection({ iceServers: options.iceServers ?? [] });
   const remoteStream = new Stream();
   const stateHandlers = new Set<CallStateHandler>();
+  const peerHandlers = new Set<(status: PeerStatus) => void>();
   let state: CallState = 'connecting';
   let endReason: CallEndReason | undefined;
+  let peerStatus: PeerStatus = 'online';
+  let everConnected = false;
   let makingOffer = false;
   let ignoreOffer = false;
+  /** The ufrag of the remote description applied last (or being applied): the live generation. */
+  let remoteUfrag: string | undefined;
+  /** A restart asked for while the socket was down: its offer would only wait in the queue. */
+  let restartWhenOpen = false;
   // Candidates that arrive before the description they belong to cannot be added yet.
   const pendingCandidates: (RTCIceCandidateInit | null)[] = [];
 
   // A function, not `state === 'ended'` inline: TypeScript would keep the narrowing across awaits.
   const ended = (): boolean => state === 'ended';
+
+  const signals = createSignalQueue({
+    client,
+    // A candidate of an ICE generation this side has since restarted away from is useless.
+    isStale: (message) => {
+      if (message.type !== 'webrtc_candidate') return false;
+      const candidate = candidateFromPayload(message.payload);
+      const ufrag = candidate ? candidateUfrag(candidate) : undefined;
+      const current = iceUfrag(pc.localDescription?.sdp);
+      return ufrag !== undefined && current !== undefined && ufrag !== current;
+    },
+  });
+
+  const recovery = createIceRecovery({
+    polite,
+    restart: restartIce,
+    fail: () => end('failed', { reason: 'failed' }),
+    ...(options.recovery ? { options: options.recovery } : {}),
+  });
+
+  function restartIce(): void {
+    restartWhenOpen = client.status !== 'open';
+    // negotiationneeded follows, and its offer carries fresh credentials.
+    if (!restartWhenOpen) pc.restartIce();
+  }
 
   function setState(next: CallState, reason?: CallEndReason): void {
     if (next === state) return;
@@ -153,13 +151,19 @@ export function startCall(options: CallOptions): Call {
     for (const handler of [...stateHandlers]) handler(next, reason);
   }
 
+  function setPeerStatus(next: PeerStatus): void {
+    if (next === peerStatus) return;
+    peerStatus = next;
+    for (const handler of [...peerHandlers]) handler(next);
+  }
+
   function sendDescription(description: RTCSessionDescription | null): void {
     if (!description || ended()) return;
     const payload = { type: description.type, sdp: description.sdp };
     if (description.type === 'offer')
-      client.send({ type: 'webrtc_offer', toUser: peerId, payload });
+      signals.send({ type: 'webrtc_offer', toUser: peerId, payload });
     else if (description.type === 'answer')
-      client.send({ type: 'webrtc_answer', toUser: peerId, payload });
+      signals.send({ type: 'webrtc_answer', toUser: peerId, payload });
   }
 
   async function addCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
@@ -172,6 +176,12 @@ export function startCall(options: CallOptions): Call {
     }
   }
 
+  /** Candidates of an earlier ICE generation (before a restart) would only fail to be added. */
+  function isCurrent(candidate: RTCIceCandidateInit | null): boolean {
+    const ufrag = candidate ? candidateUfrag(candidate) : undefined;
+    return ufrag === undefined || remoteUfrag === undefined || ufrag === remoteUfrag;
+  }
+
   async function onDescription(description: RTCSessionDescriptionInit): Promise<void> {
     if (ended()) return;
     try {
@@ -179,11 +189,15 @@ export function startCall(options: CallOptions): Call {
         description.type === 'offer' && (makingOffer || pc.signalingState !== 'stable');
       ignoreOffer = !polite && offerCollision;
       if (ignoreOffer) return;
+      // Set before the await: candidates of this description may arrive while it is applied.
+      remoteUfrag = iceUfrag(description.sdp) ?? remoteUfrag;
+      if (description.type === 'offer') recovery.remoteOffer();
       // On a collision the polite side's offer is rolled back implicitly.
       await pc.setRemoteDescription(description);
       if (ended()) return;
       // Queued in the connection's operation chain, in arrival order, ahead of the answer.
-      for (const candidate of pendingCandidates.splice(0)) void addCandidate(candidate);
+      for (const candidate of pendingCandidates.splice(0))
+        if (isCurrent(candidate)) void addCandidate(candidate);
       if (description.type === 'offer') {
         addDeferredTracks();
         await pc.setLocalDescription();
@@ -197,7 +211,19 @@ export function startCall(options: CallOptions): Call {
   function onCandidate(candidate: RTCIceCandidateInit | null | undefined): void {
     if (ended() || candidate === undefined) return;
     if (!pc.remoteDescription) pendingCandidates.push(candidate);
-    else void addCandidate(candidate);
+    else if (isCurrent(candidate)) void addCandidate(candidate);
+  }
+
+  function onPeerStatus(message: ServerMessageOf<'user_status'>): void {
+    // The call's own notices carry no room; a room's presence notices about the peer do.
+    if (message.room !== undefined || message.payload.userId !== peerId) return;
+    const status: string = message.payload.status;
+    if (status !== 'online' && status !== 'reconnecting') return;
+    const wasAway = peerStatus === 'reconnecting';
+    setPeerStatus(status);
+    // An offer sent while the peer was away may have found nobody: say it again.
+    if (wasAway && status === 'online' && pc.signalingState === 'have-local-offer')
+      sendDescription(pc.localDescription);
   }
 
   const unsubscribe = [
@@ -215,12 +241,18 @@ export function startCall(options: CallOptions): Call {
     client.on('hangup', (message) => {
       if (message.fromUser === peerId) end(endReasonFromHangup(message));
     }),
+    client.on('user_status', onPeerStatus),
+    client.onStatus((status) => {
+      if (status === 'open' && restartWhenOpen && recovery.active) restartIce();
+    }),
   ];
 
   /** Ends the call once; with `notify`, tells the peer first (`notify.reason` becomes the hangup's payload). */
   function end(reason: CallEndReason, notify?: { reason?: string }): void {
     if (ended()) return;
     for (const off of unsubscribe) off();
+    signals.dispose();
+    recovery.stop();
     if (notify) {
       client.send(
         notify.reason
@@ -243,7 +275,7 @@ export function startCall(options: CallOptions): Call {
 
   pc.onicecandidate = ({ candidate }) => {
     if (ended()) return;
-    client.send({
+    signals.send({
       type: 'webrtc_candidate',
       toUser: peerId,
       payload: { candidate: candidate ? candidateToJson(candidate) : null },
@@ -265,18 +297,22 @@ export function startCall(options: CallOptions): Call {
   pc.onconnectionstatechange = () => {
     switch (pc.connectionState) {
       case 'connected':
+        everConnected = true;
+        recovery.recovered();
         setState('connected');
         break;
+      case 'disconnected':
       case 'failed':
-        // Tell the peer: its side may still hope for ICE to recover.
-        end('failed', { reason: 'failed' });
+        // Not the end: a restart finds new paths; the recovery gives up after a bounded time.
+        recovery.lost();
+        setState(everConnected ? 'reconnecting' : 'connecting');
         break;
       case 'closed':
         end('local');
         break;
       default:
-        // new, connecting, and disconnected (which may recover on its own).
-        setState('connecting');
+        // new, connecting: during a restart, still reconnecting.
+        setState(everConnected && recovery.active ? 'reconnecting' : 'connecting');
     }
   };
 
@@ -312,10 +348,19 @@ export function startCall(options: CallOptions): Call {
     get endReason() {
       return endReason;
     },
+    get peerStatus() {
+      return peerStatus;
+    },
     onState(handler) {
       stateHandlers.add(handler);
       return () => {
         stateHandlers.delete(handler);
+      };
+    },
+    onPeerStatus(handler) {
+      peerHandlers.add(handler);
+      return () => {
+        peerHandlers.delete(handler);
       };
     },
     hangup(reason) {

@@ -14,7 +14,7 @@ export type {
   StatusDetail,
   StatusHandler,
 } from './client.ts';
-export { startCall, candidateFromPayload } from './call.ts';
+export { startCall } from './call.ts';
 export type {
   Call,
   CallEndReason,
@@ -22,7 +22,10 @@ export type {
   CallRole,
   CallState,
   CallStateHandler,
+  PeerStatus,
 } from './call.ts';
+export { candidateFromPayload } from './candidates.ts';
+export type { IceRecoveryOptions } from './ice-recovery.ts';
 export type {
   ChatMessage,
   Conversation,

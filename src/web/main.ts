@@ -178,8 +178,23 @@ client.on('error_response', (message) =>
 
 // ---- the call panel -----------------------------------------------------------------------
 
-function setCallStatus(text: string): void {
+/** `data-call` says when the text is about a break being mended (styles.css shows it so). */
+function setCallStatus(text: string, mending = false): void {
   ui.callStatus.textContent = text;
+  if (mending) ui.callStatus.dataset.call = 'reconnecting';
+  else delete ui.callStatus.dataset.call;
+}
+
+/**
+ * The call line while a call is on: the stranger's signaling socket dropped (the server waits for
+ * it), or the media path is being restored (ICE restart), or plain connecting / connected. Our
+ * own socket's state is in #connection-status.
+ */
+function renderCall(call: Call): void {
+  if (call.peerStatus === 'reconnecting') setCallStatus('Stranger reconnecting…', true);
+  else if (call.state === 'reconnecting') setCallStatus('Reconnecting the call…', true);
+  else if (call.state === 'connected') setCallStatus('Connected');
+  else setCallStatus('Connecting…');
 }
 
 function updateControls(): void {
@@ -310,15 +325,21 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
   ui.remoteVideo.srcObject = call.remoteStream;
   setCallStatus('Connecting…');
   updateControls();
+  // The video element keeps call.remoteStream through every blip: an ICE restart keeps the tracks.
   call.onState((state, reason) => {
     if (call !== currentCall) return;
-    if (state === 'connecting') setCallStatus('Connecting…');
-    else if (state === 'connected') {
-      setCallStatus('Connected');
+    if (state === 'ended') {
+      onCallEnded(reason);
+      return;
+    }
+    renderCall(call);
+    if (state === 'connected')
       ui.remoteVideo.play().catch(() => {
         // Autoplay may be refused until the user interacts; the video starts on the next click.
       });
-    } else onCallEnded(reason);
+  });
+  call.onPeerStatus(() => {
+    if (call === currentCall) renderCall(call);
   });
 }
 

@@ -2,22 +2,32 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   candidateFromPayload,
   startCall,
-  type AleatoriaClient,
   type CallEndReason,
   type CallOptions,
   type CallState,
   type ClientMessage,
+  type ClientStatus,
   type MessageHandler,
   type ServerMessage,
   type ServerMessageType,
+  type StatusHandler,
 } from '../../src/client/index.ts';
 
-/** The signaling side of a client: records sent messages, delivers server messages to subscribers. */
+/**
+ * The signaling side of a client: records sent messages, delivers server messages to subscribers,
+ * and has a socket the test takes down (`send` then refuses, as the real client's does) and up.
+ */
 function fakeSignaling() {
   const sent: ClientMessage[] = [];
   const handlers = new Map<string, Set<(message: ServerMessage) => void>>();
-  const client: Pick<AleatoriaClient, 'send' | 'on'> = {
+  const statusHandlers = new Set<StatusHandler>();
+  let status: ClientStatus = 'open';
+  const client: CallOptions['client'] = {
+    get status() {
+      return status;
+    },
     send(message) {
+      if (status !== 'open') return false;
       sent.push(message);
       return true;
     },
@@ -28,6 +38,14 @@ function fakeSignaling() {
       set.add(untyped);
       return () => set.delete(untyped);
     },
+    onStatus(handler) {
+      statusHandlers.add(handler);
+      return () => statusHandlers.delete(handler);
+    },
+  };
+  const setStatus = (next: ClientStatus) => {
+    status = next;
+    for (const handler of [...statusHandlers]) handler(next, {});
   };
   return {
     client,
@@ -35,7 +53,10 @@ function fakeSignaling() {
     deliver(message: ServerMessage) {
       for (const handler of [...(handlers.get(message.type) ?? [])]) handler(message);
     },
-    listenerCount: () => [...handlers.values()].reduce((sum, set) => sum + set.size, 0),
+    down: () => setStatus('reconnecting'),
+    up: () => setStatus('open'),
+    listenerCount: () =>
+      [...handlers.values()].reduce((sum, set) => sum + set.size, 0) + statusHandlers.size,
   };
 }
 
@@ -51,6 +72,7 @@ class FakePeerConnection {
   remoteDescriptionsSet: RTCSessionDescriptionInit[] = [];
   addedCandidates: (RTCIceCandidateInit | null)[] = [];
   rolledBack = 0;
+  restarts = 0;
   tracks: unknown[] = [];
   transceivers: string[] = [];
   closed = false;
@@ -65,7 +87,10 @@ class FakePeerConnection {
   async setLocalDescription(): Promise<void> {
     await Promise.resolve();
     const type = this.signalingState === 'have-remote-offer' ? 'answer' : 'offer';
-    this.localDescription = { type, sdp: `${type}-${++sdpCounter}` };
+    this.localDescription = {
+      type,
+      sdp: `${type}-${++sdpCounter}\na=ice-ufrag:local${this.restarts}`,
+    };
     this.signalingState = type === 'answer' ? 'stable' : 'have-local-offer';
   }
   async setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void> {
@@ -86,6 +111,9 @@ class FakePeerConnection {
     if (!this.remoteDescription) throw new Error('InvalidStateError: no remote description');
     if (candidate?.candidate?.includes('bad')) throw new Error('OperationError: bad candidate');
     this.addedCandidates.push(candidate ?? null);
+  }
+  restartIce(): void {
+    this.restarts++;
   }
   addTrack(track: unknown): void {
     this.tracks.push(track);
@@ -156,6 +184,26 @@ function hangup(fromUser = PEER, reason?: string): ServerMessage {
     ...(reason ? { payload: { reason } } : {}),
     ...at,
   };
+}
+
+function userStatus(userId: string, status: string, room?: string): ServerMessage {
+  return {
+    type: 'user_status',
+    fromUser: 'system',
+    ...(room ? { room } : {}),
+    payload: { userId, status, timestamp: at.createTime },
+    ...at,
+  } as ServerMessage;
+}
+/** A local candidate event as Chromium fires it, of ICE generation `ufrag`. */
+function localCandidate(ufrag: string, n: number) {
+  const json = {
+    candidate: `candidate:${n} 1 udp 1 10.0.0.1 ${5000 + n} typ host ufrag ${ufrag}`,
+    sdpMid: '0',
+    sdpMLineIndex: 0,
+    usernameFragment: ufrag,
+  };
+  return { candidate: { toJSON: () => json } };
 }
 
 function setup(role: 'polite' | 'impolite', overrides: Partial<CallOptions> = {}) {
@@ -387,25 +435,6 @@ describe('startCall', () => {
     },
   );
 
-  it('follows the connection state: connecting, connected, and failed ends the call and tells the peer', () => {
-    const { call, pc, states, sentOfType } = setup('polite');
-    pc.setConnectionState('connecting');
-    pc.setConnectionState('connected');
-    expect(call.state).toBe('connected');
-    pc.setConnectionState('disconnected');
-    expect(call.state).toBe('connecting');
-    pc.setConnectionState('failed');
-    expect(states).toEqual([
-      ['connected', undefined],
-      ['connecting', undefined],
-      ['ended', 'failed'],
-    ]);
-    expect(sentOfType('hangup')).toEqual([
-      { type: 'hangup', toUser: PEER, payload: { reason: 'failed' } },
-    ]);
-    expect(pc.closed).toBe(true);
-  });
-
   it('hangup() tells the peer and stops listening; close() does not tell it', async () => {
     const first = setup('impolite');
     first.call.hangup('next');
@@ -437,6 +466,203 @@ describe('startCall', () => {
     pc.ontrack?.({ track: 'their-cam', streams: [] });
     pc.ontrack?.({ track: 'their-cam', streams: [] });
     expect(call.remoteStream.getTracks()).toEqual(['their-mic', 'their-cam']);
+  });
+});
+
+describe('startCall through blips', () => {
+  it('queues signaling while the socket is down and sends it in order once it is open again', async () => {
+    const { pc, signaling, sentOfType } = setup('impolite');
+    signaling.down();
+    await pc.onnegotiationneeded?.();
+    pc.onicecandidate?.(localCandidate('local0', 1));
+    pc.onicecandidate?.({ candidate: null });
+    expect(signaling.sent).toEqual([]);
+    signaling.up();
+    expect(signaling.sent.map((message) => message.type)).toEqual([
+      'webrtc_offer',
+      'webrtc_candidate',
+      'webrtc_candidate',
+    ]);
+    expect(sentOfType('webrtc_candidate').at(-1)).toEqual({
+      type: 'webrtc_candidate',
+      toUser: PEER,
+      payload: { candidate: null },
+    });
+  });
+
+  it('drops what is queued when the call ends, and sends the hangup only on an open socket', () => {
+    const { call, pc, signaling } = setup('polite');
+    signaling.down();
+    pc.onicecandidate?.(localCandidate('local0', 1));
+    call.hangup();
+    signaling.up();
+    expect(signaling.sent).toEqual([]);
+  });
+
+  it('keeps at most 64 messages queued, dropping the oldest candidates first', async () => {
+    const { pc, signaling, sentOfType } = setup('impolite');
+    signaling.down();
+    await pc.onnegotiationneeded?.();
+    for (let n = 1; n <= 70; n++) pc.onicecandidate?.(localCandidate('local0', n));
+    signaling.up();
+    expect(signaling.sent).toHaveLength(64);
+    expect(signaling.sent[0]!.type).toBe('webrtc_offer');
+    const lines = sentOfType('webrtc_candidate').map(
+      (message) =>
+        (message.payload as { candidate: { candidate: string } }).candidate.candidate.split(
+          ' ',
+        )[0] ?? '',
+    );
+    expect(lines[0]).toBe('candidate:8');
+    expect(lines.at(-1)).toBe('candidate:70');
+  });
+
+  it('does not send queued candidates of an ICE generation it has restarted away from', async () => {
+    const { pc, signaling, sentOfType } = setup('impolite');
+    await pc.onnegotiationneeded?.();
+    signaling.deliver(answer('their-answer\na=ice-ufrag:remote0'));
+    await settle();
+    signaling.down();
+    pc.onicecandidate?.(localCandidate('local0', 1));
+    pc.restartIce();
+    await pc.onnegotiationneeded?.(); // the restart's offer, with ufrag local1
+    pc.onicecandidate?.(localCandidate('local1', 2));
+    signaling.up();
+    expect(sentOfType('webrtc_offer')).toHaveLength(2);
+    expect(
+      sentOfType('webrtc_candidate').map(
+        (message) =>
+          (message.payload as { candidate: { usernameFragment: string } }).candidate
+            .usernameFragment,
+      ),
+    ).toEqual(['local1']);
+  });
+
+  it("shows the peer reconnecting and back online from the call's own user_status only", () => {
+    const { call, signaling } = setup('polite');
+    const seen: string[] = [];
+    call.onPeerStatus((status) => seen.push(status));
+    signaling.deliver(userStatus(PEER, 'offline', 'Lobby'));
+    signaling.deliver(userStatus('mallory', 'reconnecting'));
+    expect(call.peerStatus).toBe('online');
+    signaling.deliver(userStatus(PEER, 'reconnecting'));
+    expect(call.peerStatus).toBe('reconnecting');
+    signaling.deliver(userStatus(PEER, 'online', 'Lobby'));
+    expect(call.peerStatus).toBe('reconnecting');
+    signaling.deliver(userStatus(PEER, 'online'));
+    expect(call.peerStatus).toBe('online');
+    expect(seen).toEqual(['reconnecting', 'online']);
+    expect(call.state).toBe('connecting');
+  });
+
+  it('offers again when the peer comes back while its offer is unanswered', async () => {
+    const { pc, signaling, sentOfType } = setup('impolite');
+    await pc.onnegotiationneeded?.();
+    signaling.deliver(userStatus(PEER, 'reconnecting'));
+    signaling.deliver(userStatus(PEER, 'online'));
+    expect(sentOfType('webrtc_offer')).toHaveLength(2);
+    expect(sentOfType('webrtc_offer')[1]).toEqual(sentOfType('webrtc_offer')[0]);
+    signaling.deliver(answer('their-answer'));
+    await settle();
+    signaling.deliver(userStatus(PEER, 'reconnecting'));
+    signaling.deliver(userStatus(PEER, 'online'));
+    expect(sentOfType('webrtc_offer')).toHaveLength(2);
+  });
+
+  it('impolite side: restarts ICE at once when the connection drops, again while it stays down, and is connected again after', async () => {
+    const { call, pc, states, sentOfType } = setup('impolite');
+    pc.setConnectionState('connected');
+    pc.setConnectionState('disconnected');
+    expect(pc.restarts).toBe(1);
+    expect(call.state).toBe('reconnecting');
+    pc.setConnectionState('failed');
+    pc.setConnectionState('connecting');
+    expect(pc.restarts).toBe(1);
+    expect(call.state).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(pc.restarts).toBe(2);
+    pc.setConnectionState('connected');
+    expect(states).toEqual([
+      ['connected', undefined],
+      ['reconnecting', undefined],
+      ['connected', undefined],
+    ]);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(pc.restarts).toBe(2);
+    expect(sentOfType('hangup')).toEqual([]);
+  });
+
+  it('polite side: waits for the impolite restart, and restarts itself only when no offer comes', async () => {
+    const { pc, signaling } = setup('polite');
+    pc.setConnectionState('connected');
+    pc.setConnectionState('failed');
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(pc.restarts).toBe(0);
+    signaling.deliver(offer('restart-offer\na=ice-ufrag:remote1'));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(pc.restarts).toBe(0);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(pc.restarts).toBe(1);
+  });
+
+  it('waits for the socket before restarting: the offer would only wait in the queue', async () => {
+    const { pc, signaling } = setup('impolite');
+    pc.setConnectionState('connected');
+    signaling.down();
+    pc.setConnectionState('disconnected');
+    expect(pc.restarts).toBe(0);
+    signaling.up();
+    expect(pc.restarts).toBe(1);
+  });
+
+  it('ends as failed only after failAfterMs without recovery, and tells the peer', async () => {
+    const { call, pc, states, sentOfType } = setup('impolite', { recovery: { failAfterMs: 8000 } });
+    pc.setConnectionState('connected');
+    pc.setConnectionState('failed');
+    await vi.advanceTimersByTimeAsync(7999);
+    expect(call.state).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(states.at(-1)).toEqual(['ended', 'failed']);
+    expect(sentOfType('hangup')).toEqual([
+      { type: 'hangup', toUser: PEER, payload: { reason: 'failed' } },
+    ]);
+    expect(pc.closed).toBe(true);
+  });
+
+  it('gives up on a first connection that never comes, after the same bound', async () => {
+    const { call, pc } = setup('polite');
+    pc.setConnectionState('connecting');
+    pc.setConnectionState('failed');
+    expect(call.state).toBe('connecting');
+    await vi.advanceTimersByTimeAsync(19_999);
+    expect(call.state).toBe('connecting');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(call.endReason).toBe('failed');
+  });
+
+  it('drops remote candidates of an ICE generation the peer has restarted away from', async () => {
+    const { pc, signaling, errors } = setup('polite');
+    const remote = (ufrag: string, n: number) =>
+      candidate({
+        candidate: {
+          candidate: `candidate:${n} 1 udp 1 10.0.0.2 600${n} typ host ufrag ${ufrag}`,
+          sdpMid: '0',
+          usernameFragment: ufrag,
+        },
+      });
+    signaling.deliver(offer('first\na=ice-ufrag:remote0'));
+    signaling.deliver(remote('remote0', 1));
+    await settle();
+    signaling.deliver(offer('restart\na=ice-ufrag:remote1'));
+    // The restart offer is still being applied: its own candidates count already, old ones not.
+    signaling.deliver(remote('remote1', 2));
+    signaling.deliver(remote('remote0', 3));
+    await settle();
+    expect(pc.addedCandidates.map((added) => added?.usernameFragment)).toEqual([
+      'remote0',
+      'remote1',
+    ]);
+    expect(errors).toEqual([]);
   });
 });
 

@@ -283,6 +283,20 @@ describe('reconnecting', () => {
     expect(fetchStub).not.toHaveBeenCalled();
   });
 
+  it('retries within 500 ms of an abnormal drop, whatever the jitter: a call waits for it', async () => {
+    // The server keeps a call for CALL_RESUME_MS (10 s by default) after a drop without a close
+    // frame; the first retry must come well inside it.
+    const { client, statuses } = makeClient({ reconnect: { random: () => 0.999 } });
+    latest().open();
+    latest().drop(1006);
+    const [status, detail] = statuses.at(-1)!;
+    expect(status).toBe('reconnecting');
+    expect(detail.retryInMs).toBeLessThanOrEqual(500);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(sockets()).toHaveLength(2);
+    expect(new URL(latest().url).searchParams.get('token')).toBe(client.token);
+  });
+
   it.each([1001, 1006, 1008, 1011, 1013, 4999])('reconnects after close code %i', async (code) => {
     makeClient({ reconnect: { random: () => 0 } });
     latest().open();
