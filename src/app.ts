@@ -1,6 +1,7 @@
 /**
  * The HTTP surface, the same on every runtime: `GET /health`, `GET /ws`, and the demo page
- * (`/`, `/app.js`, `/config.json`) with the protocol's JSON Schema (`/protocol.json`). Everything that can
+ * (`/`, `/app.js`, `/config.json`) with the protocol's JSON Schema (`/protocol.json`) and AsyncAPI
+ * document (`/asyncapi.json`); with `ADMIN_TOKEN`, the operator page (`/admin`, src/admin/). Everything that can
  * refuse a connection from the request alone (userId, room, token, Origin) is decided here,
  * before the upgrade, so a refused client never costs a socket; the runtime's `upgrade` then
  * applies the per-IP cap, which needs the count of open sockets.
@@ -13,7 +14,9 @@ import { ReconnectToken, RoomName, UserId } from './core/protocol.ts';
 import type { OpenRequest, PublicStats } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
 import { createAuthenticator } from './core/auth.ts';
-import { APP_JS, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
+import { APP_JS, ASYNCAPI_JSON, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
+import type { AdminSnapshot } from './admin/figures.ts';
+import { mountAdmin } from './admin/routes.ts';
 
 /** A checked `/ws` request: who connects, and from which address (for per-IP limits). */
 export interface ConnectRequest extends OpenRequest {
@@ -35,6 +38,8 @@ export interface AppOptions {
   metrics(): string | Promise<string>;
   /** The hub's figures for the public `GET /stats` (a cluster's: every node's). */
   stats(): PublicStats | Promise<PublicStats>;
+  /** What the operator page shows (`src/admin/`), with `ADMIN_TOKEN`; absent: `metrics()` alone. */
+  admin?(): AdminSnapshot | Promise<AdminSnapshot>;
 }
 
 /** Why an upgrade was refused, as plain-text bodies (no internals, no echo of input). */
@@ -116,9 +121,17 @@ export function createApp(options: AppOptions): Hono {
       'content-type': 'text/plain; version=0.0.4; charset=utf-8',
     });
   });
+  if (config.adminToken !== undefined)
+    mountAdmin(app, config.adminToken, async () => {
+      return (await options.admin?.()) ?? { metrics: await options.metrics(), rooms: [] };
+    });
   app.get('/config.json', (c) => c.json({ iceServers: config.iceServers }));
   app.get('/protocol.json', (c) =>
     c.body(PROTOCOL_JSON, 200, { 'content-type': 'application/schema+json' }),
+  );
+  // The same schemas as an AsyncAPI 3.0 document of /ws, for code generators and docs sites.
+  app.get('/asyncapi.json', (c) =>
+    c.body(ASYNCAPI_JSON, 200, { 'content-type': 'application/json' }),
   );
 
   app.get('/ws', async (c, next) => {

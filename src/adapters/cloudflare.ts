@@ -21,6 +21,7 @@ import {
   logFor,
 } from '../cloudflare/env.ts';
 import { gatherFigures } from '../cloudflare/figures.ts';
+import { topRooms } from '../admin/figures.ts';
 
 export type { Env } from '../cloudflare/env.ts';
 export { GatewayObject } from '../cloudflare/gateway.ts';
@@ -40,6 +41,15 @@ function appFor(env: Env): Hono {
     remoteAddress: (c) => c.req.header('cf-connecting-ip'),
     metrics: async () => (await gatherFigures(env, shards)).metrics,
     stats: async () => (await gatherFigures(env, shards)).stats,
+    // One gather for everything, so the page's rows add up to its totals.
+    admin: async () => {
+      const figures = await gatherFigures(env, shards, true);
+      return {
+        metrics: figures.metrics,
+        rooms: topRooms(figures.members),
+        nodes: figures.gateways,
+      };
+    },
     upgrade: (c, request) => {
       const name = gatewayOf(request.userId, shards);
       return gateway(env, name).fetch(

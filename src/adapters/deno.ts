@@ -5,6 +5,8 @@
  * (its WebSocket has no ping API; `deno-ping.ts` reaches the runtime's for the takeover probe).
  */
 import { createApp } from '../app.ts';
+import type { ClusterAdmin } from '../admin/cluster.ts';
+import { createProcessAdmin } from '../admin/process.ts';
 import type { Config } from '../core/config.ts';
 import { CloseCode, type HubSeams } from '../core/hub.ts';
 import type { Logger } from '../core/log.ts';
@@ -35,8 +37,14 @@ interface Bound extends WebSocket {
   [LINK]?: Link;
 }
 
-export function startDenoServer(config: Config, log: Logger, seams?: HubSeams): DenoServer {
+export function startDenoServer(
+  config: Config,
+  log: Logger,
+  seams?: HubSeams,
+  cluster?: ClusterAdmin,
+): DenoServer {
   let accepting = true;
+  const admin = createProcessAdmin(config, seams, cluster);
   let denoPing: DenoPing | undefined | null = null;
   const bridge = createSocketBridge<WebSocket>({
     config,
@@ -52,9 +60,10 @@ export function startDenoServer(config: Config, log: Logger, seams?: HubSeams): 
       denoPing?.(ws, onLife);
       return denoPing !== undefined;
     },
-    seams,
+    seams: admin.seams,
     log,
   });
+  admin.attach(() => bridge.hub.renderMetrics());
 
   // One set of listeners for every socket (each finds its socket as `this`): nothing per socket
   // but its link. Deno sends nothing before the 101 is out, so the link is opened on `open`.
@@ -90,6 +99,7 @@ export function startDenoServer(config: Config, log: Logger, seams?: HubSeams): 
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
     stats: () => bridge.stats(),
+    admin: admin.snapshot,
   });
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },

@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../app.ts';
+import type { ClusterAdmin } from '../admin/cluster.ts';
+import { createProcessAdmin } from '../admin/process.ts';
 import type { Config } from '../core/config.ts';
 import { CloseCode, type HubSeams } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -22,6 +24,8 @@ export interface NodeServerOptions {
   log?: Logger;
   /** Where the hub's state lives when this process is one node of a cluster. */
   seams?: HubSeams;
+  /** The operator page's view of that cluster (`src/admin/cluster.ts`). */
+  cluster?: ClusterAdmin;
 }
 
 export interface NodeServer {
@@ -37,8 +41,10 @@ export async function startNodeServer({
   config,
   log = createLogger(config.logLevel, (line) => process.stdout.write(`${line}\n`)),
   seams,
+  cluster,
 }: NodeServerOptions): Promise<NodeServer> {
   let accepting = true;
+  const admin = createProcessAdmin(config, seams, cluster);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxMessageBytes,
@@ -52,9 +58,10 @@ export async function startNodeServer({
       ws.ping();
       return true;
     },
-    seams,
+    seams: admin.seams,
     log,
   });
+  admin.attach(() => bridge.hub.renderMetrics());
   const app = createApp({
     config,
     log,
@@ -65,6 +72,7 @@ export async function startNodeServer({
     accepting: () => accepting,
     metrics: () => bridge.hub.renderMetrics(),
     stats: () => bridge.stats(),
+    admin: admin.snapshot,
   });
 
   const adopt = createAdopter(bridge, log);
@@ -110,6 +118,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     errorLine: (line) => process.stderr.write(`${line}\n`),
     exit: (code) => process.exit(code),
     onSignal: (signal, listener) => process.on(signal, listener),
-    start: (config, log, seams) => startNodeServer({ config, log, seams }),
+    start: (config, log, seams, cluster) => startNodeServer({ config, log, seams, cluster }),
   });
 }

@@ -4,6 +4,7 @@
  * in its few primitives, so this file imports no runtime itself.
  */
 import { ConfigError, parseConfig, type Config, type Env } from '../core/config.ts';
+import type { ClusterAdmin } from '../admin/cluster.ts';
 import type { HubSeams } from '../core/hub-api.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 
@@ -26,11 +27,15 @@ export interface Runtime {
   errorLine(line: string): void;
   exit(code: number): never;
   onSignal(signal: 'SIGTERM' | 'SIGINT', listener: () => void): void;
-  /** Starts the server; `seams` is where its state lives when this process is a cluster node. */
+  /**
+   * Starts the server; `seams` is where its state lives when this process is a cluster node, and
+   * `cluster` what the operator page sees of the cluster.
+   */
   start(
     config: Config,
     log: Logger,
     seams: HubSeams | undefined,
+    cluster: ClusterAdmin | undefined,
   ): RunnableServer | Promise<RunnableServer>;
 }
 
@@ -48,7 +53,7 @@ export async function runServer(runtime: Runtime): Promise<void> {
       ? await (await import('../cluster/join.ts')).joinCluster(config, log)
       : undefined;
     cluster = node;
-    server = await runtime.start(config, log, node?.seams);
+    server = await runtime.start(config, log, node?.seams, node?.admin);
   } catch (error) {
     const reason =
       error instanceof ConfigError

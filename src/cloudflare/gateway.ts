@@ -174,12 +174,20 @@ export class GatewayObject extends DurableObject<Env> implements GatewayRpc {
     return this.shards.answer.readHistory(conversation, before, limit);
   }
 
-  /** `/stats` and `/metrics` of this gateway, for the Worker to add up. */
-  async figures() {
+  /** `/stats` and `/metrics` of this gateway, for the Worker to add up; `rooms`: for `/admin`. */
+  async figures(rooms = false) {
     let partnered = 0;
-    for (const session of this.shards.host().sessions())
+    const members = new Map<string, number>();
+    for (const session of this.shards.host().sessions()) {
       if (session.partner !== undefined) partnered++;
-    return { stats: this.bridge.hub.stats(), metrics: this.bridge.hub.renderMetrics(), partnered };
+      if (rooms) for (const room of session.rooms) members.set(room, (members.get(room) ?? 0) + 1);
+    }
+    return {
+      stats: this.bridge.hub.stats(),
+      metrics: this.bridge.hub.renderMetrics(),
+      partnered,
+      ...(rooms && { rooms: [...members].map(([room, count]) => ({ room, members: count })) }),
+    };
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {

@@ -46,8 +46,14 @@ export interface GatewayRpc {
   /**
    * This gateway's `/stats` figures and `/metrics` exposition, for the Worker to add up, and how
    * many of its users have a partner (a pair across two gateways is one pair, counted by each).
+   * With `rooms` (the operator page), also its members of each room.
    */
-  figures(): Promise<{ stats: HubStats; metrics: string; partnered: number }>;
+  figures(rooms?: boolean): Promise<{
+    stats: HubStats;
+    metrics: string;
+    partnered: number;
+    rooms?: { room: string; members: number }[];
+  }>;
 }
 
 export interface RoomRpc {

@@ -23,6 +23,7 @@
  * meanwhile are written again when the link is back, and everything this node holds is
  * registered again when Redis comes back empty or had swept this node as dead.
  */
+import { type ClusterAdmin, createClusterAdmin } from '../admin/cluster.ts';
 import type { ClusterConfig, HistoryConfig } from '../core/config.ts';
 import { createIdClock, type HistoryStore } from '../core/history.ts';
 import type { HubSeams } from '../core/hub-api.ts';
@@ -49,6 +50,8 @@ export interface ClusterNode {
   readonly nodeId: string;
   /** The hub's seams: users, rooms, pool, history and claims in Redis. */
   readonly seams: HubSeams;
+  /** What the operator page sees of the cluster (`src/admin/cluster.ts`). */
+  readonly admin: ClusterAdmin;
   /** Writes the first heartbeat and subscribes; rejects if Redis is not ready within `timeoutMs`. */
   start(timeoutMs: number): Promise<void>;
   /** Stops the heartbeat and leaves the cluster (call once this node's sockets are closed). */
@@ -88,6 +91,14 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
   let timers: ReturnType<typeof setInterval>[] = [];
   let closed = false;
   let beaten = false;
+
+  const admin = createClusterAdmin({
+    link,
+    prefix: p,
+    nodeId,
+    heartbeatMs: config.heartbeatMs,
+    deadAfterMs: config.deadAfterMs,
+  });
 
   const warn = (event: string) => (error: unknown) =>
     log.warn(event, { error: error instanceof Error ? error.message : String(error) });
@@ -237,6 +248,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
 
   return {
     nodeId,
+    admin,
     seams: {
       users: inbox.users,
       rooms: rooms.seam,
@@ -288,6 +300,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       pool?.close();
       // Leaving cleanly: nothing of this node is left for a sweep to find.
       await Promise.allSettled([
+        admin.stop(),
         link.send('ZREM', key.nodes, nodeId),
         link.send('DEL', key.myUsers, key.myMembers),
       ]);

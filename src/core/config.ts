@@ -67,6 +67,8 @@ export interface Config {
   auth: { secret: string | undefined; jwksUrl: string | undefined };
   /** When set, `GET /metrics` wants `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /** When set, the operator page is served at `/admin`, its figures for `Authorization: Bearer <token>`. */
+  adminToken: string | undefined;
   /** One node of many sharing state through Redis (`REDIS_URL`); undefined: one process. */
   cluster: ClusterConfig | undefined;
   /** Cloudflare only: the gateway objects userIds are spread over (`GATEWAY_SHARDS`). */
@@ -137,6 +139,7 @@ export const CONFIG_VARIABLES = [
   'AUTH_JWT_SECRET',
   'AUTH_JWKS_URL',
   'METRICS_TOKEN',
+  'ADMIN_TOKEN',
   'REDIS_URL',
   'REDIS_PREFIX',
   'NODE_ID',
@@ -263,6 +266,11 @@ export function parseConfig(env: Env): Config {
     );
   }
 
+  // The operator page shows every room's name and size: a guessable token would hand them out.
+  const adminToken = raw('ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16)
+    problems.push('ADMIN_TOKEN: at least 16 characters');
+
   const redisUrl = raw('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]*$/i.test(redisUrl))
     problems.push('REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://');
@@ -316,6 +324,7 @@ export function parseConfig(env: Env): Config {
     },
     auth: { secret: authSecret, jwksUrl: authJwksUrl },
     metricsToken: raw('METRICS_TOKEN'),
+    adminToken,
     cluster:
       redisUrl === undefined ? undefined : { redisUrl, prefix, nodeId, heartbeatMs, deadAfterMs },
     gatewayShards: int('GATEWAY_SHARDS', 8, 1, 1024),

@@ -154,6 +154,15 @@ export function defineContractSuite(target: ContractTarget) {
         expect(Object.keys(body.definitions).sort()).toEqual(['ClientMessage', 'ServerMessage']);
       });
 
+      it('serves the AsyncAPI document at /asyncapi.json', async () => {
+        const document = await fetch(`${server.baseUrl}/asyncapi.json`);
+        expect(document.status).toBe(200);
+        expect(document.headers.get('content-type')).toMatch(/application\/json/);
+        const body = (await document.json()) as { asyncapi: string; channels: object };
+        expect(body.asyncapi).toBe('3.0.0');
+        expect(Object.keys(body.channels)).toEqual(['ws']);
+      });
+
       it('exposes Prometheus metrics at /metrics that follow what clients do', async () => {
         const read = () => readMetrics(server);
         const before = await read();
@@ -1487,6 +1496,116 @@ export function defineContractSuite(target: ContractTarget) {
         });
         expect(ok.status).toBe(200);
         expect(await ok.text()).toMatch(/^aleatoria_connections \d+$/m);
+      });
+    });
+
+    describe('operator page (ADMIN_TOKEN)', () => {
+      const TOKEN = 'operator-page-token-0123';
+      let server: LaunchedServer;
+      /** The same server without ADMIN_TOKEN. */
+      let plain: LaunchedServer;
+      beforeAll(async () => {
+        [server, plain] = await Promise.all([
+          target.launch({ ADMIN_TOKEN: TOKEN }),
+          target.launch({}),
+        ]);
+      });
+      afterAll(() => Promise.all([server?.stop(), plain?.stop()]));
+      const connect = clientPool(() => server);
+      const figuresUrl = () => `${oneProcess(server).baseUrl}/admin/figures`;
+      const readFigures = async () => {
+        const res = await fetch(figuresUrl(), { headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(res.status).toBe(200);
+        return (await res.json()) as Record<string, any>;
+      };
+
+      it('is absent without ADMIN_TOKEN', async () => {
+        for (const path of ['/admin', '/admin/figures', '/admin/admin.js'])
+          expect((await fetch(`${plain.baseUrl}${path}`)).status).toBe(404);
+      });
+
+      it('serves the page to anyone but its figures only for the bearer token', async () => {
+        const page = await fetch(`${server.baseUrl}/admin`);
+        expect(page.status).toBe(200);
+        expect(page.headers.get('content-security-policy')).toContain("form-action 'none'");
+        const html = await page.text();
+        expect(html).toContain('/admin/admin.js');
+        expect(html).not.toContain(TOKEN);
+        expect((await fetch(`${server.baseUrl}/admin/admin.js`)).status).toBe(200);
+        for (const authorization of [
+          undefined,
+          'Bearer wrong',
+          `Basic ${TOKEN}`,
+          `Bearer ${TOKEN}x`,
+        ]) {
+          const res = await fetch(figuresUrl(), {
+            headers: authorization === undefined ? {} : { authorization },
+          });
+          expect(res.status).toBe(401);
+          expect(await res.text()).not.toMatch(/connections|\d/);
+        }
+      });
+
+      it('agrees with /metrics after clients joined rooms, chatted and were matched', async () => {
+        const [big, small] = [uid('big'), uid('small')];
+        const members = [await connect({ room: big }), await connect({ room: big })];
+        members.push(await connect({ room: big }), await connect({ room: small }));
+        members[0]!.send({ type: 'chat_message', room: big, payload: { content: 'hi' } });
+        for (const member of members.slice(0, 3)) await member.nextOfType('chat_message');
+        const [x, y] = [await connect(), await connect()];
+        await settle(y, { type: 'user_available_webrtc' });
+        x.send({ type: 'request_random_peer' });
+        await Promise.all([x.nextOfType('assign_role'), y.nextOfType('assign_role')]);
+
+        // A cluster's other nodes write their figures at each heartbeat: read until they agree.
+        let last = '';
+        for (let i = 0; ; i++) {
+          const [figures, metric, stats] = await Promise.all([
+            readFigures(),
+            readMetrics(server),
+            fetch(`${server.baseUrl}/stats`).then((res) => res.json() as any),
+          ]);
+          const ttm = 'aleatoria_time_to_match_seconds';
+          const seen = {
+            connections: [figures.connections, metric('aleatoria_connections'), 6],
+            matches: [figures.matches, metric('aleatoria_matches_total'), 1],
+            waits: [figures.timeToMatch.count, metric(`${ttm}_count`), 1],
+            fastest: [figures.timeToMatch.buckets[0].count, metric(`${ttm}_bucket{le="0.1"}`)],
+            fiveMinutes: [figures.timeToMatch.buckets[8].count, metric(`${ttm}_bucket{le="300"}`)],
+            everyWait: [figures.timeToMatch.buckets[9].count, metric(`${ttm}_count`)],
+            // Processes cannot add up rooms and the pool (one spans them): /stats counts them.
+            rooms: [figures.rooms, stats.rooms, 3],
+            pool: [figures.pool, stats.available, 0],
+            pairs: [figures.pairs, metric('aleatoria_pairs')],
+            nodeConnections: [
+              figures.nodes.length === 0
+                ? figures.connections
+                : figures.nodes.reduce((sum: number, node: any) => sum + node.connections, 0),
+              figures.connections,
+            ],
+          };
+          last = JSON.stringify(seen);
+          if (Object.values(seen).every((values) => values.every((n) => n === values[0]))) break;
+          if (i === 25) throw new Error(`figures never agreed with /metrics: ${last}`);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        const figures = await readFigures();
+        // x and y are in the default room.
+        expect(figures.topRooms).toEqual([
+          { room: big, members: 3 },
+          { room: 'Lobby', members: 2 },
+          { room: small, members: 1 },
+        ]);
+        if (!server.nodes) {
+          // One process: every gauge is its own (a cluster's pairs across nodes are nobody's).
+          const metric = await readMetrics(server);
+          expect([figures.rooms, figures.pool, figures.pairs]).toEqual([
+            metric('aleatoria_rooms'),
+            metric('aleatoria_pool_size'),
+            1,
+          ]);
+        }
+        if (figures.history) expect(figures.history.messages).toBeGreaterThanOrEqual(1);
       });
     });
 
