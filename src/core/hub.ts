@@ -181,6 +181,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     windowMs: options.callResumeMs ?? 0,
     users,
     setTimer: deps.setTimer ?? setTimer,
+    now: deps.now,
     send,
     later,
     unavailable: (session) => matching.setAvailable(session, false),

@@ -45,7 +45,7 @@ export interface IdentityDeps {
   /** UserIds held by other processes; absent: this process alone. */
   readonly claims: UserClaims | undefined;
   /** Sessions waiting, with no socket, for their user to come back to a call. */
-  readonly resume: Pick<Resume, 'away' | 'stop' | 'back'>;
+  readonly resume: Pick<Resume, 'away' | 'stop' | 'back' | 'welcome'>;
   register(conn: ConnId, state: SessionState, announce?: boolean): Session;
   joinRoom(session: Session, room: string): void;
   /** Ends a session as a disconnect does (rooms, pool, partner told). */
@@ -162,14 +162,14 @@ export function createIdentity(deps: IdentityDeps): Identity {
           if (resuming) deps.resume.back(session);
           return { accepted: true };
         }
-        deps.touch(
-          deps.register(conn, {
-            userId: request.userId,
-            token: request.token,
-            rooms: [room],
-            available: false,
-          }),
-        );
+        const session = deps.register(conn, {
+          userId: request.userId,
+          token: request.token,
+          rooms: [room],
+          available: false,
+        });
+        deps.touch(session);
+        deps.resume.welcome(session);
         return { accepted: true };
       }
       if (existing && takesOver(existing, request)) {

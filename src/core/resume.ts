@@ -8,7 +8,8 @@
  * ends as a disconnect does and the partner gets `hangup {reason:"peer_disconnected"}`.
  *
  * One timer per away session only: an idle socket, a clean close (1000/1001) and a session
- * without a token cost nothing and hang up at once.
+ * without a token cost nothing and hang up at once. A user back too late (a fresh session with the
+ * same token, within one more window) is told the call is over, so its page ends it at once.
  */
 import type { Envelopes } from './envelope.ts';
 import type { Metrics } from './metrics.ts';
@@ -24,6 +25,7 @@ export interface ResumeDeps {
   /** Reaches the partner wherever it is. */
   readonly users: UserDirectory;
   setTimer(ms: number, fn: () => void): () => void;
+  now(): number;
   send(conn: ConnId, text: string): void;
   later<T>(value: MaybePromise<T>, fn: (value: T) => void): void;
   /** Takes the user out of the pool. */
@@ -50,6 +52,8 @@ export interface Resume {
    * its partner when it went, if known.
    */
   back(session: Session, former?: string): void;
+  /** A fresh session: if its user's call ended while it was away, it gets that call's hangup. */
+  welcome(session: Session): void;
 }
 
 export function createResume(deps: ResumeDeps): Resume {
@@ -57,6 +61,11 @@ export function createResume(deps: ResumeDeps): Resume {
   const { byUser, byConn } = deps.sessions;
   /** The window's timer of each away session, and the partner it had when it went. */
   const waiting = new Map<Session, { cancel: () => void; partner: string }>();
+  /**
+   * Calls that ended while their user was away, by userId, for one more window; in the order they
+   * ended, which is the order they expire (the window is one length), so pruning reads the front.
+   */
+  const ended = new Map<string, { token: string; partner: string; until: number }>();
 
   /** Whether `userId` is a session of this process that waits with no socket. */
   const isAway = (userId: string) => {
@@ -70,8 +79,21 @@ export function createResume(deps: ResumeDeps): Resume {
   };
 
   function expire(session: Session) {
-    if (!waiting.delete(session)) return;
+    const wait = waiting.get(session);
+    if (!wait) return;
+    waiting.delete(session);
     metrics.inc('aleatoria_call_resumes_total', 'expired');
+    const now = deps.now();
+    for (const [userId, call] of ended) {
+      if (call.until >= now) break;
+      ended.delete(userId);
+    }
+    ended.delete(session.userId);
+    ended.set(session.userId, {
+      token: session.token!,
+      partner: session.partner ?? wait.partner,
+      until: now + deps.windowMs,
+    });
     deps.remove(session);
     deps.flush();
   }
@@ -96,6 +118,13 @@ export function createResume(deps: ResumeDeps): Resume {
       waiting.delete(session);
       wait.cancel();
       return wait.partner;
+    },
+    welcome(session) {
+      const call = ended.get(session.userId);
+      if (call === undefined) return;
+      ended.delete(session.userId);
+      if (call.token !== session.token || call.until < deps.now()) return;
+      deps.send(session.conn, envelopes.hangup(call.partner, session.userId, 'peer_disconnected'));
     },
     back(session, former) {
       metrics.inc('aleatoria_call_resumes_total', 'resumed');

@@ -108,6 +108,42 @@ describe('a call that outlives its socket (CALL_RESUME_MS)', () => {
     expect(resumes(h, 'expired')).toBe('1');
   });
 
+  it('tells a user back after the window, with its token and within one more window, that the call is over', () => {
+    const h = makeHub({ callResumeMs: WINDOW_MS });
+    inCall(h);
+    h.hub.close('bob#1', true);
+    h.advance(WINDOW_MS + 500);
+    h.take();
+    expect(h.connect('bob', { token: 'tok-bob', conn: 'bob#2' })).toStrictEqual({
+      accepted: true,
+    });
+    expect(h.take()).toStrictEqual([
+      { conn: 'bob#2', msg: hangup('alice', 'bob', 'peer_disconnected', T0 + WINDOW_MS + 500) },
+    ]);
+    // Told once: the next fresh session hears nothing.
+    h.hub.close('bob#2');
+    h.connect('bob', { token: 'tok-bob', conn: 'bob#3' });
+    expect(h.take()).toStrictEqual([]);
+  });
+
+  it('tells nothing to a newcomer without the token, or after one more window', () => {
+    const h = makeHub({ callResumeMs: WINDOW_MS });
+    inCall(h);
+    h.hub.close('bob#1', true);
+    h.advance(WINDOW_MS);
+    h.take();
+    h.connect('bob', { conn: 'bob#2' });
+    expect(h.take()).toStrictEqual([]);
+
+    const late = makeHub({ callResumeMs: WINDOW_MS });
+    inCall(late);
+    late.hub.close('bob#1', true);
+    late.advance(2 * WINDOW_MS + 1);
+    late.take();
+    late.connect('bob', { token: 'tok-bob', conn: 'bob#2' });
+    expect(late.take()).toStrictEqual([]);
+  });
+
   it.each([
     ['a clean close', { callResumeMs: WINDOW_MS }, false, 'tok-bob'],
     ['a session without a token', { callResumeMs: WINDOW_MS }, true, undefined],
