@@ -72,10 +72,7 @@ export interface RedisLink {
   readonly ready: boolean;
   /** A command timed out and no PING has been answered since: commands fail at once. */
   readonly stalled: boolean;
-  /**
-   * Runs `hook` before each command is written: what holds commands back to batch them (the
-   * inbox's routes) sends them first, so Redis runs a node's commands in the order they were made.
-   */
+  /** Runs `hook` before each command: what holds commands back (routes) sends them first. */
   beforeEachCommand(hook: () => void): void;
   /** Sends one command; rejects with `RedisUnavailableError` when Redis cannot answer. */
   send(command: string, ...args: RedisArg[]): Promise<RedisReply>;
