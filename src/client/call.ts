@@ -3,7 +3,10 @@
  * the "perfect negotiation" pattern (W3C webrtc-pc, MDN "Establishing a connection: The WebRTC
  * perfect negotiation pattern"): both sides may offer at any time; on a collision the polite side
  * rolls back and answers, the impolite side ignores the incoming offer. The server's
- * `assign_role` decides who is which, so the two sides always disagree.
+ * `assign_role` decides who is which, so the two sides always disagree. The first negotiation is
+ * one round trip with no wait: the impolite side offers the moment the call starts, the polite side
+ * answers it with its tracks (added up front, they ride the offer's transceivers) and offers only
+ * after that (a renegotiation, an ICE restart). Measured: bench/README.md, "Calls".
  *
  * A call survives blips: its signaling waits in a queue while the client's socket reconnects
  * (`signal-queue.ts`), the peer's own socket dropping shows as `peerStatus` (the server says so
@@ -96,7 +99,6 @@ export function startCall(options: CallOptions): Call {
   const Stream = options.MediaStream ?? globalThis.MediaStream;
   const { client, peerId, role } = options;
   const polite = role === 'polite';
-  let deferredStream: MediaStream | undefined;
   const reportError =
     options.onError ?? ((error: unknown) => console.error('aleatoria call:', error));
 
@@ -110,6 +112,8 @@ export function startCall(options: CallOptions): Call {
   let everConnected = false;
   let makingOffer = false;
   let ignoreOffer = false;
+  /** The polite side has applied the peer's first offer: its own offers may follow. */
+  let offered = false;
   /** The ufrag of the remote description applied last (or being applied): the live generation. */
   let remoteUfrag: string | undefined;
   /** A restart asked for while the socket was down: its offer would only wait in the queue. */
@@ -199,7 +203,7 @@ export function startCall(options: CallOptions): Call {
       for (const candidate of pendingCandidates.splice(0))
         if (isCurrent(candidate)) void addCandidate(candidate);
       if (description.type === 'offer') {
-        addDeferredTracks();
+        offered = true;
         await pc.setLocalDescription();
         sendDescription(pc.localDescription);
       }
@@ -282,7 +286,7 @@ export function startCall(options: CallOptions): Call {
     });
   };
 
-  pc.onnegotiationneeded = async () => {
+  async function makeOffer(): Promise<void> {
     try {
       makingOffer = true;
       await pc.setLocalDescription();
@@ -292,6 +296,14 @@ export function startCall(options: CallOptions): Call {
     } finally {
       makingOffer = false;
     }
+  }
+
+  pc.onnegotiationneeded = () => {
+    // The polite side's tracks go out in its answer to the first offer, not in an offer of its own
+    // (which would collide, roll back and cost a second negotiation); an offer being made, or one
+    // awaiting its answer, already carries what was added.
+    if ((polite && !offered) || makingOffer || pc.signalingState !== 'stable') return;
+    return makeOffer();
   };
 
   pc.onconnectionstatechange = () => {
@@ -316,26 +328,16 @@ export function startCall(options: CallOptions): Call {
     }
   };
 
-  /**
-   * The polite side adds its tracks once the first offer is applied: they then ride the offer's
-   * transceivers and go out in the answer, one round trip in all. Added up front, they would start
-   * a colliding offer of their own and a second negotiation to send them.
-   */
-  function addDeferredTracks(): void {
-    if (!deferredStream) return;
-    for (const track of deferredStream.getTracks()) pc.addTrack(track, deferredStream);
-    deferredStream = undefined;
-  }
-
-  if (options.localStream && polite) {
-    deferredStream = options.localStream;
-  } else if (options.localStream) {
+  if (options.localStream) {
     for (const track of options.localStream.getTracks()) pc.addTrack(track, options.localStream);
   } else if (!polite) {
-    // Nothing to send: the impolite side still offers to receive, so negotiation starts.
+    // Nothing to send: the impolite side still offers to receive.
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
   }
+  // The impolite side offers now rather than on the next task's negotiationneeded, which a busy
+  // page delays (7-14 ms measured against 1-3 ms in a bare one).
+  if (!polite) void makeOffer();
 
   return {
     pc,

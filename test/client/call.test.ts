@@ -206,8 +206,10 @@ function localCandidate(ufrag: string, n: number) {
   return { candidate: { toJSON: () => json } };
 }
 
-function setup(role: 'polite' | 'impolite', overrides: Partial<CallOptions> = {}) {
+/** A call of `role`; `down`: its client's socket is down when the call starts. */
+function setup(role: 'polite' | 'impolite', overrides: Partial<CallOptions> = {}, down = false) {
   const signaling = fakeSignaling();
+  if (down) signaling.down();
   const errors: unknown[] = [];
   const call = startCall({
     client: signaling.client,
@@ -238,14 +240,18 @@ afterEach(() => {
 });
 
 describe('startCall', () => {
-  it('adds the local tracks, passes the ICE servers and offers when negotiation is needed', async () => {
+  it('adds the local tracks, passes the ICE servers and offers at once, once, as the impolite side', async () => {
     const { pc, call, sentOfType } = setup('impolite');
     expect(pc.config.iceServers).toEqual([{ urls: 'stun:stun.example:3478' }]);
     expect(pc.tracks).toEqual(['mic', 'cam']);
     expect(call.peerId).toBe(PEER);
     expect(call.role).toBe('impolite');
     expect(call.state).toBe('connecting');
+    await settle();
+    // Sent before the browser's negotiationneeded, which then finds the offer carrying the tracks.
+    expect(sentOfType('webrtc_offer')).toHaveLength(1);
     await pc.onnegotiationneeded?.();
+    await settle();
     expect(sentOfType('webrtc_offer')).toEqual([
       {
         type: 'webrtc_offer',
@@ -314,44 +320,51 @@ describe('startCall', () => {
     expect(errors).toEqual([]);
   });
 
-  it('polite side: adds its tracks only once the first offer is applied, and answers with them', async () => {
+  it('polite side: adds its tracks up front, offers nothing before the first offer, and answers it with them', async () => {
     const { pc, signaling, sentOfType } = setup('polite');
-    expect(pc.tracks).toEqual([]);
+    expect(pc.tracks).toEqual(['mic', 'cam']);
+    await pc.onnegotiationneeded?.();
+    await settle();
+    expect(sentOfType('webrtc_offer')).toEqual([]);
     signaling.deliver(offer('their-offer'));
     await settle();
     expect(pc.remoteDescriptionsSet).toEqual([{ type: 'offer', sdp: 'their-offer' }]);
-    expect(pc.tracks).toEqual(['mic', 'cam']);
     expect(sentOfType('webrtc_answer')).toHaveLength(1);
-    // A renegotiation later does not add them twice.
-    signaling.deliver(offer('second-offer'));
-    await settle();
+    expect(pc.rolledBack).toBe(0);
+    // Once answered, a renegotiation of its own (an ICE restart) may offer; tracks stay as they are.
+    await pc.onnegotiationneeded?.();
+    expect(sentOfType('webrtc_offer')).toHaveLength(1);
     expect(pc.tracks).toEqual(['mic', 'cam']);
   });
 
   it('polite side: rolls back its own offer and answers a colliding one', async () => {
     const { pc, signaling, sentOfType } = setup('polite');
+    signaling.deliver(offer('first-offer'));
+    await settle();
     await pc.onnegotiationneeded?.();
     expect(pc.signalingState).toBe('have-local-offer');
     signaling.deliver(offer('their-offer'));
     await settle();
     expect(pc.rolledBack).toBe(1);
-    expect(pc.remoteDescriptionsSet).toEqual([{ type: 'offer', sdp: 'their-offer' }]);
-    expect(sentOfType('webrtc_answer')).toHaveLength(1);
+    expect(pc.remoteDescriptionsSet.at(-1)).toEqual({ type: 'offer', sdp: 'their-offer' });
+    expect(sentOfType('webrtc_answer')).toHaveLength(2);
   });
 
   it('polite side: accepts an offer that arrives while its own is still being made', async () => {
     const { pc, signaling, sentOfType } = setup('polite');
+    signaling.deliver(offer('first-offer'));
+    await settle();
     const making = pc.onnegotiationneeded?.();
     signaling.deliver(offer('their-offer'));
     await making;
     await settle();
-    expect(pc.remoteDescriptionsSet).toEqual([{ type: 'offer', sdp: 'their-offer' }]);
-    expect(sentOfType('webrtc_answer')).toHaveLength(1);
+    expect(pc.remoteDescriptionsSet.at(-1)).toEqual({ type: 'offer', sdp: 'their-offer' });
+    expect(sentOfType('webrtc_answer')).toHaveLength(2);
   });
 
   it('impolite side: ignores a colliding offer and keeps its own', async () => {
     const { pc, signaling, sentOfType, errors } = setup('impolite');
-    await pc.onnegotiationneeded?.();
+    await settle();
     const ownOffer = pc.localDescription;
     signaling.deliver(offer('their-offer'));
     await settle();
@@ -471,9 +484,8 @@ describe('startCall', () => {
 
 describe('startCall through blips', () => {
   it('queues signaling while the socket is down and sends it in order once it is open again', async () => {
-    const { pc, signaling, sentOfType } = setup('impolite');
-    signaling.down();
-    await pc.onnegotiationneeded?.();
+    const { pc, signaling, sentOfType } = setup('impolite', {}, true);
+    await settle();
     pc.onicecandidate?.(localCandidate('local0', 1));
     pc.onicecandidate?.({ candidate: null });
     expect(signaling.sent).toEqual([]);
@@ -500,9 +512,8 @@ describe('startCall through blips', () => {
   });
 
   it('keeps at most 64 messages queued, dropping the oldest candidates first', async () => {
-    const { pc, signaling, sentOfType } = setup('impolite');
-    signaling.down();
-    await pc.onnegotiationneeded?.();
+    const { pc, signaling, sentOfType } = setup('impolite', {}, true);
+    await settle();
     for (let n = 1; n <= 70; n++) pc.onicecandidate?.(localCandidate('local0', n));
     signaling.up();
     expect(signaling.sent).toHaveLength(64);
@@ -519,7 +530,7 @@ describe('startCall through blips', () => {
 
   it('does not send queued candidates of an ICE generation it has restarted away from', async () => {
     const { pc, signaling, sentOfType } = setup('impolite');
-    await pc.onnegotiationneeded?.();
+    await settle();
     signaling.deliver(answer('their-answer\na=ice-ufrag:remote0'));
     await settle();
     signaling.down();
@@ -556,8 +567,8 @@ describe('startCall through blips', () => {
   });
 
   it('offers again when the peer comes back while its offer is unanswered', async () => {
-    const { pc, signaling, sentOfType } = setup('impolite');
-    await pc.onnegotiationneeded?.();
+    const { signaling, sentOfType } = setup('impolite');
+    await settle();
     signaling.deliver(userStatus(PEER, 'reconnecting'));
     signaling.deliver(userStatus(PEER, 'online'));
     expect(sentOfType('webrtc_offer')).toHaveLength(2);
