@@ -315,7 +315,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     connections: byUser.size,
     rooms: rooms.size,
     available: pool.size,
-    pairs: countPairs(byUser),
+    pairs: countPairs(byUser, claims !== undefined),
   });
 
   /**

@@ -97,16 +97,20 @@ export function createSession(conn: ConnId, state: SessionState, bucket: TokenBu
 
 /**
  * The pairs among `byUser`, each mutual pair once; a half restored after a wake (partner not
- * back yet) is not a pair.
+ * back yet) is not a pair. `partnersElsewhere`: other processes hold users too (a cluster), so a
+ * partner not held here is counted by the process of the pair's lower userId, and the processes'
+ * figures add up to the cluster's.
  */
-export function countPairs(byUser: ReadonlyMap<string, Session>): number {
+export function countPairs(
+  byUser: ReadonlyMap<string, Session>,
+  partnersElsewhere = false,
+): number {
   let pairs = 0;
-  for (const session of byUser.values())
-    if (
-      session.partner !== undefined &&
-      session.userId < session.partner &&
-      byUser.get(session.partner)?.partner === session.userId
-    )
-      pairs++;
+  for (const session of byUser.values()) {
+    const { partner } = session;
+    if (partner === undefined || session.userId > partner) continue;
+    const other = byUser.get(partner);
+    if (other === undefined ? partnersElsewhere : other.partner === session.userId) pairs++;
+  }
   return pairs;
 }
