@@ -13,26 +13,23 @@ import { protocolSchema } from './protocol-schema.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(`${root}/${path}`, 'utf8');
 
-const bundle = await build({
-  entryPoints: [`${root}/src/web/main.ts`],
-  bundle: true,
-  format: 'esm',
-  target: 'es2022',
-  minify: true,
-  write: false,
-  legalComments: 'none',
-});
-const appJs = bundle.outputFiles[0]!.text;
+/** One page script, bundled for the browser and returned as text. */
+async function bundle(entry: string): Promise<string> {
+  const result = await build({
+    entryPoints: [`${root}/${entry}`],
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    legalComments: 'none',
+  });
+  return result.outputFiles[0]!.text;
+}
+
+const appJs = await bundle('src/web/main.ts');
 // The operator page (`/admin`, src/admin/): its own shell, styles inline, and its own script.
-const adminBundle = await build({
-  entryPoints: [`${root}/src/admin/page.ts`],
-  bundle: true,
-  format: 'esm',
-  target: 'es2022',
-  minify: true,
-  write: false,
-  legalComments: 'none',
-});
+const adminJs = await bundle('src/admin/page.ts');
 const html = read('src/web/index.html');
 if (!html.includes('<!-- styles -->'))
   throw new Error('src/web/index.html lacks the <!-- styles --> line');
@@ -50,7 +47,7 @@ const generated = [
   `export const INDEX_HTML = ${JSON.stringify(indexHtml)};`,
   `export const APP_JS = ${JSON.stringify(appJs)};`,
   `export const ADMIN_HTML = ${JSON.stringify(read('src/admin/index.html'))};`,
-  `export const ADMIN_JS = ${JSON.stringify(adminBundle.outputFiles[0]!.text)};`,
+  `export const ADMIN_JS = ${JSON.stringify(adminJs)};`,
   `export const PROTOCOL_JSON = ${JSON.stringify(JSON.stringify(protocolSchema(), null, 2))};`,
   `export const ASYNCAPI_JSON = ${JSON.stringify(JSON.stringify(asyncApi, null, 2))};`,
   '',
