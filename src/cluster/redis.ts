@@ -21,6 +21,9 @@
  */
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
+import { redisOptionsFromUrl } from './redis-url.ts';
+
+export { redisOptionsFromUrl };
 
 /** A reply as this link returns it (RESP2, bulk strings decoded as UTF-8). */
 export type RedisReply = null | string | number | RedisReply[];
@@ -76,7 +79,7 @@ export interface RedisLink {
   beforeEachCommand(hook: () => void): void;
   /** Sends one command; rejects with `RedisUnavailableError` when Redis cannot answer. */
   send(command: string, ...args: RedisArg[]): Promise<RedisReply>;
-  /** Runs `script` by SHA (`EVALSHA`), falling back to `EVAL` (which caches it) on `NOSCRIPT`. */
+  /** Runs `script`: `EVAL` the first time (which caches it), then by SHA (`EVALSHA`). */
   run(script: LuaScript, keys: readonly string[], args: readonly RedisArg[]): Promise<RedisReply>;
   /**
    * Subscribes the link's subscriber connection to `channel`. The channel is kept across
@@ -107,26 +110,6 @@ export interface RedisLinkOptions {
   connectionName?: string;
   /** Errors the connections report (refused, reset...), for logging. Default: ignored. */
   onError?(error: Error): void;
-}
-
-/** ioredis connection options from a `redis://` or `rediss://` URL (user, password, db). */
-export function redisOptionsFromUrl(url: string): RedisOptions {
-  const parsed = new URL(url);
-  const scheme = parsed.protocol.toLowerCase();
-  if (scheme !== 'redis:' && scheme !== 'rediss:')
-    throw new Error(`REDIS_URL must be redis:// or rediss://, not ${parsed.protocol}`);
-  // `[::1]` in a URL is `::1` to a socket.
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
-  const options: RedisOptions = { host, port: parsed.port ? Number(parsed.port) : 6379 };
-  if (parsed.username) options.username = decodeURIComponent(parsed.username);
-  if (parsed.password) options.password = decodeURIComponent(parsed.password);
-  const db = parsed.pathname.replace(/^\//, '');
-  if (db) {
-    if (!/^\d+$/.test(db)) throw new Error(`REDIS_URL database must be a number, not ${db}`);
-    options.db = Number(db);
-  }
-  if (scheme === 'rediss:') options.tls = { servername: host };
-  return options;
 }
 
 const defaultRetryDelay = (attempt: number) => {
@@ -333,7 +316,13 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
     },
     send,
     async run(script, keys, args) {
-      scripts.set(script.sha, script);
+      // EVALSHA answered NOSCRIPT and sent again as EVAL would let the commands written meanwhile
+      // run first (a node's routes out of order): a first use goes as EVAL, in line, and every
+      // ready loads the scripts before anything else is written.
+      if (!scripts.has(script.sha)) {
+        scripts.set(script.sha, script);
+        return send('EVAL', script.source, keys.length, ...keys, ...args);
+      }
       try {
         return await send('EVALSHA', script.sha, keys.length, ...keys, ...args);
       } catch (error) {
