@@ -7,6 +7,7 @@
  * applies the per-IP cap, which needs the count of open sockets.
  */
 import { Hono, type Context, type Next } from 'hono';
+import { basePath } from 'hono/route';
 import * as v from 'valibot';
 import type { Config } from './core/config.ts';
 import { checkOrigin } from './core/origin.ts';
@@ -97,7 +98,22 @@ export function createApp(options: AppOptions): Hono {
   });
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
-  app.get('/', (c) => c.html(INDEX_HTML, 200, PAGE_HEADERS));
+  // The page lives at the app's root with a trailing slash: `/`, or `/chat/` under
+  // `app.route('/chat', ...)` (where Hono routes `/` as `/chat`, sent on to `/chat/`). Its script
+  // is then `/chat/app.js`; the page finds the rest (config.json, stats, ws) next to itself.
+  const pageRoot = (c: Context) => `${basePath(c).replace(/\/$/, '')}/`;
+  const page = (c: Context) => {
+    const root = pageRoot(c);
+    // encodeURI: a mount path with a parameter (`/:tenant`) may carry `"` or `<` into the page.
+    const script = `src="${encodeURI(root)}app.js"`;
+    const html = root === '/' ? INDEX_HTML : INDEX_HTML.replace('src="/app.js"', script);
+    return c.html(html, 200, PAGE_HEADERS);
+  };
+  app.get('/', (c) => {
+    const root = pageRoot(c);
+    if (c.req.path === root) return page(c);
+    return c.redirect(root + new URL(c.req.url).search, 308);
+  });
   app.get('/app.js', (c) =>
     c.body(APP_JS, 200, {
       'content-type': 'text/javascript; charset=utf-8',
@@ -189,6 +205,8 @@ export function createApp(options: AppOptions): Hono {
     };
     return options.upgrade(c, request, next);
   });
+  // Last, so that it costs the routes above nothing: the mounted page's own URL, `/chat/`.
+  app.get('/*', (c, next) => (c.req.path === pageRoot(c) ? page(c) : next()));
 
   return app;
 }

@@ -7,8 +7,13 @@
  * upgrades (userId, room, token, Origin) without touching any object; an accepted one is handed to
  * the gateway of its userId (`gatewayOf`, over `GATEWAY_SHARDS`) with the checked request in a
  * header. `/stats` and `/metrics` add up every gateway's figures (`src/cloudflare/figures.ts`).
+ *
+ * `aleatoria()` is that Worker as a Hono app a user mounts in their own (`app.route('/chat',
+ * aleatoria())`), their Worker exporting the three classes below under the bindings of our
+ * wrangler.toml (GATEWAY, ROOM, MATCHMAKER); ours (the default export) is it alone.
  */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
+import { routePath } from 'hono/route';
 import { createApp } from '../app.ts';
 import { ConfigError } from '../core/config.ts';
 import {
@@ -28,13 +33,16 @@ export { GatewayObject } from '../cloudflare/gateway.ts';
 export { MatchmakerObject } from '../cloudflare/matchmaker.ts';
 export { RoomObject } from '../cloudflare/room.ts';
 
-const apps = new WeakMap<object, Hono>();
-function appFor(env: Env): Hono {
-  let app = apps.get(env);
-  if (app) return app;
+/** Per env (one per isolate) and mount path: the routes, built under that path when there is one. */
+const apps = new WeakMap<object, Map<string, Hono>>();
+function appFor(env: Env, mountPath: string): Hono {
+  let byPath = apps.get(env);
+  if (!byPath) apps.set(env, (byPath = new Map()));
+  const built = byPath.get(mountPath);
+  if (built) return built;
   const config = configFor(env);
   const shards = config.gatewayShards;
-  app = createApp({
+  const chat = createApp({
     config,
     log: logFor(config),
     // Cloudflare sets it on every request: the platform is the proxy.
@@ -63,14 +71,28 @@ function appFor(env: Env): Hono {
       );
     },
   });
-  apps.set(env, app);
+  const app = mountPath === '' ? chat : new Hono().route(mountPath, chat);
+  byPath.set(mountPath, app);
   return app;
 }
 
-export default {
-  fetch(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response> {
+/**
+ * The chat's routes, configured from the Worker's env (`[vars]`, secrets) of each request, and
+ * built under the path they are mounted at, so that the page knows where it lives.
+ */
+export function aleatoria(): Hono<{ Bindings: Env }> {
+  const app = new Hono<{ Bindings: Env }>();
+  app.all('*', (c) => {
+    // `/chat/*` under `app.route('/chat', ...)`, `/*` at the root.
+    const mountPath = routePath(c).replace(/\/?\*$/, '');
+    let ctx: ExecutionContext | undefined;
     try {
-      return appFor(env).fetch(request, env, ctx);
+      ctx = c.executionCtx;
+    } catch {
+      // None outside the platform (Hono's `app.request` in tests): nothing of ours uses it.
+    }
+    try {
+      return appFor(c.env, mountPath).fetch(c.req.raw, c.env, ctx);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       console.error(
@@ -82,5 +104,8 @@ export default {
       );
       return new Response('server misconfigured', { status: 500 });
     }
-  },
-} satisfies ExportedHandler<Env>;
+  });
+  return app;
+}
+
+export default aleatoria() satisfies ExportedHandler<Env>;

@@ -1,14 +1,24 @@
 /**
- * A protocol ping on demand for Deno, whose WebSocket has neither `ping()` nor a pong event. Its
- * server heartbeat (`idleTimeout`) does both inside the runtime: `[[serverHandleIdleTimeout]]`
- * arms a timer that sends a ping after half the idle timeout, and the socket's read loop calls the
- * same method on every frame and pong it receives. So a ping now is that method run once with a
- * near-zero timeout, and a sign of life is that method being called.
+ * Deno's heartbeat: its `idleTimeout` from our ping settings, and a protocol ping on demand, which
+ * its WebSocket lacks (no `ping()`, no pong event). The runtime's heartbeat does both inside:
+ * `[[serverHandleIdleTimeout]]` arms a timer that sends a ping after half the idle timeout, and
+ * the socket's read loop calls the same method on every frame and pong it receives. So a ping now
+ * is that method run once with a near-zero timeout, and a sign of life is that method being called.
  *
  * These are Deno's internal symbols (found by description; stable across Deno 1.3x-2.x). Where they
  * are missing this returns undefined, and the bridge treats a probed socket as alive: a newcomer
  * without the token is refused, as before, instead of a live session being replaced.
  */
+import type { Config } from '../core/config.ts';
+
+/**
+ * Deno pings a socket after `idleTimeout / 2` of silence and closes it after `idleTimeout`
+ * (seconds, fractions allowed). Mapped so that pings come at least every `PING_INTERVAL_MS` and a
+ * silent socket is closed at the latest `PONG_TIMEOUT_MS` after it was last heard.
+ */
+export function idleTimeoutSeconds(config: Config): number {
+  return Math.min(config.pongTimeoutMs, 2 * config.pingIntervalMs) / 1000;
+}
 
 /** What the bridge needs: ping `ws` now and call `onLife` on each frame or pong from then on. */
 export type DenoPing = (ws: WebSocket, onLife: () => void) => void;

@@ -1,6 +1,8 @@
 /**
- * Deno adapter (`npm run start:deno`, or `deno task start` with a native Deno): `Deno.serve` and
- * `Deno.upgradeWebSocket`, the same app and core as Node. What Deno lacks, it adds: the frame-size
+ * Deno adapter: `Deno.upgradeWebSocket`, the same app and core as Node. `aleatoria()` is what a
+ * Hono user mounts (`app.route('/chat', chat.app)`, served by `Deno.serve(app.fetch)`);
+ * `startDenoServer` is `npm run start:deno` (or `deno task start` with a native Deno): the same
+ * factory under `Deno.serve` of its own. What Deno lacks, it adds: the frame-size
  * cap (checked on arrival, close 1009) and the drain. The heartbeat is Deno's own `idleTimeout`
  * (its WebSocket has no ping API; `deno-ping.ts` reaches the runtime's for the takeover probe).
  */
@@ -11,23 +13,17 @@ import type { Config } from '../core/config.ts';
 import { CloseCode, type HubSeams } from '../core/hub.ts';
 import type { Logger } from '../core/log.ts';
 import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
-import { createDenoPing, type DenoPing } from './deno-ping.ts';
+import { type Chat, type ChatOptions, drained, resolveChat } from './chat.ts';
+import { createDenoPing, type DenoPing, idleTimeoutSeconds } from './deno-ping.ts';
 import { runServer } from './run.ts';
+
+export type DenoChat = Chat<WebSocket>;
 
 export interface DenoServer {
   readonly port: number;
   readonly bridge: SocketBridge<WebSocket>;
-  /** Stops accepting, closes every socket with 1012, and resolves once all are gone or the drain window ends. */
+  /** Drains as `DenoChat.shutdown` does, then stops the server within the same window. */
   shutdown(): Promise<void>;
-}
-
-/**
- * Deno pings a socket after `idleTimeout / 2` of silence and closes it after `idleTimeout`
- * (seconds, fractions allowed). Mapped so that pings come at least every `PING_INTERVAL_MS` and a
- * silent socket is closed at the latest `PONG_TIMEOUT_MS` after it was last heard.
- */
-function idleTimeoutSeconds(config: Config): number {
-  return Math.min(config.pongTimeoutMs, 2 * config.pingIntervalMs) / 1000;
 }
 
 const LINK = Symbol('aleatoria.link');
@@ -37,14 +33,11 @@ interface Bound extends WebSocket {
   [LINK]?: Link;
 }
 
-export function startDenoServer(
-  config: Config,
-  log: Logger,
-  seams?: HubSeams,
-  cluster?: ClusterAdmin,
-): DenoServer {
+/** The chat server as a Hono app; its `/ws` upgrades through `Deno.upgradeWebSocket`. */
+export function aleatoria(options: ChatOptions = {}): DenoChat {
+  const { config, log } = resolveChat(options, (line) => console.log(line));
   let accepting = true;
-  const admin = createProcessAdmin(config, seams, cluster);
+  const admin = createProcessAdmin(config, options.seams, options.cluster);
   let denoPing: DenoPing | undefined | null = null;
   const bridge = createSocketBridge<WebSocket>({
     config,
@@ -101,19 +94,36 @@ export function startDenoServer(
     stats: () => bridge.stats(),
     admin: admin.snapshot,
   });
-  const server = Deno.serve(
-    { port: config.port, hostname: config.host, onListen: () => {} },
-    (request, info) => app.fetch(request, info),
-  );
-
   return {
-    port: (server.addr as Deno.NetAddr).port,
+    app,
+    config,
     bridge,
     async shutdown() {
       accepting = false;
       bridge.closeAll(CloseCode.serviceRestart, 'service restart');
+      await drained(() => bridge.size, Date.now() + config.shutdownTimeoutMs);
+    },
+  };
+}
+
+/** `npm run start:deno`: the chat alone on `HOST:PORT`. */
+export function startDenoServer(
+  config: Config,
+  log: Logger,
+  seams?: HubSeams,
+  cluster?: ClusterAdmin,
+): DenoServer {
+  const chat = aleatoria({ config, log, seams, cluster });
+  const server = Deno.serve(
+    { port: config.port, hostname: config.host, onListen: () => {} },
+    (request, info) => chat.app.fetch(request, info),
+  );
+  return {
+    port: (server.addr as Deno.NetAddr).port,
+    bridge: chat.bridge,
+    async shutdown() {
       const deadline = Date.now() + config.shutdownTimeoutMs;
-      while (bridge.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await chat.shutdown();
       await Promise.race([
         server.shutdown(),
         new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),

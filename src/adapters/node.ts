@@ -1,8 +1,10 @@
 /**
- * Node adapter (`npm start`): `@hono/node-server` v2 with its built-in `upgradeWebSocket` over a
- * `ws` server (this replaces the deprecated `@hono/node-ws`). Adds what only the runtime can do:
- * the frame-size cap (ws closes with 1009), protocol-level heartbeat, the outbound buffer reading
- * for slow clients, and the SIGTERM/SIGINT drain.
+ * Node adapter: `@hono/node-server` v2 with its built-in `upgradeWebSocket` over a `ws` server
+ * (this replaces the deprecated `@hono/node-ws`). `aleatoria()` is what a Hono user mounts
+ * (`app.route('/chat', chat.app)`, then `serve({ fetch: app.fetch, websocket: chat.websocket })`);
+ * `startNodeServer` is `npm start`: the same factory served on its own. Adds what only the runtime
+ * can do: the frame-size cap (ws closes with 1009), protocol-level heartbeat, the outbound buffer
+ * reading for slow clients, and the drain.
  */
 import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -10,41 +12,33 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../app.ts';
-import type { ClusterAdmin } from '../admin/cluster.ts';
 import { createProcessAdmin } from '../admin/process.ts';
-import type { Config } from '../core/config.ts';
-import { CloseCode, type HubSeams } from '../core/hub.ts';
-import { createLogger, type Logger } from '../core/log.ts';
+import { CloseCode } from '../core/hub.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
+import { type Chat, type ChatOptions, drained, resolveChat } from './chat.ts';
 import { createAdopter, startHeartbeat } from './node-sockets.ts';
 import { runServer } from './run.ts';
 
-export interface NodeServerOptions {
-  config: Config;
-  log?: Logger;
-  /** Where the hub's state lives when this process is one node of a cluster. */
-  seams?: HubSeams;
-  /** The operator page's view of that cluster (`src/admin/cluster.ts`). */
-  cluster?: ClusterAdmin;
+export interface NodeChat extends Chat<WebSocket> {
+  /** For `serve()` of `@hono/node-server`: its upgrades go to this `ws` server. */
+  readonly websocket: { readonly server: WebSocketServer };
+  /** The `ws` server behind `/ws` (its `clients` are every open socket). */
+  readonly wss: WebSocketServer;
 }
 
 export interface NodeServer {
   readonly port: number;
   readonly bridge: SocketBridge<WebSocket>;
-  /** The `ws` server behind `/ws` (its `clients` are every open socket). */
   readonly wss: WebSocketServer;
-  /** Stops accepting, closes every socket with 1012, and resolves once all are gone or the drain window ends. */
+  /** Stops listening, then drains as `NodeChat.shutdown` does. */
   shutdown(): Promise<void>;
 }
 
-export async function startNodeServer({
-  config,
-  log = createLogger(config.logLevel, (line) => process.stdout.write(`${line}\n`)),
-  seams,
-  cluster,
-}: NodeServerOptions): Promise<NodeServer> {
+/** The chat server as a Hono app and the `ws` server its upgrades need, not yet listening. */
+export function aleatoria(options: ChatOptions = {}): NodeChat {
+  const { config, log } = resolveChat(options, (line) => process.stdout.write(`${line}\n`));
   let accepting = true;
-  const admin = createProcessAdmin(config, seams, cluster);
+  const admin = createProcessAdmin(config, options.seams, options.cluster);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxMessageBytes,
@@ -62,6 +56,7 @@ export async function startNodeServer({
     log,
   });
   admin.attach(() => bridge.hub.renderMetrics());
+  const adopt = createAdopter(bridge, log);
   const app = createApp({
     config,
     log,
@@ -74,36 +69,42 @@ export async function startNodeServer({
     stats: () => bridge.stats(),
     admin: admin.snapshot,
   });
-
-  const adopt = createAdopter(bridge, log);
-
   const heartbeat = startHeartbeat(wss, config);
-  const server = serve({
-    fetch: app.fetch,
-    port: config.port,
-    hostname: config.host,
-    websocket: { server: wss },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const port = (server.address() as AddressInfo).port;
 
   return {
-    port,
+    app,
+    websocket: { server: wss },
+    config,
     bridge,
     wss,
     async shutdown() {
       accepting = false;
-      server.close();
-      if ('closeIdleConnections' in server) server.closeIdleConnections();
       for (const ws of wss.clients) ws.close(CloseCode.serviceRestart, 'service restart');
-      const deadline = Date.now() + config.shutdownTimeoutMs;
-      while (wss.clients.size > 0 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 20));
+      await drained(() => wss.clients.size, Date.now() + config.shutdownTimeoutMs);
       for (const ws of wss.clients) ws.terminate();
       heartbeat.stop();
+    },
+  };
+}
+
+/** `npm start`: the chat alone on `HOST:PORT`. */
+export async function startNodeServer(options: ChatOptions): Promise<NodeServer> {
+  const chat = aleatoria(options);
+  const server = serve({
+    fetch: chat.app.fetch,
+    port: chat.config.port,
+    hostname: chat.config.host,
+    websocket: chat.websocket,
+  });
+  await new Promise((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  return {
+    port: (server.address() as AddressInfo).port,
+    bridge: chat.bridge,
+    wss: chat.wss,
+    shutdown() {
+      server.close();
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+      return chat.shutdown();
     },
   };
 }

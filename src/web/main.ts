@@ -80,12 +80,17 @@ const DIAGNOSES: Record<Diagnosis, string> = {
 
 // ---- identity and configuration -------------------------------------------------------------
 
-/** Same origin `/ws`, unless `?server=ws://host:port/ws` overrides it. */
+/**
+ * `ws` next to the page (`/ws`, or `/chat/ws` when the server is mounted under `/chat`), unless
+ * `?server=ws://host:port/ws` overrides it.
+ */
 function serverUrl(): string {
   const override = new URLSearchParams(location.search).get('server');
   if (override) return override;
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+  const url = new URL('ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  return url.href;
 }
 
 function isIceServer(value: unknown): value is RTCIceServer {
@@ -99,7 +104,7 @@ function isIceServer(value: unknown): value is RTCIceServer {
 
 async function loadIceServers(): Promise<RTCIceServer[]> {
   try {
-    const response = await fetch('/config.json', { cache: 'no-store' });
+    const response = await fetch('config.json', { cache: 'no-store' });
     if (!response.ok) return [];
     const config: unknown = await response.json();
     const servers = (config as { iceServers?: unknown } | null)?.iceServers;

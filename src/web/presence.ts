@@ -15,11 +15,11 @@ export interface Presence {
   refresh(): void;
 }
 
-/** `GET /stats` on the server behind `wsUrl` (the page's own, or the `?server=` one). */
+/** `stats` next to `wsUrl` (the page's own, or the `?server=` one): `/stats`, or `/chat/stats`. */
 function statsUrl(wsUrl: string): string {
   const url = new URL(wsUrl);
   url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  url.pathname = '/stats';
+  url.pathname = url.pathname.replace(/[^/]*$/, 'stats');
   url.search = '';
   return url.href;
 }
