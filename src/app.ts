@@ -16,6 +16,7 @@ import type { OpenRequest, PublicStats } from './core/hub.ts';
 import type { Logger } from './core/log.ts';
 import { createAuthenticator } from './core/auth.ts';
 import { APP_JS, ASYNCAPI_JSON, INDEX_HTML, PROTOCOL_JSON } from './web/assets.generated.ts';
+import { SCRIPT_HEADERS } from './web/script-headers.ts';
 import type { AdminSnapshot } from './admin/figures.ts';
 import { mountAdmin } from './admin/routes.ts';
 
@@ -114,13 +115,7 @@ export function createApp(options: AppOptions): Hono {
     if (c.req.path === root) return page(c);
     return c.redirect(root + new URL(c.req.url).search, 308);
   });
-  app.get('/app.js', (c) =>
-    c.body(APP_JS, 200, {
-      'content-type': 'text/javascript; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-content-type-options': 'nosniff',
-    }),
-  );
+  app.get('/app.js', (c) => c.body(APP_JS, 200, SCRIPT_HEADERS));
   // Public, for pages that show "N people online": counts only, never who.
   app.get('/stats', async (c) => {
     const { connections, available, rooms } = await options.stats();

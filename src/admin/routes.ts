@@ -6,6 +6,7 @@
  */
 import type { Hono } from 'hono';
 import { ADMIN_HTML, ADMIN_JS } from '../web/assets.generated.ts';
+import { SCRIPT_HEADERS } from '../web/script-headers.ts';
 import { type AdminSnapshot, figuresFrom } from './figures.ts';
 
 /**
@@ -43,13 +44,7 @@ export function mountAdmin(
   snapshot: () => AdminSnapshot | Promise<AdminSnapshot>,
 ): void {
   app.get('/admin', (c) => c.html(ADMIN_HTML, 200, PAGE_HEADERS));
-  app.get('/admin/admin.js', (c) =>
-    c.body(ADMIN_JS, 200, {
-      'content-type': 'text/javascript; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-content-type-options': 'nosniff',
-    }),
-  );
+  app.get('/admin/admin.js', (c) => c.body(ADMIN_JS, 200, SCRIPT_HEADERS));
   app.get('/admin/figures', async (c) => {
     const header = c.req.header('authorization');
     const given = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
