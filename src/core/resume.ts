@@ -120,10 +120,11 @@ export function createResume(deps: ResumeDeps): Resume {
       return wait.partner;
     },
     welcome(session) {
+      // Only the token's holder takes it: a newcomer without it leaves it for the user.
       const call = ended.get(session.userId);
-      if (call === undefined) return;
+      if (call === undefined || call.token !== session.token) return;
       ended.delete(session.userId);
-      if (call.token !== session.token || call.until < deps.now()) return;
+      if (call.until < deps.now()) return;
       deps.send(session.conn, envelopes.hangup(call.partner, session.userId, 'peer_disconnected'));
     },
     back(session, former) {

@@ -126,7 +126,7 @@ describe('a call that outlives its socket (CALL_RESUME_MS)', () => {
     expect(h.take()).toStrictEqual([]);
   });
 
-  it('tells nothing to a newcomer without the token, or after one more window', () => {
+  it('tells nothing to a newcomer without the token (and still tells the user after it), or after one more window', () => {
     const h = makeHub({ callResumeMs: WINDOW_MS });
     inCall(h);
     h.hub.close('bob#1', true);
@@ -134,6 +134,11 @@ describe('a call that outlives its socket (CALL_RESUME_MS)', () => {
     h.take();
     h.connect('bob', { conn: 'bob#2' });
     expect(h.take()).toStrictEqual([]);
+    h.hub.close('bob#2');
+    h.connect('bob', { token: 'tok-bob', conn: 'bob#3' });
+    expect(h.take()).toStrictEqual([
+      { conn: 'bob#3', msg: hangup('alice', 'bob', 'peer_disconnected', T0 + WINDOW_MS) },
+    ]);
 
     const late = makeHub({ callResumeMs: WINDOW_MS });
     inCall(late);
