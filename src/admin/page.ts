@@ -1,7 +1,7 @@
 /**
  * The operator page's script (`GET /admin`, bundled into `ADMIN_JS` by scripts/build-web.ts). It
  * asks for `ADMIN_TOKEN`, keeps it in sessionStorage (gone with the tab, never in a URL), and polls
- * `GET /admin/figures` with it as a bearer token every {@link POLL_MS}. What the server sends is
+ * `admin/figures` (next to the page, so under a mount too) with it as a bearer token every {@link POLL_MS}. What the server sends is
  * written as text, never as HTML: room names are chosen by users.
  */
 import type { AdminFigures } from './figures.ts';
@@ -40,7 +40,8 @@ async function poll() {
   if (token === null) return showLogin('');
   let response: Response;
   try {
-    response = await fetch('/admin/figures', {
+    // Relative to the page (`…/admin`), so it works wherever the server is mounted.
+    response = await fetch('admin/figures', {
       headers: { authorization: `Bearer ${token}` },
       cache: 'no-store',
     });

@@ -11,11 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { aleatoria, type NodeChat } from '../../src/adapters/node.ts';
 
+const ADMIN_TOKEN = 'an-operator-token-of-some-length';
 let chat: NodeChat;
 let server: ServerType;
 let base: string;
 beforeAll(async () => {
-  chat = aleatoria({ env: { LOG_LEVEL: 'silent', ALLOW_NO_ORIGIN: 'true' } });
+  chat = aleatoria({
+    env: { LOG_LEVEL: 'silent', ALLOW_NO_ORIGIN: 'true', ADMIN_TOKEN: ADMIN_TOKEN },
+  });
   const app = new Hono();
   app.get('/', (c) => c.text('their home page'));
   app.route('/chat', chat.app);
@@ -90,5 +93,21 @@ describe('the Node server under app.route("/chat", ...)', () => {
     expect((await polite).payload).toEqual({ role: 'polite', peerId: 'alice' });
     alice.close();
     bob.close();
+  });
+
+  it('serves the operator page at /chat/admin, whose script and figures resolve under the mount', async () => {
+    const page = `http://${base}/chat/admin`;
+    const html = await (await fetch(page)).text();
+    const script = /<script type="module" src="([^"]+)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const scriptUrl = new URL(script!, page);
+    expect(scriptUrl.pathname).toBe('/chat/admin/admin.js');
+    expect((await fetch(scriptUrl)).status).toBe(200);
+    // The page fetches its figures relative to itself too.
+    const figures = new URL('admin/figures', page);
+    expect((await fetch(figures)).status).toBe(401);
+    const res = await fetch(figures, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toHaveProperty('connections');
   });
 });
