@@ -1,8 +1,9 @@
 /**
  * The operator page's script (`GET /admin`, bundled into `ADMIN_JS` by scripts/build-web.ts). It
  * asks for `ADMIN_TOKEN`, keeps it in sessionStorage (gone with the tab, never in a URL), and polls
- * `admin/figures` (next to the page, so under a mount too) with it as a bearer token every {@link POLL_MS}. What the server sends is
- * written as text, never as HTML: room names are chosen by users.
+ * `admin/figures` (next to the page, so under a mount too) with it as a bearer token every
+ * {@link POLL_MS}. What the server sends is written as text, never as HTML: room names are chosen
+ * by users.
  */
 import type { AdminFigures } from './figures.ts';
 
