@@ -22,6 +22,8 @@ export async function startSocketProxy(serverBaseUrl: string): Promise<SocketPro
   const target = new URL(serverBaseUrl);
   const pairs: { client: Socket; upstream: Socket; webSocket: boolean }[] = [];
   const held: { client: Socket; first: Buffer }[] = [];
+  /** Every connection accepted, forwarded or not (a browser's preconnect may never send a byte). */
+  const accepted = new Set<Socket>();
   let holding = false;
   let webSockets = 0;
 
@@ -39,6 +41,8 @@ export async function startSocketProxy(serverBaseUrl: string): Promise<SocketPro
   }
 
   const server = createServer((client) => {
+    accepted.add(client);
+    client.on('close', () => accepted.delete(client));
     client.on('error', () => {});
     // The first bytes tell a WebSocket upgrade (GET /ws?...) from the page's other requests.
     client.once('data', (first: Buffer) => {
@@ -77,6 +81,8 @@ export async function startSocketProxy(serverBaseUrl: string): Promise<SocketPro
         upstream.destroy();
       }
       for (const { client } of held) client.destroy();
+      // Otherwise close() would wait for a connection that never sent anything, as long as it lives.
+      for (const client of accepted) client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
