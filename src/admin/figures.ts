@@ -121,6 +121,14 @@ export function figuresFrom(snapshot: AdminSnapshot, now: number): AdminFigures 
   };
 }
 
+/** How many of `sessions` are in each room (a process's or a gateway's own members). */
+export function roomMembers(sessions: Iterable<{ rooms: Iterable<string> }>): Map<string, number> {
+  const members = new Map<string, number>();
+  for (const session of sessions)
+    for (const room of session.rooms) members.set(room, (members.get(room) ?? 0) + 1);
+  return members;
+}
+
 /** The {@link TOP_ROOMS} largest of `counts` (room, members), largest first, then by name. */
 export function topRooms(counts: Iterable<readonly [string, number]>): RoomSize[] {
   return [...counts]

@@ -9,7 +9,7 @@ import type { HubSeams } from '../core/hub-api.ts';
 import { createMemoryHistory, type MemoryHistory } from '../core/memory-history.ts';
 import type { HubHost } from '../core/seams.ts';
 import type { ClusterAdmin } from './cluster.ts';
-import { type AdminSnapshot, topRooms } from './figures.ts';
+import { type AdminSnapshot, roomMembers, topRooms } from './figures.ts';
 
 export interface ProcessAdmin {
   /** The seams to build the hub with. */
@@ -42,12 +42,7 @@ export function createProcessAdmin(
       };
 
   /** This process's rooms by their members here (all of them, for a process alone). */
-  function localRooms() {
-    const members = new Map<string, number>();
-    for (const session of host?.sessions() ?? [])
-      for (const room of session.rooms) members.set(room, (members.get(room) ?? 0) + 1);
-    return topRooms(members);
-  }
+  const localRooms = () => topRooms(roomMembers(host?.sessions() ?? []));
 
   return {
     seams: watched,

@@ -18,6 +18,7 @@ import {
   GATEWAY_HEADER,
   logFor,
 } from './env.ts';
+import { roomMembers } from '../admin/figures.ts';
 import { createAttachedSessions } from './sessions.ts';
 import { createShards, type Shards } from './shards.ts';
 
@@ -159,17 +160,13 @@ export class GatewaySockets {
 
   /** `/stats` and `/metrics` of this gateway, for the Worker to add up; `rooms`: for `/admin`. */
   figures(rooms = false) {
-    let partnered = 0;
-    const members = new Map<string, number>();
-    for (const session of this.shards.host().sessions()) {
-      if (session.partner !== undefined) partnered++;
-      if (rooms) for (const room of session.rooms) members.set(room, (members.get(room) ?? 0) + 1);
-    }
+    const sessions = [...this.shards.host().sessions()];
+    const members = rooms ? roomMembers(sessions) : undefined;
     return {
       stats: this.bridge.hub.stats(),
       metrics: this.bridge.hub.renderMetrics(),
-      partnered,
-      ...(rooms && { rooms: [...members].map(([room, count]) => ({ room, members: count })) }),
+      partnered: sessions.filter((session) => session.partner !== undefined).length,
+      ...(members && { rooms: [...members].map(([room, count]) => ({ room, members: count })) }),
     };
   }
 
