@@ -21,7 +21,7 @@
  * stamps included, to bench/results/calls-*.json. What each phase is: bench/README.md, "Calls:
  * where the time goes (issue 15)".
  * A is the requester (impolite, offers), B waits in the pool (polite, answers).
- * Usage: npm run bench:calls [-- --calls 20]
+ * Usage: npm run bench:calls [-- --calls 20] [-- --variants minimal,preview] (ours always runs)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -39,8 +39,15 @@ import type { FrameStamp } from './calls-proxy.ts';
 
 const calls = Number(process.argv[process.argv.indexOf('--calls') + 1]) || 20;
 const CALL_TIMEOUT_MS = 20_000;
+/**
+ * How long B waits in the pool before A's request, in every variant. A stranger who is matched
+ * has been waiting: its camera and preview are running, not starting. Without the wait B's
+ * camera would start in the same few milliseconds as A's request, which no real call sees.
+ */
+const POOL_WAIT_MS = Number(process.argv[process.argv.indexOf('--pool-wait') + 1]) || 1000;
+const inThePool = () => new Promise((resolve) => setTimeout(resolve, POOL_WAIT_MS));
 
-const VARIANTS = [
+const ALL_VARIANTS = [
   'ours',
   'minimal',
   'preview',
@@ -48,7 +55,14 @@ const VARIANTS = [
   'max-bundle',
   'prewarm',
 ] as const;
-type Variant = (typeof VARIANTS)[number];
+type Variant = (typeof ALL_VARIANTS)[number];
+/** `--variants ours,minimal` runs a subset (ours always first: the ratios are against it). */
+const variantsArg = process.argv.includes('--variants')
+  ? process.argv[process.argv.indexOf('--variants') + 1]?.split(',')
+  : undefined;
+const VARIANTS: readonly Variant[] = variantsArg
+  ? ALL_VARIANTS.filter((v) => v === 'ours' || variantsArg.includes(v))
+  : ALL_VARIANTS;
 
 /** What the minimal page does differently per variant (bench/calls-minimal.ts). */
 interface MinimalOptions {
@@ -294,6 +308,7 @@ try {
     // B waits in the pool; A's request finds it. Both stop afterwards, so the next round starts clean.
     await ours.b.locator('#start').click();
     await waitForCallStatus(ours.b, 'Waiting for a stranger');
+    await inThePool();
     await ours.a.locator('#start').click();
     const marks = await collect(ours.a, ours.b);
     await ours.a.locator('#stop').click();
@@ -309,6 +324,7 @@ try {
       minimal: { wait(o: MinimalOptions): Promise<void>; call(o: MinimalOptions): Promise<void> };
     };
     await minimal.b.evaluate((o) => (window as unknown as Driven).minimal.wait(o), options);
+    await inThePool();
     await minimal.a.evaluate((o) => (window as unknown as Driven).minimal.call(o), options);
     const marks = await collect(minimal.a, minimal.b);
     await minimal.a.evaluate(() =>
