@@ -7,6 +7,8 @@
 import { element } from './dom.ts';
 import { createPresence } from './presence.ts';
 import { createRoomsPanel } from './rooms.ts';
+import { loadIceServers, serverUrl } from './server-config.ts';
+import { createSelfView } from './self-view.ts';
 import { loadSession, saveSession } from './session.ts';
 import { createStrangerChat } from './stranger-chat.ts';
 import {
@@ -42,6 +44,7 @@ const ui = {
   localVideo: element('local-video', HTMLVideoElement),
   remoteVideo: element('remote-video', HTMLVideoElement),
 };
+const selfView = createSelfView(ui.localVideo);
 
 // ---- page state ---------------------------------------------------------------------------
 
@@ -79,40 +82,6 @@ const DIAGNOSES: Record<Diagnosis, string> = {
 };
 
 // ---- identity and configuration -------------------------------------------------------------
-
-/**
- * `ws` next to the page (`/ws`, or `/chat/ws` when the server is mounted under `/chat`), unless
- * `?server=ws://host:port/ws` overrides it.
- */
-function serverUrl(): string {
-  const override = new URLSearchParams(location.search).get('server');
-  if (override) return override;
-  const url = new URL('ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.search = '';
-  return url.href;
-}
-
-function isIceServer(value: unknown): value is RTCIceServer {
-  if (typeof value !== 'object' || value === null) return false;
-  const urls = (value as { urls?: unknown }).urls;
-  return (
-    typeof urls === 'string' ||
-    (Array.isArray(urls) && urls.every((url) => typeof url === 'string'))
-  );
-}
-
-async function loadIceServers(): Promise<RTCIceServer[]> {
-  try {
-    const response = await fetch('config.json', { cache: 'no-store' });
-    if (!response.ok) return [];
-    const config: unknown = await response.json();
-    const servers = (config as { iceServers?: unknown } | null)?.iceServers;
-    return Array.isArray(servers) ? servers.filter(isIceServer) : [];
-  } catch {
-    return [];
-  }
-}
 
 const iceServers = loadIceServers();
 const session = loadSession();
@@ -249,20 +218,29 @@ async function start(): Promise<void> {
       updateControls();
       return;
     }
-    ui.localVideo.srcObject = localStream;
+    // Shown once the request is answered: a match would start the call at the same moment.
+    selfView.hold(localStream);
   }
   resolvedIceServers = await servers;
   enterPool(undefined);
 }
 
+/** How long a request may go unanswered before the page says it is looking (see enterPool). */
+const SEARCH_SHOWN_AFTER_MS = 100;
+
 function enterPool(skip: string | undefined): void {
   phase = 'searching';
   skipPeerId = skip;
-  setCallStatus('Looking for a stranger…');
-  updateControls();
   // Not connected: afterOpen sends these again on reconnect.
   client.setAvailable(true);
   client.requestRandomPeer(skip);
+  // The answer usually comes within milliseconds, and a match starts the offer at once: a repaint
+  // for "looking" would land on top of it (bench/README.md, "Calls"). Shown only if it takes longer.
+  setTimeout(() => {
+    if (phase !== 'searching') return;
+    setCallStatus('Looking for a stranger…');
+    updateControls();
+  }, SEARCH_SHOWN_AFTER_MS);
 }
 
 function leaveCall(): string | undefined {
@@ -291,7 +269,7 @@ function stop(options: { notify: boolean } = { notify: true }): void {
   if (options.notify) client.setAvailable(false);
   for (const track of localStream?.getTracks() ?? []) track.stop();
   localStream = undefined;
-  ui.localVideo.srcObject = null;
+  selfView.clear();
   ui.remoteVideo.srcObject = null;
   chat.clear();
   phase = 'stopped';
@@ -302,6 +280,7 @@ function stop(options: { notify: boolean } = { notify: true }): void {
 function onCallEnded(reason: CallEndReason | undefined): void {
   currentCall = undefined;
   ui.remoteVideo.srcObject = null;
+  if (localStream) selfView.show(localStream);
   phase = 'ended';
   // The server took both of us out of the pool when it matched us: stay out until Next or Start.
   setCallStatus(
@@ -319,20 +298,39 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
     client.hangup(peerId, 'unavailable');
     return;
   }
+  const stream = localStream;
   // Matched again while in a call: the server has already told the previous stranger.
   const previous = currentCall;
   currentCall = undefined;
   previous?.close();
   // Started first, synchronously: the stranger may send its offer as soon as it has its own role,
   // and our own offer is on its way before the page's work below.
-  const call = startCall({ client, peerId, role, localStream, iceServers: resolvedIceServers });
+  const call = startCall({
+    client,
+    peerId,
+    role,
+    localStream: stream,
+    iceServers: resolvedIceServers,
+  });
   currentCall = call;
+  selfView.hold(stream);
   chat.start(peerId);
   skipPeerId = peerId;
   phase = 'in-call';
-  ui.remoteVideo.srcObject = call.remoteStream;
-  setCallStatus('Connecting…');
-  updateControls();
+  // What the page shows waits until our offer or answer has left: drawn earlier, it delays them.
+  void call.described.then(() => {
+    if (call !== currentCall) return;
+    renderCall(call);
+    updateControls();
+  });
+  // The self-view comes back with the stranger's first frame (or the hold's time limit).
+  ui.remoteVideo.addEventListener(
+    'playing',
+    () => {
+      if (call === currentCall) selfView.show(stream);
+    },
+    { once: true },
+  );
   // The video element keeps call.remoteStream through every blip: an ICE restart keeps the tracks.
   call.onState((state, reason) => {
     if (call !== currentCall) return;
@@ -341,10 +339,13 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
       return;
     }
     renderCall(call);
-    if (state === 'connected')
-      ui.remoteVideo.play().catch(() => {
-        // Autoplay may be refused until the user interacts; the video starts on the next click.
-      });
+    if (state !== 'connected') return;
+    // Not before: a video element given the stream while ICE and DTLS run slows them down.
+    if (ui.remoteVideo.srcObject !== call.remoteStream)
+      ui.remoteVideo.srcObject = call.remoteStream;
+    ui.remoteVideo.play().catch(() => {
+      // Autoplay may be refused until the user interacts; the video starts on the next click.
+    });
   });
   call.onPeerStatus(() => {
     if (call === currentCall) renderCall(call);
@@ -360,7 +361,9 @@ client.on('no_peer_available', () => {
   if (phase !== 'searching') return;
   // We stay in the pool: another user's request will match us (we then get role polite).
   phase = 'waiting';
+  if (localStream) selfView.show(localStream);
   setCallStatus('Waiting for a stranger…');
+  updateControls();
 });
 
 ui.start.addEventListener('click', () => void start());

@@ -47,7 +47,8 @@ export function createStrangerChat(
 
   return {
     start(peerId) {
-      ui.log.replaceChildren();
+      // Called as a call is set up: an empty log is left alone, so there is nothing to repaint.
+      if (ui.log.firstChild) ui.log.replaceChildren();
       partner = peerId;
       savePartner(peerId);
     },

@@ -75,10 +75,24 @@ export function defineE2ESuite(target: E2ETarget) {
       return page;
     };
 
+    /** Whether the page's self-view is drawing the camera (src/web/self-view.ts). */
+    const selfViewPlaying = (page: Page) =>
+      page.evaluate(() => {
+        const video = document.getElementById('local-video') as HTMLVideoElement;
+        const stream = video.srcObject;
+        return (
+          stream instanceof MediaStream &&
+          stream.getVideoTracks().some((track) => track.readyState === 'live') &&
+          !video.paused
+        );
+      });
+
     /** Both press Start; resolves once both see a connected call with remote video decoded. */
     async function call(a: Page, b: Page) {
       await a.locator('#start').click();
       await waitForCallStatus(a, 'Waiting for a stranger');
+      // Held only while a call is set up (at most 1 s): waiting in the pool, it shows at once.
+      await expect.poll(() => selfViewPlaying(a), { timeout: 500 }).toBe(true);
       await b.locator('#start').click();
       await Promise.all([waitForCallStatus(a, 'Connected'), waitForCallStatus(b, 'Connected')]);
       await Promise.all([waitForFrames(a), waitForFrames(b)]);
@@ -92,6 +106,8 @@ export function defineE2ESuite(target: E2ETarget) {
       expect(idA.peerId).toBe(idB.userId);
       expect(idB.peerId).toBe(idA.userId);
       if (target.callers) expect([idA.userId, idB.userId]).toStrictEqual([...target.callers]);
+      // Held while the call was set up, back once the stranger's video is there.
+      expect([await selfViewPlaying(a), await selfViewPlaying(b)]).toEqual([true, true]);
       await screenshot(a, `${slug}-02-in-call-a`);
       await screenshot(b, `${slug}-03-in-call-b`);
     }, 60_000);
@@ -337,6 +353,7 @@ export function defineE2ESuite(target: E2ETarget) {
       expect(idA.peerId).toBe(idC.userId);
       expect(idA.peerId).not.toBe(idB.userId);
       await waitForFrames(a);
+      expect([await selfViewPlaying(a), await selfViewPlaying(c)]).toEqual([true, true]);
       await screenshot(b, `${slug}-05-stranger-left`);
     }, 60_000);
 
