@@ -225,8 +225,13 @@ async function start(): Promise<void> {
   enterPool(undefined);
 }
 
-/** How long a request may go unanswered before the page says it is looking (see enterPool). */
-const SEARCH_SHOWN_AFTER_MS = 100;
+/**
+ * A state that usually passes in milliseconds (looking for a stranger, connecting) is shown only
+ * once it has lasted this long. A flash of text is noise to the user, and drawing it lands on the
+ * call's setup: on two vCPUs a repaint during the offer, ICE or DTLS delayed them by 5-15 ms
+ * (bench/README.md, "Calls").
+ */
+const BRIEF_STATE_MS = 200;
 
 function enterPool(skip: string | undefined): void {
   phase = 'searching';
@@ -234,13 +239,11 @@ function enterPool(skip: string | undefined): void {
   // Not connected: afterOpen sends these again on reconnect.
   client.setAvailable(true);
   client.requestRandomPeer(skip);
-  // The answer usually comes within milliseconds, and a match starts the offer at once: a repaint
-  // for "looking" would land on top of it (bench/README.md, "Calls"). Shown only if it takes longer.
   setTimeout(() => {
     if (phase !== 'searching') return;
     setCallStatus('Looking for a stranger…');
     updateControls();
-  }, SEARCH_SHOWN_AFTER_MS);
+  }, BRIEF_STATE_MS);
 }
 
 function leaveCall(): string | undefined {
@@ -317,12 +320,11 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
   chat.start(peerId);
   skipPeerId = peerId;
   phase = 'in-call';
-  // What the page shows waits until our offer or answer has left: drawn earlier, it delays them.
-  void call.described.then(() => {
-    if (call !== currentCall) return;
+  setTimeout(() => {
+    if (call !== currentCall || call.state !== 'connecting') return;
     renderCall(call);
     updateControls();
-  });
+  }, BRIEF_STATE_MS);
   // The self-view comes back with the stranger's first frame (or the hold's time limit).
   ui.remoteVideo.addEventListener(
     'playing',
@@ -339,6 +341,7 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
       return;
     }
     renderCall(call);
+    updateControls();
     if (state !== 'connected') return;
     // Not before: a video element given the stream while ICE and DTLS run slows them down.
     if (ui.remoteVideo.srcObject !== call.remoteStream)
