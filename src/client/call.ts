@@ -69,13 +69,6 @@ export interface Call {
   readonly state: CallState;
   readonly endReason: CallEndReason | undefined;
   readonly peerStatus: PeerStatus;
-  /**
-   * Settles once this side's first description is handed to the socket (the impolite side's offer,
-   * the polite side's answer) or the call ends first. A page can hold its own work (status text,
-   * video elements) until then: on a busy device that work delays the description by the time it
-   * takes (bench/README.md, "Calls").
-   */
-  readonly described: Promise<void>;
   /** Calls `handler` on every state change (`ended` comes with its reason); returns the unsubscribe function. */
   onState(handler: CallStateHandler): () => void;
   /** Calls `handler` when the peer's signaling socket drops or comes back; returns the unsubscribe function. */
@@ -128,11 +121,6 @@ export function startCall(options: CallOptions): Call {
   // Candidates that arrive before the description they belong to cannot be added yet.
   const pendingCandidates: (RTCIceCandidateInit | null)[] = [];
 
-  let markDescribed: () => void = () => {};
-  const described = new Promise<void>((resolve) => {
-    markDescribed = resolve;
-  });
-
   // A function, not `state === 'ended'` inline: TypeScript would keep the narrowing across awaits.
   const ended = (): boolean => state === 'ended';
 
@@ -180,7 +168,6 @@ export function startCall(options: CallOptions): Call {
       signals.send({ type: 'webrtc_offer', toUser: peerId, payload });
     else if (description.type === 'answer')
       signals.send({ type: 'webrtc_answer', toUser: peerId, payload });
-    markDescribed();
   }
 
   async function addCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
@@ -283,7 +270,6 @@ export function startCall(options: CallOptions): Call {
     pc.onconnectionstatechange = null;
     pc.close();
     endReason = reason;
-    markDescribed();
     setState('ended', reason);
   }
 
@@ -358,7 +344,6 @@ export function startCall(options: CallOptions): Call {
     remoteStream,
     peerId,
     role,
-    described,
     get state() {
       return state;
     },

@@ -337,38 +337,6 @@ describe('startCall', () => {
     expect(pc.tracks).toEqual(['mic', 'cam']);
   });
 
-  it('settles described once its first description is sent: the offer, or the answer, or the end', async () => {
-    const settled = (promise: Promise<void>) => {
-      let done = false;
-      void promise.then(() => {
-        done = true;
-      });
-      return () => done;
-    };
-    const impolite = setup('impolite');
-    const offerSent = settled(impolite.call.described);
-    expect(offerSent()).toBe(false);
-    await settle();
-    expect(impolite.sentOfType('webrtc_offer')).toHaveLength(1);
-    expect(offerSent()).toBe(true);
-
-    const polite = setup('polite');
-    const answerSent = settled(polite.call.described);
-    await settle();
-    expect(answerSent()).toBe(false);
-    polite.signaling.deliver(offer('their-offer'));
-    await settle();
-    expect(polite.sentOfType('webrtc_answer')).toHaveLength(1);
-    expect(answerSent()).toBe(true);
-
-    // A page waiting on it is never left hanging by a call that ends first.
-    const ended = setup('polite');
-    const endedFirst = settled(ended.call.described);
-    ended.call.close();
-    await settle();
-    expect(endedFirst()).toBe(true);
-  });
-
   it('polite side: rolls back its own offer and answers a colliding one', async () => {
     const { pc, signaling, sentOfType } = setup('polite');
     signaling.deliver(offer('first-offer'));
