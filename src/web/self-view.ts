@@ -1,9 +1,10 @@
 /**
- * The camera's self-view. It is not drawn while a call is being set up: from the match until the
- * call connects (or ends, or `HOLD_MAX_MS` passes), a new self-view is not started and a running
- * one is paused. Drawing it costs the same CPU the browser needs for the offer, the answer and
- * ICE, and on a modest device that shows: on two vCPUs without a GPU it made call setup ~40-60 ms
- * slower (bench/README.md, "Calls"). Nobody looks at their own picture during those ~100 ms.
+ * The camera's self-view. It is not drawn while a call is being set up: from the request or the
+ * match until the page calls `show` (the pool answered, the stranger's first frame, the call
+ * ended) or `HOLD_MAX_MS` passes, a new self-view is not started and a running one is paused.
+ * Starting or drawing it costs the CPU the browser needs for the offer, the answer and ICE, and on
+ * a modest device that shows: on two vCPUs without a GPU it made call setup ~40-60 ms slower
+ * (bench/README.md, "Calls"). Nobody looks at their own picture during those few hundred ms.
  */
 
 /** Longest the self-view waits for a call that does not connect. */
