@@ -44,7 +44,9 @@ const CALL_TIMEOUT_MS = 20_000;
  * has been waiting: its camera and preview are running, not starting. Without the wait B's
  * camera would start in the same few milliseconds as A's request, which no real call sees.
  */
-const POOL_WAIT_MS = Number(process.argv[process.argv.indexOf('--pool-wait') + 1]) || 1000;
+const POOL_WAIT_MS = process.argv.includes('--pool-wait')
+  ? Number(process.argv[process.argv.indexOf('--pool-wait') + 1])
+  : 1000;
 const inThePool = () => new Promise((resolve) => setTimeout(resolve, POOL_WAIT_MS));
 
 const ALL_VARIANTS = [

@@ -325,14 +325,6 @@ function onAssignRole(message: ServerMessageOf<'assign_role'>): void {
     renderCall(call);
     updateControls();
   }, BRIEF_STATE_MS);
-  // The self-view comes back with the stranger's first frame (or the hold's time limit).
-  ui.remoteVideo.addEventListener(
-    'playing',
-    () => {
-      if (call === currentCall) selfView.show(stream);
-    },
-    { once: true },
-  );
   // The video element keeps call.remoteStream through every blip: an ICE restart keeps the tracks.
   call.onState((state, reason) => {
     if (call !== currentCall) return;
@@ -360,6 +352,11 @@ void iceServers.then((servers) => {
 });
 
 client.on('assign_role', onAssignRole);
+// The self-view, held while a call is set up, comes back with the stranger's first frame (or the
+// hold's time limit).
+ui.remoteVideo.addEventListener('playing', () => {
+  if (currentCall && localStream) selfView.show(localStream);
+});
 client.on('no_peer_available', () => {
   if (phase !== 'searching') return;
   // We stay in the pool: another user's request will match us (we then get role polite).
