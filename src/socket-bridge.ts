@@ -101,7 +101,11 @@ export interface SocketBridge<S extends BridgeSocket> {
     upgradeOptions: unknown,
     eventsFor: (request: ConnectRequest) => WSEvents,
   ): (c: Context, request: ConnectRequest, next: Next) => Promise<Response | void>;
-  /** Closes every socket (shutdown). */
+  /**
+   * Closes every socket (shutdown). Where another process can take a session over (a cluster
+   * node), a call whose user holds a token waits for it as after a dropped socket, so a restart
+   * does not end the calls of the node's users (see `hub.waiting`).
+   */
   closeAll(code: number, reason: string): void;
   /** The figures of `GET /stats`: the cluster's where state is shared (this hub's if it cannot say). */
   stats(): PublicStats | Promise<PublicStats>;
@@ -287,7 +291,11 @@ export function createSocketBridge<S extends BridgeSocket>(
       };
     },
     closeAll(code, reason) {
-      for (const conn of [...sockets.keys()]) drop(conn, code, reason);
+      const handsOver = options.seams?.claims !== undefined;
+      for (const conn of [...sockets.keys()]) {
+        drop(conn, code, reason);
+        if (handsOver) hub.close(conn, true);
+      }
     },
     stats() {
       const shared = options.seams?.stats;

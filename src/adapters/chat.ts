@@ -6,6 +6,7 @@ import type { Hono } from 'hono';
 import type { ClusterAdmin } from '../admin/cluster.ts';
 import { parseConfig, type Config, type Env } from '../core/config.ts';
 import type { HubSeams } from '../core/hub-api.ts';
+import { CloseCode } from '../core/hub.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { BridgeSocket, SocketBridge } from '../socket-bridge.ts';
 
@@ -29,7 +30,10 @@ export interface Chat<Socket extends BridgeSocket> {
   readonly app: Hono;
   readonly config: Config;
   readonly bridge: SocketBridge<Socket>;
-  /** Refuses new upgrades (503), closes every socket with 1012, and resolves once all are gone or the drain window ends. */
+  /**
+   * Refuses new upgrades (503), closes every socket with 1012, and resolves once all are gone (on
+   * a cluster node, once the calls held for their users have moved too) or the drain window ends.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -42,7 +46,19 @@ export function resolveChat(
   return { config, log: options.log ?? createLogger(config.logLevel, writeLine) };
 }
 
-/** Resolves once `open()` is 0 or at `deadline` (ms since the epoch), whichever comes first. */
-export async function drained(open: () => number, deadline: number): Promise<void> {
-  while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+/**
+ * The drain after SIGTERM: every socket closed with 1012, then a wait until `open()` is 0 and, on
+ * a cluster node, until every call held for its user has moved with it to another node, or
+ * `timeoutMs`; a call still held then ends as a disconnect does (its partner gets the hangup).
+ */
+export async function drain(
+  bridge: SocketBridge<BridgeSocket>,
+  open: () => number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  bridge.closeAll(CloseCode.serviceRestart, 'service restart');
+  while ((open() > 0 || bridge.hub.waiting > 0) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
+  bridge.hub.endWaits();
 }

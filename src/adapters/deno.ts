@@ -10,10 +10,10 @@ import { createApp } from '../app.ts';
 import type { ClusterAdmin } from '../admin/cluster.ts';
 import { createProcessAdmin } from '../admin/process.ts';
 import type { Config } from '../core/config.ts';
-import { CloseCode, type HubSeams } from '../core/hub.ts';
+import type { HubSeams } from '../core/hub.ts';
 import type { Logger } from '../core/log.ts';
 import { createSocketBridge, type Link, type SocketBridge } from '../socket-bridge.ts';
-import { type Chat, type ChatOptions, drained, resolveChat } from './chat.ts';
+import { type Chat, type ChatOptions, drain, resolveChat } from './chat.ts';
 import { createDenoPing, type DenoPing, idleTimeoutSeconds } from './deno-ping.ts';
 import { runServer } from './run.ts';
 
@@ -100,8 +100,7 @@ export function aleatoria(options: ChatOptions = {}): DenoChat {
     bridge,
     async shutdown() {
       accepting = false;
-      bridge.closeAll(CloseCode.serviceRestart, 'service restart');
-      await drained(() => bridge.size, Date.now() + config.shutdownTimeoutMs);
+      await drain(bridge, () => bridge.size, config.shutdownTimeoutMs);
     },
   };
 }

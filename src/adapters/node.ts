@@ -13,9 +13,8 @@ import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../app.ts';
 import { createProcessAdmin } from '../admin/process.ts';
-import { CloseCode } from '../core/hub.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
-import { type Chat, type ChatOptions, drained, resolveChat } from './chat.ts';
+import { type Chat, type ChatOptions, drain, resolveChat } from './chat.ts';
 import { createAdopter, startHeartbeat } from './node-sockets.ts';
 import { runServer } from './run.ts';
 
@@ -79,8 +78,7 @@ export function aleatoria(options: ChatOptions = {}): NodeChat {
     wss,
     async shutdown() {
       accepting = false;
-      for (const ws of wss.clients) ws.close(CloseCode.serviceRestart, 'service restart');
-      await drained(() => wss.clients.size, Date.now() + config.shutdownTimeoutMs);
+      await drain(bridge, () => wss.clients.size, config.shutdownTimeoutMs);
       for (const ws of wss.clients) ws.terminate();
       heartbeat.stop();
     },

@@ -137,6 +137,10 @@ export interface Hub {
    * may wait for its user to come back (`callResumeMs`).
    */
   close(conn: ConnId, abnormal?: boolean): void;
+  /** Sessions whose call waits for their user, with no socket (`callResumeMs`). */
+  readonly waiting: number;
+  /** Ends every such wait now, as the end of its window would: partners get their hangup. */
+  endWaits(): void;
   /** Re-registers a session after the adapter lost its memory (Durable Object wake); sends nothing. */
   restore(conn: ConnId, state: unknown): boolean;
   state(conn: ConnId): SessionState | undefined;

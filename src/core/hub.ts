@@ -366,6 +366,10 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
       if (session && !(abnormal && resume.hold(session))) remove(session);
       flush();
     },
+    get waiting() {
+      return resume.size;
+    },
+    endWaits: resume.expireAll,
     restore(conn, state) {
       const parsed = v.safeParse(SessionState, state);
       if (!parsed.success || byUser.has(parsed.output.userId)) return false;

@@ -54,6 +54,10 @@ export interface Resume {
   back(session: Session, former?: string): void;
   /** A fresh session: if its user's call ended while it was away, it gets that call's hangup. */
   welcome(session: Session): void;
+  /** How many sessions wait for their user. */
+  readonly size: number;
+  /** Ends every wait now, as the end of its window would (a node leaving the cluster). */
+  expireAll(): void;
 }
 
 export function createResume(deps: ResumeDeps): Resume {
@@ -82,6 +86,7 @@ export function createResume(deps: ResumeDeps): Resume {
     const wait = waiting.get(session);
     if (!wait) return;
     waiting.delete(session);
+    wait.cancel();
     metrics.inc('aleatoria_call_resumes_total', 'expired');
     const now = deps.now();
     for (const [userId, call] of ended) {
@@ -140,6 +145,12 @@ export function createResume(deps: ResumeDeps): Resume {
       if (isAway(partner))
         deps.send(session.conn, envelopes.partnerStatus(session.userId, partner, 'reconnecting'));
       else tell(partner, session.userId, 'online');
+    },
+    get size() {
+      return waiting.size;
+    },
+    expireAll() {
+      for (const session of [...waiting.keys()]) expire(session);
     },
   };
 }

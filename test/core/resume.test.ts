@@ -238,6 +238,27 @@ describe('a call that outlives its socket (CALL_RESUME_MS)', () => {
     expect(h.pendingTimers).toBe(0);
   });
 
+  it('counts the waits and ends them all at once when asked (a node leaving): partners hung up, timers gone', () => {
+    const h = makeHub({ callResumeMs: WINDOW_MS });
+    inCall(h);
+    expect(h.hub.waiting).toBe(0);
+    h.advance(500);
+    h.hub.close('alice#1', true);
+    h.hub.close('bob#1', true);
+    expect(h.hub.waiting).toBe(2);
+    h.take();
+    h.advance(1000);
+    h.hub.endWaits();
+    expect(h.hub.waiting).toBe(0);
+    expect(h.pendingTimers).toBe(0);
+    expect(h.hub.stats()).toMatchObject({ connections: 0, pairs: 0 });
+    expect(resumes(h, 'expired')).toBe('2');
+    // Both are gone: the hangups went to their closed sockets, and their userIds are free.
+    expect(h.connect('alice', { conn: 'alice#2' })).toStrictEqual({ accepted: true });
+    h.hub.endWaits();
+    expect(h.hub.stats().connections).toBe(1);
+  });
+
   it('works the same with seams that answer later (state in another process)', async () => {
     const h = makeHub({ callResumeMs: WINDOW_MS }, { asyncSeams: true });
     h.connect('alice', { token: 'tok-alice' });
