@@ -41,6 +41,8 @@ export interface SocketBridgeOptions<S extends BridgeSocket> {
   config: Config;
   now?: () => number;
   random?: () => number;
+  /** Sends one text message; default `ws.send(text)`. */
+  send?: (ws: S, text: string) => void;
   /** Bytes the runtime still holds for this socket; omit where the platform bounds it itself. */
   bufferedAmount?: (ws: S) => number;
   /** Drops the connection without a close handshake (for a reader that will never answer one). */
@@ -134,6 +136,7 @@ export function createSocketBridge<S extends BridgeSocket>(
   const { config, log, bufferedAmount } = options;
   const { sendQueueMaxBytes } = config;
   const perIp = createPerIpCounter(config.maxConnectionsPerIp);
+  const write = options.send ?? ((ws: S, text: string) => ws.send(text));
   let nextConn = 0;
   let live = 0;
 
@@ -173,7 +176,7 @@ export function createSocketBridge<S extends BridgeSocket>(
         const entry = sockets.get(conn);
         if (!entry || entry.dropped || entry.ws.readyState !== 1) return;
         const { ws } = entry;
-        ws.send(text);
+        write(ws, text);
         if (bufferedAmount && bufferedAmount(ws) > sendQueueMaxBytes && !suspects.has(conn)) {
           // Some runtimes (Deno) queue a burst in memory before flushing it on the next turn of
           // the event loop: judge the reader once the runtime has had that turn.

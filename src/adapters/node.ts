@@ -15,6 +15,7 @@ import { createApp } from '../app.ts';
 import { createProcessAdmin } from '../admin/process.ts';
 import { createSocketBridge, type SocketBridge } from '../socket-bridge.ts';
 import { type Chat, type ChatOptions, drain, resolveChat } from './chat.ts';
+import { sendText } from './node-frames.ts';
 import { createAdopter, startHeartbeat } from './node-sockets.ts';
 import { runServer } from './run.ts';
 
@@ -45,6 +46,7 @@ export function aleatoria(options: ChatOptions = {}): NodeChat {
   });
   const bridge = createSocketBridge<WebSocket>({
     config,
+    send: sendText,
     bufferedAmount: (ws) => ws.bufferedAmount,
     terminate: (ws) => ws.terminate(),
     ping: (ws) => {
