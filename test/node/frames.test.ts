@@ -35,7 +35,13 @@ describe('sendText', () => {
     const texts: string[] = [];
     for (const length of LENGTHS) texts.push('a'.repeat(length));
     // Multi-byte characters across the boundaries: the header counts bytes, not UTF-16 units.
-    texts.push('é'.repeat(63), 'é'.repeat(64), '€'.repeat(42), '😀'.repeat(32), '😀'.repeat(16_384));
+    texts.push(
+      'é'.repeat(63),
+      'é'.repeat(64),
+      '€'.repeat(42),
+      '😀'.repeat(32),
+      '😀'.repeat(16_384),
+    );
     texts.push(`{"type":"chat_message","payload":{"content":"naïve ☃ \\u0000 \u{1F600}"}}`);
 
     const received: string[] = [];
