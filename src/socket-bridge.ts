@@ -106,9 +106,9 @@ export interface SocketBridge<S extends BridgeSocket> {
   /**
    * Closes every socket (shutdown). Where another process can take a session over (a cluster
    * node), a call whose user holds a token waits for it as after a dropped socket, so a restart
-   * does not end the calls of the node's users (see `hub.waiting`).
+   * does not end the calls of the node's users (see `hub.waiting`); returns whether it did so.
    */
-  closeAll(code: number, reason: string): void;
+  closeAll(code: number, reason: string): boolean;
   /** The figures of `GET /stats`: the cluster's where state is shared (this hub's if it cannot say). */
   stats(): PublicStats | Promise<PublicStats>;
 }
@@ -299,6 +299,7 @@ export function createSocketBridge<S extends BridgeSocket>(
         drop(conn, code, reason);
         if (handsOver) hub.close(conn, true);
       }
+      return handsOver;
     },
     stats() {
       const shared = options.seams?.stats;

@@ -57,8 +57,9 @@ export async function drain(
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  bridge.closeAll(CloseCode.serviceRestart, 'service restart');
-  while ((open() > 0 || bridge.hub.waiting > 0) && Date.now() < deadline)
+  // One process has nobody to hand a call to: a call held for a user who dropped earlier ends now.
+  const handsOver = bridge.closeAll(CloseCode.serviceRestart, 'service restart');
+  while ((open() > 0 || (handsOver && bridge.hub.waiting > 0)) && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 20));
   bridge.hub.endWaits();
 }

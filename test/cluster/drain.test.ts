@@ -4,7 +4,7 @@
  * dropped socket, and move with them to the node they reconnect to. The node stays up (inbox,
  * heartbeat) until every held call has moved or SHUTDOWN_TIMEOUT_MS ends; a call still held then
  * is hung up before the node leaves. Drained nodes of both runtimes, a surviving Node node, and a
- * real `redis-server`.
+ * real `redis-server`; and one process, which has nobody to hand a call to and leaves at once.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchedServer, type Received, TestClient, uid } from '../contract/harness.ts';
@@ -151,3 +151,20 @@ for (const [runtime, launch] of [
     }, 20_000);
   });
 }
+
+describe('one process drained by SIGTERM', () => {
+  it('does not wait for a call held for a dropped user: nobody could take it over', async () => {
+    const node = await launchNode({ ...ENV, SHUTDOWN_TIMEOUT_MS: '8000' });
+    launched.push(node);
+    const dropped = await connect(node, { token: `t-${uid()}` });
+    const peer = await connect(node);
+    await pair(dropped, peer);
+    dropped.ws.terminate();
+    expect((await peer.next(statusOf(dropped.userId))).payload).toMatchObject({
+      status: 'reconnecting',
+    });
+    const { code, elapsedMs } = await node.kill('SIGTERM');
+    expect(code).toBe(0);
+    expect(elapsedMs).toBeLessThan(2000);
+  });
+});
