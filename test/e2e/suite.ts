@@ -76,6 +76,14 @@ export function defineE2ESuite(target: E2ETarget) {
     };
 
     /** Whether the page's self-view is drawing the camera (src/web/self-view.ts). */
+    /**
+     * Both pages' self-views play, within the hold's 1 s limit once the stranger's video is there
+     * (`playing` follows the first decoded frame by a moment).
+     */
+    const selfViewsBack = (a: Page, b: Page) =>
+      expect
+        .poll(async () => [await selfViewPlaying(a), await selfViewPlaying(b)], { timeout: 1500 })
+        .toEqual([true, true]);
     const selfViewPlaying = (page: Page) =>
       page.evaluate(() => {
         const video = document.getElementById('local-video') as HTMLVideoElement;
@@ -107,7 +115,7 @@ export function defineE2ESuite(target: E2ETarget) {
       expect(idB.peerId).toBe(idA.userId);
       if (target.callers) expect([idA.userId, idB.userId]).toStrictEqual([...target.callers]);
       // Held while the call was set up, back once the stranger's video is there.
-      expect([await selfViewPlaying(a), await selfViewPlaying(b)]).toEqual([true, true]);
+      await selfViewsBack(a, b);
       await screenshot(a, `${slug}-02-in-call-a`);
       await screenshot(b, `${slug}-03-in-call-b`);
     }, 60_000);
@@ -352,8 +360,8 @@ export function defineE2ESuite(target: E2ETarget) {
       const [idA, idC] = [await identity(a), await identity(c)];
       expect(idA.peerId).toBe(idC.userId);
       expect(idA.peerId).not.toBe(idB.userId);
-      await waitForFrames(a);
-      expect([await selfViewPlaying(a), await selfViewPlaying(c)]).toEqual([true, true]);
+      await Promise.all([waitForFrames(a), waitForFrames(c)]);
+      await selfViewsBack(a, c);
       await screenshot(b, `${slug}-05-stranger-left`);
     }, 60_000);
 
