@@ -54,6 +54,14 @@ async function pair(a: TestClient, b: TestClient) {
   expect((await b.nextOfType('assign_role')).payload.peerId).toBe(a.userId);
 }
 
+/** A user of `node` (holding `token`, if given) in a call with a user of the node that stays. */
+async function callFrom(node: LaunchedServer, token?: string) {
+  const user = await connect(node, token === undefined ? {} : { token });
+  const peer = await connect(staying);
+  await pair(user, peer);
+  return [user, peer] as const;
+}
+
 const statusOf = (userId: string) => (m: Received) =>
   m.type === 'user_status' && (m.payload as { userId?: string }).userId === userId;
 const isHangup = (m: { type: string }) => m.type === 'hangup';
@@ -72,15 +80,9 @@ for (const [runtime, launch] of [
     it('keeps the calls of users with a token for them on another node, hangs up the others, and hangs up what did not move before it leaves', async () => {
       const node = await leaving('deadline');
       const token = `t-${uid()}`;
-      const moving = await connect(node, { token });
-      const movingPeer = await connect(staying);
-      await pair(moving, movingPeer);
-      const gone = await connect(node, { token: `t-${uid()}` });
-      const gonePeer = await connect(staying);
-      await pair(gone, gonePeer);
-      const tokenless = await connect(node);
-      const tokenlessPeer = await connect(staying);
-      await pair(tokenless, tokenlessPeer);
+      const [moving, movingPeer] = await callFrom(node, token);
+      const [gone, gonePeer] = await callFrom(node, `t-${uid()}`);
+      const [tokenless, tokenlessPeer] = await callFrom(node);
 
       const signalled = Date.now();
       const exit = node.kill('SIGTERM');
@@ -131,9 +133,7 @@ for (const [runtime, launch] of [
     it('leaves as soon as every held call has moved', async () => {
       const node = await leaving('early');
       const token = `t-${uid()}`;
-      const moving = await connect(node, { token });
-      const peer = await connect(staying);
-      await pair(moving, peer);
+      const [moving, peer] = await callFrom(node, token);
       const exit = node.kill('SIGTERM');
       await moving.closed;
       await peer.next(statusOf(moving.userId), 1500);
