@@ -192,7 +192,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
 
   /** A session from `state`; `announce`: a newcomer its rooms are told of (not a wake). */
   function register(conn: ConnId, state: SessionState, announce = true): Session {
-    const session = createSession(conn, state, createTokenBucket(options.rateLimit, deps.now()));
+    const session = createSession(conn, state);
     byUser.set(session.userId, session);
     byConn.set(conn, session);
     for (const room of state.rooms) joinRoom(session, room, announce);
@@ -300,7 +300,9 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
   /** Applies the per-connection token bucket; false means the frame is dropped. */
   function admit(session: Session): boolean {
     const { rateLimit, rateLimitCloseAfterMs } = options;
-    const verdict = judgeFrame(session.bucket, rateLimit, rateLimitCloseAfterMs, deps.now());
+    const now = deps.now();
+    session.bucket ??= createTokenBucket(rateLimit, now);
+    const verdict = judgeFrame(session.bucket, rateLimit, rateLimitCloseAfterMs, now);
     if (verdict === 'pass') return true;
     if (verdict === 'tell') refuse(session, 'rate_limited', 'Too many messages. Slow down.');
     else if (verdict === 'close') {

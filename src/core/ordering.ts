@@ -37,8 +37,9 @@ export function createOrdering(
     void all.then(() => {
       if (session.pending !== all) return;
       session.pending = undefined;
-      if (current(session.conn) !== session) return void (session.queue.length = 0);
-      while (session.queue.length > 0 && !session.pending) session.queue.shift()!();
+      const { queue } = session;
+      if (current(session.conn) !== session) return void (session.queue = undefined);
+      while (queue && queue.length > 0 && !session.pending) queue.shift()!();
       flush();
     });
   }
@@ -46,12 +47,13 @@ export function createOrdering(
   return {
     wait,
     after(session, fn) {
-      if (session.pending) session.queue.push(fn);
+      if (session.pending) (session.queue ??= []).push(fn);
       else fn();
     },
     enqueue(session, fn) {
-      if (session.queue.length >= MAX_QUEUED_FRAMES) return false;
-      session.queue.push(fn);
+      const queue = (session.queue ??= []);
+      if (queue.length >= MAX_QUEUED_FRAMES) return false;
+      queue.push(fn);
       return true;
     },
   };

@@ -30,8 +30,11 @@ export interface Session {
   readonly rooms: Set<string>;
   /** Who the user is in a call with, as far as this session knows. */
   partner: string | undefined;
-  /** The per-connection frame budget (`RATE_LIMIT_*`). */
-  readonly bucket: TokenBucket;
+  /**
+   * The per-connection frame budget (`RATE_LIMIT_*`), made at the first frame: a new bucket is
+   * full, as one made at connect would be by then, and an idle socket keeps none.
+   */
+  bucket: TokenBucket | undefined;
   /** The number of the latest match this user was part of (`Taken.match`); 0 before any. */
   pairedAt: number;
   /** Matches made for this user as requester (`MATCHES_PER_MINUTE`); created on the first one. */
@@ -48,7 +51,8 @@ export interface Session {
    * does takes effect in order across processes.
    */
   pending: Promise<void> | undefined;
-  readonly queue: (() => void)[];
+  /** Made when the first frame has to wait (a cluster node), so an idle socket keeps none. */
+  queue: (() => void)[] | undefined;
   /**
    * While this user's own take runs in a pool shared with other processes: pair endings that
    * arrived for a partner it does not have yet, judged again once the take has answered.
@@ -77,18 +81,18 @@ export function stateOf(session: Session, available: boolean, resuming = false):
 }
 
 /** A new session on `conn` for `state`'s user, with no rooms yet (they are joined after). */
-export function createSession(conn: ConnId, state: SessionState, bucket: TokenBucket): Session {
+export function createSession(conn: ConnId, state: SessionState): Session {
   return {
     conn,
     userId: state.userId,
     token: state.token,
     rooms: new Set(),
     partner: state.partner,
-    bucket,
+    bucket: undefined,
     matchBucket: undefined,
     held: undefined,
     pending: undefined,
-    queue: [],
+    queue: undefined,
     preempted: undefined,
     taking: undefined,
     pairedAt: 0,
