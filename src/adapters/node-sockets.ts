@@ -72,6 +72,12 @@ export function shedLaterListeners(ws: WebSocket) {
     SHED_EVENTS.forEach((event, i) => {
       for (const listener of ws.listeners(event))
         if (!kept[i]!.includes(listener)) ws.off(event, listener as (...args: unknown[]) => void);
+      // A list that grew for the helper's listeners keeps its grown backing store (~150 bytes per
+      // socket for 'close'); listed again, it is the two slots it needs.
+      const left = ws.rawListeners(event) as ((...args: unknown[]) => void)[];
+      if (left.length < 2) return;
+      ws.removeAllListeners(event);
+      for (const listener of left) ws.on(event, listener);
     });
   });
 }

@@ -6,7 +6,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { IncomingMessage } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { startNodeServer, type NodeServer } from '../../src/adapters/node.ts';
 import { parseConfig } from '../../src/core/config.ts';
@@ -75,7 +75,16 @@ describe('Node adapter sockets', () => {
     for (const socket of served) {
       expect(socket.listenerCount('message')).toBe(1);
       expect(socket.listenerCount('error')).toBe(1);
+      // ws's own client tracking and ours, listed again once the helper's was taken off.
+      expect(socket.listenerCount('close')).toBe(2);
     }
+    const socket = served.at(-1)!;
+    const open = server.bridge.size;
     ws.close();
+    // Both close listeners still run: ws forgets the socket, the bridge closes its session.
+    await vi.waitFor(() => {
+      expect(server.wss.clients.has(socket)).toBe(false);
+      expect(server.bridge.size).toBe(open - 1);
+    });
   });
 });
