@@ -1,20 +1,24 @@
 /**
- * Where a Deno server's idle memory per socket goes (bench/notes/deno-idle-memory.md).
+ * Where a server's idle memory per socket goes, on Deno (bench/notes/deno-idle-memory.md) or Node.
  *
- *   node --import tsx bench/notes/deno-idle-memory.ts [--root DIR] [--entry FILE | --bare]
+ *   node --import tsx bench/notes/idle-memory.ts [--node] [--root DIR] [--entry FILE | --bare]
  *     [--sockets 2000] [--warmup 200] [--hold-ms 20000] [--malloc] [--snapshot PREFIX] [--smaps PREFIX]
  *
  * Starts `deno run --v8-flags=--expose-gc --inspect=127.0.0.1:PORT ENTRY` in DIR (PORT=0, loopback,
- * no per-IP cap) and talks to it over the DevTools protocol (a `ws` client). From this process it
+ * no per-IP cap), or with `--node` `node --expose-gc --inspect=... --import tsx ENTRY` (default
+ * entry src/adapters/node.ts; `--entry bench/baseline-server.ts` is raw `ws`), and talks to it over
+ * the DevTools protocol (a `ws` client). From this process it
  * opens and closes a warm-up batch, then opens N idle sockets on 127.0.0.1 and holds them. Before
  * the N sockets, after the hold, and once more after closing them all, it runs `gc()` three times
- * in the server and reads `Deno.memoryUsage()` there and VmRSS from /proc. `--malloc` adds glibc's
+ * in the server and reads its `memoryUsage()` there and VmRSS from /proc. `--malloc` (Deno only) adds glibc's
  * own counters (`mallinfo2`, through Deno's FFI) and the RSS after `malloc_trim(0)`; `--snapshot`
  * writes a heap snapshot at each reading and prints the object classes that grew, by self size;
- * `--smaps` copies /proc/PID/smaps. `--bare` serves a bare `Deno.upgradeWebSocket` server instead
+ * `--smaps` copies /proc/PID/smaps. `--bare` (Deno) serves a bare `Deno.upgradeWebSocket` server instead
  * (no Hono, no hub), the floor any Deno WebSocket server pays. The server is killed at the end.
+ * (With the inspector attached, RSS grows with each snapshot: read heapUsed and the classes.)
  */
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,10 +37,11 @@ const holdMs = Number(arg('hold-ms', '20000'));
 const warmup = Math.min(1000, Number(arg('warmup', '200')));
 const snapshot = arg('snapshot');
 /** Also read glibc's malloc counters in the server (through Deno's FFI: needs --allow-ffi there). */
-const withMalloc = args.includes('--malloc');
+const withMalloc = args.includes('--malloc') && !args.includes('--node');
 /** Also copy the server's /proc/PID/smaps at each reading, to PREFIX-LABEL.smaps. */
 const smaps = arg('smaps');
 const deno = join(process.cwd(), 'node_modules/.bin/deno');
+const onNode = args.includes('--node');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The bare server: what Deno itself keeps per upgraded socket, with the same idleTimeout. */
@@ -46,30 +51,34 @@ Deno.serve({ port: 0, hostname: '127.0.0.1', onListen: ({ port }) => console.log
   socket.onmessage = (e) => socket.send(e.data);
   return response;
 });`;
-let entry = arg('entry', 'src/adapters/deno.ts')!;
+let entry = arg('entry', onNode ? 'src/adapters/node.ts' : 'src/adapters/deno.ts')!;
 if (args.includes('--bare')) {
   entry = join(mkdtempSync(join(tmpdir(), 'deno-bare-')), 'bare.ts');
   writeFileSync(entry, BARE);
 }
 
 const inspectPort = 9300 + Math.floor(Math.random() * 600);
+/** Node is given a free port (found after start-up by connecting); Deno says which it took. */
+const nodePort = 8800 + Math.floor(Math.random() * 400);
 const server = spawn(
-  deno,
-  [
-    'run',
-    '--allow-net',
-    '--allow-env',
-    '--allow-read',
-    ...(withMalloc ? ['--allow-ffi'] : []),
-    '--v8-flags=--expose-gc',
-    `--inspect=127.0.0.1:${inspectPort}`,
-    entry,
-  ],
+  onNode ? process.execPath : deno,
+  onNode
+    ? ['--expose-gc', `--inspect=127.0.0.1:${inspectPort}`, '--import', 'tsx', entry]
+    : [
+        'run',
+        '--allow-net',
+        '--allow-env',
+        '--allow-read',
+        ...(withMalloc ? ['--allow-ffi'] : []),
+        '--v8-flags=--expose-gc',
+        `--inspect=127.0.0.1:${inspectPort}`,
+        entry,
+      ],
   {
     cwd: root,
     env: {
       ...process.env,
-      PORT: '0',
+      PORT: onNode ? String(nodePort) : '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'error',
       MAX_CONNECTIONS_PER_IP: '0',
@@ -83,17 +92,35 @@ process.on('exit', stop);
 let output = '';
 server.stdout.on('data', (c: Buffer) => (output += c));
 server.stderr.on('data', (c: Buffer) => (output += c));
-const port = await new Promise<number>((res, rej) => {
-  const timer = setTimeout(() => rej(new Error(`no start-up line:\n${output}`)), 60_000);
-  const check = () => {
-    const match = /HTTP server started on :(\d+)/.exec(output);
-    if (!match || !/ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.test(output)) return;
-    clearTimeout(timer);
-    res(Number(match[1]));
-  };
-  server.stdout.on('data', check);
-  server.stderr.on('data', check);
-});
+const port = onNode
+  ? await nodeListening()
+  : await new Promise<number>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`no start-up line:\n${output}`)), 60_000);
+      const check = () => {
+        const match = /HTTP server started on :(\d+)/.exec(output);
+        if (!match || !/ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.test(output)) return;
+        clearTimeout(timer);
+        res(Number(match[1]));
+      };
+      server.stdout.on('data', check);
+      server.stderr.on('data', check);
+    });
+
+/** Node: the port once something answers on it (the server logs nothing at LOG_LEVEL=error). */
+async function nodeListening(): Promise<number> {
+  for (let tries = 0; tries < 240; tries++) {
+    await sleep(250);
+    const up = await new Promise<boolean>((done) => {
+      const probe = connect(nodePort, '127.0.0.1', () => {
+        probe.destroy();
+        done(true);
+      });
+      probe.on('error', () => done(false));
+    });
+    if (up && /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.test(output)) return nodePort;
+  }
+  throw new Error(`no start-up:\n${output}`);
+}
 
 /** A minimal DevTools protocol client. */
 const cdp = new WebSocket(/ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(output)![0], {
@@ -154,7 +181,7 @@ async function read(label: string): Promise<Reading> {
     await sleep(300);
   }
   const result = await send('Runtime.evaluate', {
-    expression: 'JSON.stringify(Deno.memoryUsage())',
+    expression: `JSON.stringify(${onNode ? 'process' : 'Deno'}.memoryUsage())`,
     returnByValue: true,
   });
   const procRss = procRssOf(server.pid!);
