@@ -30,6 +30,7 @@ import type { HubSeams } from '../core/hub-api.ts';
 import type { Logger } from '../core/log.ts';
 import type { HubHost, MatchPool, RoomRegistry, UserDirectory } from '../core/seams.ts';
 import { createClaims } from './claims.ts';
+import { createRedisEndedCalls } from './ended-calls.ts';
 import { createInbox } from './inbox.ts';
 import { createRedisHistory } from './redis-history.ts';
 import { createRedisPool, type RedisMatchPool } from './redis-pool.ts';
@@ -254,6 +255,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
       rooms: rooms.seam,
       pool: poolSeam,
       history,
+      endedCalls: () => createRedisEndedCalls(link, p, warn),
       claims: (hub) => {
         host = hub;
         localUsers = hub.local;

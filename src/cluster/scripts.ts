@@ -34,6 +34,19 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `);
 
+/**
+ * KEYS the user's ended call (`ended-calls.ts`). ARGV the token's digest. Takes the call's partner
+ * if the digest is the one kept (deleting it: told once); else nothing, and it stays.
+ */
+export const TAKE_ENDED = defineScript(`
+local call = redis.call('GET', KEYS[1])
+if not call then return false end
+local cut = string.find(call, '\\n', 1, true)
+if not cut or string.sub(call, 1, cut - 1) ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return string.sub(call, cut + 1)
+`);
+
 /** Separates the messages of one batch published to an inbox (`ROUTE`); never in JSON or a userId. */
 export const BATCH_SEPARATOR = '\x1e';
 

@@ -7,7 +7,14 @@ import type { HistoryStore } from './history.ts';
 import type { OpenRequest, OpenResult } from './identity.ts';
 import type { Metrics, SharedGaugeName } from './metrics.ts';
 import type { RateLimit } from './rate-limit.ts';
-import type { HubHost, MatchPool, RoomRegistry, UserClaims, UserDirectory } from './seams.ts';
+import type {
+  EndedCalls,
+  HubHost,
+  MatchPool,
+  RoomRegistry,
+  UserClaims,
+  UserDirectory,
+} from './seams.ts';
 import type { ConnId, SessionState } from './session.ts';
 import type { TurnOptions } from './turn.ts';
 
@@ -49,6 +56,8 @@ export interface HubSeams {
    * sharded deployment whose gateway is fixed by the userId).
    */
   host?(host: HubHost): void;
+  /** Where calls that ended while their user was away are kept; default: this process's memory. */
+  endedCalls?(): EndedCalls;
   /** The figures of `GET /stats` for every process sharing the state; absent: this hub's. */
   stats?(): Promise<PublicStats>;
   /** Gauges of where the state lives, added to `GET /metrics` (`aleatoria_cluster_nodes`...). */

@@ -188,6 +188,7 @@ export function createHub(deps: HubDeps, options: HubOptions, seams: HubSeams = 
     socketGone: (session) => identity.ended(session),
     remove,
     flush,
+    ended: seams.endedCalls?.(),
   });
 
   /** A session from `state`; `announce`: a newcomer its rooms are told of (not a wake). */

@@ -9,11 +9,12 @@
  *
  * One timer per away session only: an idle socket, a clean close (1000/1001) and a session
  * without a token cost nothing and hang up at once. A user back too late (a fresh session with the
- * same token, within one more window) is told the call is over, so its page ends it at once.
+ * same token, within one more window, on any process where `EndedCalls` is shared) is told the call
+ * is over, so its page ends it at once.
  */
 import type { Envelopes } from './envelope.ts';
 import type { Metrics } from './metrics.ts';
-import type { MaybePromise, UserDirectory } from './seams.ts';
+import type { EndedCalls, MaybePromise, UserDirectory } from './seams.ts';
 import type { ConnId, Session, Sessions } from './session.ts';
 
 export interface ResumeDeps {
@@ -35,6 +36,8 @@ export interface ResumeDeps {
   /** Ends the session as a disconnect does (rooms, pool, partner hung up, userId free). */
   remove(session: Session): void;
   flush(): void;
+  /** Where calls that ended while their user was away are kept; default: this process's memory. */
+  readonly ended?: EndedCalls;
 }
 
 export interface Resume {
@@ -65,11 +68,7 @@ export function createResume(deps: ResumeDeps): Resume {
   const { byUser, byConn } = deps.sessions;
   /** The window's timer of each away session, and the partner it had when it went. */
   const waiting = new Map<Session, { cancel: () => void; partner: string }>();
-  /**
-   * Calls that ended while their user was away, by userId, for one more window; in the order they
-   * ended, which is the order they expire (the window is one length), so pruning reads the front.
-   */
-  const ended = new Map<string, { token: string; partner: string; until: number }>();
+  const ended = deps.ended ?? createLocalEndedCalls(deps.now);
 
   /** Whether `userId` is a session of this process that waits with no socket. */
   const isAway = (userId: string) => {
@@ -88,17 +87,7 @@ export function createResume(deps: ResumeDeps): Resume {
     waiting.delete(session);
     wait.cancel();
     metrics.inc('aleatoria_call_resumes_total', 'expired');
-    const now = deps.now();
-    for (const [userId, call] of ended) {
-      if (call.until >= now) break;
-      ended.delete(userId);
-    }
-    ended.delete(session.userId);
-    ended.set(session.userId, {
-      token: session.token!,
-      partner: session.partner ?? wait.partner,
-      until: now + deps.windowMs,
-    });
+    ended.keep(session.userId, session.token!, session.partner ?? wait.partner, deps.windowMs);
     deps.remove(session);
     deps.flush();
   }
@@ -126,11 +115,12 @@ export function createResume(deps: ResumeDeps): Resume {
     },
     welcome(session) {
       // Only the token's holder takes it: a newcomer without it leaves it for the user.
-      const call = ended.get(session.userId);
-      if (call === undefined || call.token !== session.token) return;
-      ended.delete(session.userId);
-      if (call.until < deps.now()) return;
-      deps.send(session.conn, envelopes.hangup(call.partner, session.userId, 'peer_disconnected'));
+      if (session.token === undefined) return;
+      deps.later(ended.take(session.userId, session.token), (partner) => {
+        // Asked elsewhere, the answer may find the session gone.
+        if (partner === undefined || byConn.get(session.conn) !== session) return;
+        deps.send(session.conn, envelopes.hangup(partner, session.userId, 'peer_disconnected'));
+      });
     },
     back(session, former) {
       metrics.inc('aleatoria_call_resumes_total', 'resumed');
@@ -151,6 +141,31 @@ export function createResume(deps: ResumeDeps): Resume {
     },
     expireAll() {
       for (const session of [...waiting.keys()]) expire(session);
+    },
+  };
+}
+
+/**
+ * One process's ended calls, by userId, for one more window; in the order they ended, which is the
+ * order they expire (the window is one length), so pruning reads the front.
+ */
+export function createLocalEndedCalls(now: () => number): EndedCalls {
+  const ended = new Map<string, { token: string; partner: string; until: number }>();
+  return {
+    keep(userId, token, partner, ms) {
+      const at = now();
+      for (const [user, call] of ended) {
+        if (call.until >= at) break;
+        ended.delete(user);
+      }
+      ended.delete(userId);
+      ended.set(userId, { token, partner, until: at + ms });
+    },
+    take(userId, token) {
+      const call = ended.get(userId);
+      if (call === undefined || call.token !== token) return undefined;
+      ended.delete(userId);
+      return call.until < now() ? undefined : call.partner;
     },
   };
 }

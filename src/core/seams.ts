@@ -136,6 +136,18 @@ export interface UserClaims {
   released(userId: string): void;
 }
 
+/**
+ * Calls that ended while their user was away (`resume.ts`), kept for one more window so that the
+ * user, back with its token, is told the call is over: this process's memory, or where every
+ * process of a cluster finds them.
+ */
+export interface EndedCalls {
+  /** `userId`'s call with `partner` ended while it was away: kept `ms` for its token's holder. */
+  keep(userId: string, token: string, partner: string, ms: number): void;
+  /** The partner of `userId`'s ended call if `token` is the one kept (taken: told once). */
+  take(userId: string, token: string): MaybePromise<string | undefined>;
+}
+
 /** What another process may ask of this one about a user it holds. */
 export type Yield =
   /** Nobody here holds the user. */

@@ -81,7 +81,8 @@ for (const [runtime, launch] of [
       const node = await leaving('deadline');
       const token = `t-${uid()}`;
       const [moving, movingPeer] = await callFrom(node, token);
-      const [gone, gonePeer] = await callFrom(node, `t-${uid()}`);
+      const goneToken = `t-${uid()}`;
+      const [gone, gonePeer] = await callFrom(node, goneToken);
       const [tokenless, tokenlessPeer] = await callFrom(node);
 
       const signalled = Date.now();
@@ -125,9 +126,16 @@ for (const [runtime, launch] of [
       await movingPeer.expectNothing(500, isHangup);
       again.send({ type: 'hangup', toUser: movingPeer.userId, payload: null });
       expect((await movingPeer.nextOfType('hangup')).fromUser).toBe(moving.userId);
-      // The userId that did not come back is free on the node that stays.
+      // The userId that did not come back is free on the node that stays...
       const newcomer = await connect(staying, { userId: gone.userId });
       await newcomer.roundTrip();
+      await newcomer.close();
+      // ...and its user, back there late with its token, is told its call is over.
+      const late = await connect(staying, { userId: gone.userId, token: goneToken });
+      expect(await late.nextOfType('hangup')).toMatchObject({
+        fromUser: gonePeer.userId,
+        payload: { reason: 'peer_disconnected' },
+      });
     }, 20_000);
 
     it('leaves as soon as every held call has moved', async () => {

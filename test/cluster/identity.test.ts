@@ -2,7 +2,8 @@
  * One live connection per userId across a cluster (one Node and one Deno node, a real
  * `redis-server`): a reconnect with the token on another node takes the session over with its
  * rooms and call, also after its socket dropped mid-call (the resume window); without the token, the node holding the user probes its socket; racing
- * newcomers on both nodes get the userId once.
+ * newcomers on both nodes get the userId once; a user back after the window, on either node, is told
+ * its call is over.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchedCluster, launchCluster } from '../contract/cluster-launcher.ts';
@@ -96,6 +97,32 @@ describe('one connection per userId across nodes', () => {
       await b.expectNothing(RESUME_MS + 500, (m) => m.type === 'hangup');
       again.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: 'c3' } });
       expect((await b.nextOfType('webrtc_candidate')).fromUser).toBe(a.userId);
+    });
+  }
+
+  for (const from of [0, 1]) {
+    it(`tells a user back on the other node after the window, with its token, that its call on node ${from} is over`, async () => {
+      const token = `t-${uid()}`;
+      const { a, b } = await inACall(from, uid('room'), { token });
+      a.ws.terminate();
+      expect(await b.nextOfType('hangup', RESUME_MS + 3000)).toMatchObject({
+        fromUser: a.userId,
+        payload: { reason: 'peer_disconnected' },
+      });
+      // A newcomer with another token is not told, and leaves it for the user.
+      const stranger = await connect(1 - from, { userId: a.userId, token: `t-${uid()}` });
+      await stranger.expectNothing(300, (m) => m.type === 'hangup');
+      await stranger.close();
+      const late = await connect(1 - from, { userId: a.userId, token });
+      expect(await late.nextOfType('hangup')).toMatchObject({
+        fromUser: b.userId,
+        toUser: a.userId,
+        payload: { reason: 'peer_disconnected' },
+      });
+      // Told once, on whichever node: the next fresh session hears nothing.
+      await late.close();
+      const again = await connect(from, { userId: a.userId, token });
+      await again.expectNothing(300, (m) => m.type === 'hangup');
     });
   }
 
