@@ -13,7 +13,8 @@
  * in the server and reads its `memoryUsage()` there and VmRSS from /proc. `--malloc` (Deno only) adds glibc's
  * own counters (`mallinfo2`, through Deno's FFI) and the RSS after `malloc_trim(0)`; `--snapshot`
  * writes a heap snapshot at each reading and prints the object classes that grew, by self size;
- * `--smaps` copies /proc/PID/smaps. `--bare` (Deno) serves a bare `Deno.upgradeWebSocket` server instead
+ * `--smaps` copies /proc/PID/smaps. `--alloc` samples what the ramp allocates (V8's sampling heap
+ * profiler, garbage included) and prints the functions that allocated most, in bytes per socket. `--bare` (Deno) serves a bare `Deno.upgradeWebSocket` server instead
  * (no Hono, no hub), the floor any Deno WebSocket server pays. The server is killed at the end.
  * (With the inspector attached, RSS grows with each snapshot: read heapUsed and the classes.)
  */
@@ -40,6 +41,8 @@ const snapshot = arg('snapshot');
 const withMalloc = args.includes('--malloc') && !args.includes('--node');
 /** Also copy the server's /proc/PID/smaps at each reading, to PREFIX-LABEL.smaps. */
 const smaps = arg('smaps');
+/** Also sample what the ramp allocates, garbage included, by allocating function. */
+const alloc = args.includes('--alloc');
 const deno = join(process.cwd(), 'node_modules/.bin/deno');
 const onNode = args.includes('--node');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -234,9 +237,16 @@ async function openAll(count: number, prefix: string): Promise<WebSocket[]> {
 for (const ws of await openAll(warmup, 'warm')) ws.close();
 await sleep(3000);
 const before = await read('before');
+if (alloc)
+  await send('HeapProfiler.startSampling', {
+    samplingInterval: 512,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
 const started = performance.now();
 const clients = await openAll(sockets, 'idle');
 const rampMs = performance.now() - started;
+if (alloc) console.log(allocated((await send('HeapProfiler.stopSampling')) as unknown as Sampled));
 await sleep(holdMs);
 const open = clients.filter((ws) => ws.readyState === WebSocket.OPEN).length;
 const after = await read('after');
@@ -317,4 +327,53 @@ function growth(beforeFile: string, afterFile: string): string {
       `| ${r.key.replace(/\|/g, '/')} | ${(r.count / sockets).toFixed(2)} | ${(r.size / sockets).toFixed(0)} |`,
     );
   return lines.join('\n');
+}
+
+/** V8's sampling heap profile, as far as `allocated` reads it. */
+interface SampledNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampledNode[];
+}
+type Sampled = { profile: { head: SampledNode } };
+
+/** The functions that allocated most during the ramp (self sizes), in bytes per socket. */
+function allocated({ profile }: Sampled): string {
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  const walk = (node: SampledNode) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url
+      .replace(/^.*node_modules\//, '')
+      .replace(/^file:\/\/.*?\/(src|bench)\//, '$1/');
+    const key = `${functionName || '(anonymous)'} ${where}:${lineNumber + 1}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    for (const child of node.children) walk(child);
+  };
+  walk(profile.head);
+  const rows = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30);
+  // By where the allocating function lives: a package, Node's own code, ours, or V8's builtins.
+  const byOwner = new Map<string, number>();
+  for (const [key, size] of byFunction) {
+    const where = key.slice(key.indexOf(' ') + 1);
+    const owner = /^node:internal\/deps\/undici/.test(where)
+      ? 'undici (Node)'
+      : where.startsWith('node:')
+        ? 'Node'
+        : /^(src|bench)\//.test(where)
+          ? 'ours'
+          : /^(@[^/]+\/)?[^/:]+\//.test(where)
+            ? where.match(/^(@[^/]+\/)?[^/:]+/)![0]
+            : 'V8 builtins and natives';
+    byOwner.set(owner, (byOwner.get(owner) ?? 0) + size);
+  }
+  const owners = [...byOwner].sort((a, b) => b[1] - a[1]);
+  return [
+    `allocated during the ramp: ${(total / sockets).toFixed(0)} B per socket (sampled, garbage included)`,
+    owners.map(([owner, size]) => `${owner} ${(size / sockets).toFixed(0)}`).join(', '),
+    '| function | bytes per socket |',
+    '|---|---|',
+    ...rows.map(([key, size]) => `| ${key.replace(/\|/g, '/')} | ${(size / sockets).toFixed(0)} |`),
+  ].join('\n');
 }
