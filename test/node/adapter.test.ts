@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { startNodeServer, type NodeServer } from '../../src/adapters/node.ts';
+import { type Adopted, LINK } from '../../src/adapters/node-sockets.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import { createLogger } from '../../src/core/log.ts';
 
@@ -78,13 +79,16 @@ describe('Node adapter sockets', () => {
       // ws's own client tracking and ours, listed again once the helper's was taken off.
       expect(socket.listenerCount('close')).toBe(2);
     }
-    const socket = served.at(-1)!;
-    const open = server.bridge.size;
+    // The socket of this test's user (others may still be closing).
+    const socket = served.find(
+      (s) => server.bridge.hub.state((s as Adopted)[LINK].conn)?.userId === 'listeners-a',
+    )!;
+    const { conn } = (socket as Adopted)[LINK];
     ws.close();
     // Both close listeners still run: ws forgets the socket, the bridge closes its session.
     await vi.waitFor(() => {
       expect(server.wss.clients.has(socket)).toBe(false);
-      expect(server.bridge.size).toBe(open - 1);
+      expect(server.bridge.hub.state(conn)).toBeUndefined();
     });
   });
 });
