@@ -64,20 +64,17 @@ const SHED_EVENTS = ['message', 'close', 'error'] as const;
 
 /**
  * Removes, at the end of the current job, the `SHED_EVENTS` listeners added after this call: the
- * upgrade helper's. (Its own scope, so that no per-socket closure keeps the snapshot alive.)
+ * upgrade helper's. What stays is listed again rather than the helper's taken off one by one: a
+ * list that grew for them would keep its grown backing store (~150 bytes per socket for 'close').
+ * (Its own scope, so that no per-socket closure keeps the snapshot alive.)
  */
 export function shedLaterListeners(ws: WebSocket) {
-  const kept = SHED_EVENTS.map((event) => ws.listeners(event));
+  const kept = SHED_EVENTS.map((event) => ws.rawListeners(event));
   queueMicrotask(() => {
     SHED_EVENTS.forEach((event, i) => {
-      for (const listener of ws.listeners(event))
-        if (!kept[i]!.includes(listener)) ws.off(event, listener as (...args: unknown[]) => void);
-      // A list that grew for the helper's listeners keeps its grown backing store (~150 bytes per
-      // socket for 'close'); listed again, it is the two slots it needs.
-      const left = ws.rawListeners(event) as ((...args: unknown[]) => void)[];
-      if (left.length < 2) return;
+      const staying = ws.rawListeners(event).filter((listener) => kept[i]!.includes(listener));
       ws.removeAllListeners(event);
-      for (const listener of left) ws.on(event, listener);
+      for (const listener of staying) ws.on(event, listener as (...args: unknown[]) => void);
     });
   });
 }

@@ -72,7 +72,8 @@ export interface Claims {
 export const nodeOf = (claimed: string) => claimed.slice(0, claimed.indexOf('/') >>> 0);
 
 /** A userId's token as it crosses Redis: never the secret itself. */
-const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
+/** What a node says or keeps of a token (in a question, in Redis): never the token itself. */
+export const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 /** A newcomer's claim as `prepare` settled it, waiting for `open`. */
 interface Settled {

@@ -5,12 +5,10 @@
  * Taken once, by the token's holder only (`TAKE_ENDED`). Redis unreachable: nothing is kept or
  * told, as for any live delivery (the page's ICE recovery then ends the call itself).
  */
-import { createHash } from 'node:crypto';
 import type { EndedCalls } from '../core/seams.ts';
+import { digest } from './claims.ts';
 import type { RedisLink } from './redis.ts';
 import { TAKE_ENDED } from './scripts.ts';
-
-const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 export function createRedisEndedCalls(
   link: RedisLink,

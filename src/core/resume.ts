@@ -149,7 +149,7 @@ export function createResume(deps: ResumeDeps): Resume {
  * One process's ended calls, by userId, for one more window; in the order they ended, which is the
  * order they expire (the window is one length), so pruning reads the front.
  */
-export function createLocalEndedCalls(now: () => number): EndedCalls {
+function createLocalEndedCalls(now: () => number): EndedCalls {
   const ended = new Map<string, { token: string; partner: string; until: number }>();
   return {
     keep(userId, token, partner, ms) {

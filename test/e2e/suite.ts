@@ -75,7 +75,6 @@ export function defineE2ESuite(target: E2ETarget) {
       return page;
     };
 
-    /** Whether the page's self-view is drawing the camera (src/web/self-view.ts). */
     /**
      * Both pages' self-views play, within the hold's 1 s limit once the stranger's video is there
      * (`playing` follows the first decoded frame by a moment).
@@ -84,6 +83,7 @@ export function defineE2ESuite(target: E2ETarget) {
       expect
         .poll(async () => [await selfViewPlaying(a), await selfViewPlaying(b)], { timeout: 1500 })
         .toEqual([true, true]);
+    /** Whether the page's self-view is drawing the camera (src/web/self-view.ts). */
     const selfViewPlaying = (page: Page) =>
       page.evaluate(() => {
         const video = document.getElementById('local-video') as HTMLVideoElement;
