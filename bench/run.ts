@@ -37,12 +37,15 @@ import {
   pinnedCommand,
   RUNTIMES,
   runIsolated,
+  type SchedStat,
+  schedStat,
   startServer,
   isWorkerd,
   type Server,
   type TargetName,
   unpin,
   WORKERD,
+  waitPerRun,
 } from './targets.ts';
 
 const argv = process.argv.slice(2);
@@ -133,6 +136,10 @@ interface Measurement {
   redisCpuShare?: number;
   /** The bare Redis hop's publisher and subscriber processes (the load reports them). */
   hopCpuShare?: number;
+  /** The server processes' mean wait for a CPU per run over the window, us (`waitPerRun`). */
+  cpuWaitUs?: number;
+  /** The load generator's. */
+  loadCpuWaitUs?: number;
   rate?: number;
   perCore?: number;
   perThousandMb?: number;
@@ -212,6 +219,18 @@ const CPU_METRICS: Metric[] = [
     digits: 2,
   },
   { name: 'of which redis-server, cores', value: (m) => m.redisCpuShare, digits: 2 },
+  // Each process a DM crosses can be runnable and not running: with more processes than cores
+  // this wait, paid at every hop, is what crossing nodes costs beyond the work.
+  {
+    name: 'wait for a CPU per wake-up, us: server processes',
+    value: (m) => m.cpuWaitUs,
+    digits: 0,
+  },
+  {
+    name: 'wait for a CPU per wake-up, us: load generator',
+    value: (m) => m.loadCpuWaitUs,
+    digits: 0,
+  },
 ];
 const ms = ['--ms', String(sizes.durationMs)];
 // What storing chat history costs: Node with it (the default) beside Node with HISTORY=off.
@@ -447,7 +466,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
 function runLoad(
   server: Server,
   args: string[],
-  onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream) => void,
+  onLine: (line: Record<string, unknown>, stdin: NodeJS.WritableStream, loadPid: number) => void,
   core = 1,
 ): Promise<Measurement> {
   const [command, commandArgs] = pinnedCommand(core, process.execPath, [
@@ -480,7 +499,7 @@ function runLoad(
       pending = pending.slice(newline + 1);
       if (!line.startsWith('{')) continue;
       last = JSON.parse(line) as Measurement;
-      onLine(last, child.stdin);
+      onLine(last, child.stdin, child.pid!);
     }
   });
   return new Promise((resolve, reject) => {
@@ -509,17 +528,25 @@ async function measureLoad(server: Server, args: string[], core?: number): Promi
   let cpuShares: number[] | undefined;
   let rssAt: number | undefined;
   let rssGrowthMb: number | undefined;
+  const schedStats = (loadPid: number) => [...server.pids, loadPid].map(schedStat);
+  let schedAt: (SchedStat | undefined)[] = [];
+  let cpuWaitUs: number | undefined;
+  let loadCpuWaitUs: number | undefined;
   const result = await runLoad(
     server,
     args,
-    (line) => {
+    (line, _stdin, loadPid) => {
       if (line.phase === 'measure') {
+        schedAt = schedStats(loadPid);
         cpuAt = server.cpuSeconds?.();
         rssAt = server.rss?.();
         wallAt = performance.now();
       } else if (line.phase === 'stop' && cpuAt !== undefined) {
         const wallS = (performance.now() - wallAt) / 1000;
         cpuShares = server.cpuSeconds!().map((seconds, i) => (seconds - cpuAt![i]!) / wallS);
+        const schedNow = schedStats(loadPid);
+        cpuWaitUs = waitPerRun(schedAt.slice(0, -1), schedNow.slice(0, -1));
+        loadCpuWaitUs = waitPerRun(schedAt.slice(-1), schedNow.slice(-1));
         const rss = server.rss?.();
         if (rss !== undefined && rssAt !== undefined) rssGrowthMb = (rss - rssAt) / 1048576;
       }
@@ -541,6 +568,8 @@ async function measureLoad(server: Server, args: string[], core?: number): Promi
     cpuShare,
     cpuShares,
     redisCpuShare,
+    cpuWaitUs,
+    loadCpuWaitUs,
     rssGrowthMb,
     rate,
     perCore: cpuShare === undefined ? undefined : rate / Math.max(cpuShare, 0.01),

@@ -240,6 +240,43 @@ function measured(baseUrls: string[], serving: number[], stop: () => Promise<voi
   };
 }
 
+/** What the scheduler says of one thread: its time on a CPU and runnable but waiting for one (ns). */
+export interface SchedStat {
+  runNs: number;
+  waitNs: number;
+  /** Times it was given a CPU: a wake-up, or a turn back after being preempted. */
+  runs: number;
+}
+
+/**
+ * `/proc/PID/schedstat`: the process's main thread, which is the event loop of a Node, Deno or
+ * Redis process (undefined once it is gone, or where the kernel keeps no schedstats).
+ */
+export function schedStat(pid: number): SchedStat | undefined {
+  const fields = orElse(() => readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' '), []);
+  if (fields.length < 3) return undefined;
+  return { runNs: Number(fields[0]), waitNs: Number(fields[1]), runs: Number(fields[2]) };
+}
+
+/**
+ * The mean wait for a CPU per run (us) of the threads read as `before` then `after`: how long an
+ * event loop that had work sat runnable while others held the cores.
+ */
+export function waitPerRun(
+  before: (SchedStat | undefined)[],
+  after: (SchedStat | undefined)[],
+): number | undefined {
+  let waitNs = 0;
+  let runs = 0;
+  for (const [i, end] of after.entries()) {
+    const start = before[i];
+    if (!start || !end) continue;
+    waitNs += end.waitNs - start.waitNs;
+    runs += end.runs - start.runs;
+  }
+  return runs > 0 ? waitNs / runs / 1000 : undefined;
+}
+
 const portOf = (baseUrl: string) => Number(new URL(baseUrl).port);
 
 /**
