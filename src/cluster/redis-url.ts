@@ -8,8 +8,11 @@ export interface RedisAddress {
   username?: string;
   password?: string;
   db?: number;
-  tls?: { servername: string };
+  tls?: { servername?: string };
 }
+
+/** An IPv4 address, or an IPv6 one (the only hosts with a colon once brackets are off). */
+const isIpAddress = (host: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
 
 /** Connection options from a `redis://` or `rediss://` URL (user, password, db), as ioredis takes them. */
 export function redisOptionsFromUrl(url: string): RedisAddress {
@@ -27,6 +30,8 @@ export function redisOptionsFromUrl(url: string): RedisAddress {
     if (!/^\d+$/.test(db)) throw new Error(`REDIS_URL database must be a number, not ${db}`);
     options.db = Number(db);
   }
-  if (scheme === 'rediss:') options.tls = { servername: host };
+  // The name the server's certificate must carry, sent as SNI; for an IP address the certificate's
+  // IP entries are checked instead (SNI may not carry one: RFC 6066, and Node warns).
+  if (scheme === 'rediss:') options.tls = isIpAddress(host) ? {} : { servername: host };
   return options;
 }

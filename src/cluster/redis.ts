@@ -366,7 +366,12 @@ export function createRedisLink(url: string, options: RedisLinkOptions = {}): Re
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           off();
-          reject(new RedisUnavailableError(`Redis unavailable: not ready within ${timeoutMs} ms`));
+          // Why it is not (refused, a certificate not trusted, a wrong password) is what an
+          // operator needs to see first.
+          const why = lastError ? ` (last error: ${lastError.message})` : '';
+          reject(
+            new RedisUnavailableError(`Redis unavailable: not ready within ${timeoutMs} ms${why}`),
+          );
         }, timeoutMs);
         const off = link.on('ready', () => {
           clearTimeout(timer);

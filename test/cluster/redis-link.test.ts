@@ -57,6 +57,13 @@ describe('REDIS_URL', () => {
       tls: { servername: 'eu1.example.upstash.io' },
     });
     expect(redisOptionsFromUrl('redis://[::1]:7000')).toMatchObject({ host: '::1', port: 7000 });
+    // An address is checked against the certificate's IP entries, never sent as the server name.
+    expect(redisOptionsFromUrl('rediss://127.0.0.1:6380')).toEqual({
+      host: '127.0.0.1',
+      port: 6380,
+      tls: {},
+    });
+    expect(redisOptionsFromUrl('rediss://[::1]:6380')).toMatchObject({ host: '::1', tls: {} });
     expect(() => redisOptionsFromUrl('http://127.0.0.1:6379')).toThrow(/redis:\/\/ or rediss:\/\//);
     expect(() => redisOptionsFromUrl('redis://127.0.0.1/x')).toThrow(/database/);
   });

@@ -8,11 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRedisLink, type RedisLink } from '../../src/cluster/redis.ts';
 
 export interface TestRedis {
-  /** `redis://127.0.0.1:<port>`. */
+  /** `redis://127.0.0.1:<port>`; with `tls`, `rediss://localhost:<its TLS port>`. */
   readonly url: string;
+  /** The plain (non-TLS) port, with `tls` too. */
   readonly port: number;
   /** The running server's PID (a new one after `restart`). */
   readonly pid: number;
@@ -77,10 +79,32 @@ const exited = (child: ChildProcess) =>
     ? Promise.resolve()
     : new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
-function launch(port: number, dir: string): { child: ChildProcess; output: () => string } {
+/**
+ * The test-only certificate authority and server certificate (`localhost`, 127.0.0.1 and ::1, for
+ * a hundred years) that `startRedis({ tls: true })` serves: see tls/README.md.
+ */
+export const TEST_CA_FILE = fileURLToPath(new URL('tls/ca.pem', import.meta.url));
+const TLS_ARGS = [
+  '--tls-cert-file',
+  fileURLToPath(new URL('tls/server.pem', import.meta.url)),
+  '--tls-key-file',
+  fileURLToPath(new URL('tls/server.key', import.meta.url)),
+  '--tls-ca-cert-file',
+  TEST_CA_FILE,
+  // Clients prove nothing; the server proves itself (as Upstash and managed Redis do).
+  '--tls-auth-clients',
+  'no',
+];
+
+function launch(
+  port: number,
+  dir: string,
+  tlsPort: number | undefined,
+): { child: ChildProcess; output: () => string } {
   const child = spawn(
     '/usr/bin/redis-server',
     [
+      ...(tlsPort === undefined ? [] : ['--tls-port', String(tlsPort), ...TLS_ARGS]),
       '--port',
       String(port),
       '--bind',
@@ -125,11 +149,16 @@ async function waitForPing(
   }
 }
 
-/** Starts a redis-server and resolves once it answers PING. */
-export async function startRedis(): Promise<TestRedis> {
+/**
+ * Starts a redis-server and resolves once it answers PING. With `tls`, it also listens for TLS
+ * on a second port, and `url` is that one's (`rediss://localhost:…`); the plain port stays for
+ * this harness's own readiness check.
+ */
+export async function startRedis(options: { tls?: boolean } = {}): Promise<TestRedis> {
   const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : undefined;
   let dir = mkdtempSync(join(tmpdir(), 'aleatoria-redis-'));
-  let current = launch(port, dir);
+  let current = launch(port, dir, tlsPort);
   let paused = false;
   let stopped = false;
   await waitForPing(port, current.child, current.output);
@@ -141,7 +170,7 @@ export async function startRedis(): Promise<TestRedis> {
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
 
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: tlsPort === undefined ? `redis://127.0.0.1:${port}` : `rediss://localhost:${tlsPort}`,
     port,
     get pid() {
       return current.child.pid!;
@@ -176,7 +205,7 @@ export async function startRedis(): Promise<TestRedis> {
       paused = false;
       removeDir();
       dir = mkdtempSync(join(tmpdir(), 'aleatoria-redis-'));
-      current = launch(port, dir);
+      current = launch(port, dir, tlsPort);
       await waitForPing(port, current.child, current.output);
     },
   };
