@@ -53,10 +53,27 @@ export interface ClusterNode {
   readonly seams: HubSeams;
   /** What the operator page sees of the cluster (`src/admin/cluster.ts`). */
   readonly admin: ClusterAdmin;
-  /** Writes the first heartbeat and subscribes; rejects if Redis is not ready within `timeoutMs`. */
+  /**
+   * Writes the first heartbeat and subscribes; rejects if Redis is not ready within `timeoutMs`,
+   * or is a sharded Redis Cluster (`refuseShardedRedis`).
+   */
   start(timeoutMs: number): Promise<void>;
   /** Stops the heartbeat and leaves the cluster (call once this node's sockets are closed). */
   close(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster (sharded: Redis Cluster, Valkey's cluster mode, a managed "cluster mode
+ * enabled") refuses the scripts here, whose keys lie in many hash slots, with CROSSSLOT: every
+ * claim, membership and message would fail while the node seemed up. Refused at start instead,
+ * saying so. A server that does not answer `INFO cluster` is taken for a single one.
+ */
+async function refuseShardedRedis(link: RedisLink) {
+  const info = await link.send('INFO', 'cluster').catch(() => '');
+  if (/^cluster_enabled:1\b/m.test(String(info)))
+    throw new Error(
+      'REDIS_URL points at a Redis Cluster (cluster_enabled:1): the nodes need one unsharded Redis or Valkey (replicas are fine)',
+    );
 }
 
 const randomNodeId = () =>
@@ -282,6 +299,7 @@ export function createClusterNode(link: RedisLink, options: ClusterOptions): Clu
           .catch(warn('cluster_register_failed'));
       });
       await link.whenReady(timeoutMs);
+      await refuseShardedRedis(link);
       await Promise.all([link.subscribe(channel.mine), link.subscribe(channel.cluster)]);
       await beat();
       await sweep().catch(warn('cluster_sweep_failed'));

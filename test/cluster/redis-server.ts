@@ -99,12 +99,12 @@ const TLS_ARGS = [
 function launch(
   port: number,
   dir: string,
-  tlsPort: number | undefined,
+  extraArgs: string[],
 ): { child: ChildProcess; output: () => string } {
   const child = spawn(
     '/usr/bin/redis-server',
     [
-      ...(tlsPort === undefined ? [] : ['--tls-port', String(tlsPort), ...TLS_ARGS]),
+      ...extraArgs,
       '--port',
       String(port),
       '--bind',
@@ -149,19 +149,48 @@ async function waitForPing(
   }
 }
 
+/** Serves every hash slot from this one node, and waits for the cluster to say it is ok. */
+async function serveAllSlots(port: number) {
+  const link = createRedisLink(`redis://127.0.0.1:${port}`);
+  try {
+    await link.whenReady(5000);
+    await link.send('CLUSTER', 'ADDSLOTSRANGE', 0, 16383);
+    await until(
+      async () => /cluster_state:ok/.test(String(await link.send('CLUSTER', 'INFO'))),
+      10_000,
+      'the Redis Cluster to serve its slots',
+    );
+  } finally {
+    await link.close();
+  }
+}
+
 /**
  * Starts a redis-server and resolves once it answers PING. With `tls`, it also listens for TLS
  * on a second port, and `url` is that one's (`rediss://localhost:…`); the plain port stays for
- * this harness's own readiness check.
+ * this harness's own readiness check. With `clusterMode`, it is a one-node Redis Cluster serving
+ * every hash slot (what a sharded managed Redis looks like to a client).
  */
-export async function startRedis(options: { tls?: boolean } = {}): Promise<TestRedis> {
+export async function startRedis(
+  options: { tls?: boolean; clusterMode?: boolean } = {},
+): Promise<TestRedis> {
   const port = await freePort();
   const tlsPort = options.tls ? await freePort() : undefined;
   let dir = mkdtempSync(join(tmpdir(), 'aleatoria-redis-'));
-  let current = launch(port, dir, tlsPort);
+  const extraArgs = (into: string) => [
+    ...(tlsPort === undefined ? [] : ['--tls-port', String(tlsPort), ...TLS_ARGS]),
+    ...(options.clusterMode
+      ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(into, 'nodes.conf')]
+      : []),
+  ];
+  const ready = async () => {
+    await waitForPing(port, current.child, current.output);
+    if (options.clusterMode) await serveAllSlots(port);
+  };
+  let current = launch(port, dir, extraArgs(dir));
   let paused = false;
   let stopped = false;
-  await waitForPing(port, current.child, current.output);
+  await ready();
 
   const signal = (name: NodeJS.Signals) => {
     const { child } = current;
@@ -205,8 +234,8 @@ export async function startRedis(options: { tls?: boolean } = {}): Promise<TestR
       paused = false;
       removeDir();
       dir = mkdtempSync(join(tmpdir(), 'aleatoria-redis-'));
-      current = launch(port, dir, tlsPort);
-      await waitForPing(port, current.child, current.output);
+      current = launch(port, dir, extraArgs(dir));
+      await ready();
     },
   };
 }
