@@ -131,11 +131,12 @@ export function createInbox(options: InboxOptions): Inbox {
     const args: RedisArg[] = [inboxPrefix, deadline()];
     const historyConfig = options.historyConfig();
     for (const { userId, header, frame, keep } of batch) {
-      args.push(userId, header, frame);
       if (!keep || !historyConfig) {
-        args.push(0, '', 0, 0, 0, 0, 0);
+        // ROUTED_FIELDS: not kept, so nothing more.
+        args.push(userId, header, frame, 0);
         continue;
       }
+      args.push(userId, header, frame);
       const { prefix } = options;
       const kept = appendArguments(prefix, historyConfig, keep.conversation, keep.message);
       keys.push(kept.key);

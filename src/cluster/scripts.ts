@@ -50,18 +50,22 @@ return string.sub(call, cut + 1)
 /** Separates the messages of one batch published to an inbox (`ROUTE`); never in JSON or a userId. */
 export const BATCH_SEPARATOR = '\x1e';
 
-/** Fields per message in `ROUTE`'s ARGV. */
-export const ROUTE_FIELDS = 10;
+/** Fields of a message in `ROUTE`'s ARGV that is only routed (not kept in history)... */
+export const ROUTED_FIELDS = 4;
+/** ...and of one that is kept too. */
+export const KEPT_FIELDS = 10;
 
 /**
  * Routes a batch of messages, each to the node holding its user: the frames a node had for users
  * elsewhere within one turn of its event loop (`inbox.ts`).
  *
  * KEYS users, then the history keys the messages need. ARGV inbox channel prefix, deadline (ms,
- * Redis's clock), then ROUTE_FIELDS per message: userId, the op's header, the frame, the index in
- * KEYS of its stream (0: not kept), its stream id, ms, limit, TTL; then, for a direct message
- * still to be named (`UNNAMED` in its frame), the index in KEYS of its conversation's last id and
- * the length of the frame after the placeholder (else 0, 0).
+ * Redis's clock), then per message: userId, the op's header, the frame, the index in KEYS of its
+ * stream (0: not kept, and the message's fields end there: ROUTED_FIELDS); for a message kept
+ * (KEPT_FIELDS), its stream id, ms, limit, TTL, then, for a direct message still to be named
+ * (`UNNAMED` in its frame), the index in KEYS of its conversation's last id and the length of the
+ * frame after the placeholder (else 0, 0). A relay, the bulk of what crosses nodes, so costs
+ * four arguments to encode and to parse, not ten.
  *
  * A message to be named is named first (as `NEXT_ID` would), the placeholder replaced in its
  * frame. The messages for one node go out as one PUBLISH on its inbox, in their order: a lone
@@ -73,8 +77,13 @@ export const ROUTE_FIELDS = 10;
  * delivered behind their backs.
  */
 export const ROUTE = defineScript(`${APPEND_FUNCTION}${NEXT_ID_FUNCTION}
-local fields = ${ROUTE_FIELDS}
-local count = (#ARGV - 2) / fields
+local starts = {}
+local cursor = 2
+while cursor < #ARGV do
+  starts[#starts + 1] = cursor
+  cursor = cursor + (tonumber(ARGV[cursor + 4]) > 0 and ${KEPT_FIELDS} or ${ROUTED_FIELDS})
+end
+local count = #starts
 local heard, ids, frames = {}, {}, {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -84,13 +93,13 @@ if now > tonumber(ARGV[2]) then
 end
 local nodes, batches, nodeOf = {}, {}, {}
 for i = 1, count do
-  local at = 2 + (i - 1) * fields
+  local at = starts[i]
   local owner = redis.call('HGET', KEYS[1], ARGV[at + 1])
   local frame = ARGV[at + 3]
   heard[i] = 0
   ids[i] = ''
   if owner then
-    local counter = tonumber(ARGV[at + 9])
+    local counter = tonumber(ARGV[at + 4]) > 0 and tonumber(ARGV[at + 9]) or 0
     if counter > 0 then
       local id, text = next_id(KEYS[counter], tonumber(ARGV[at + 8]), now)
       local cut = #frame - tonumber(ARGV[at + 10])
@@ -119,7 +128,7 @@ end
 for i = 1, count do
   local node = nodeOf[i]
   if node then
-    local at = 2 + (i - 1) * fields
+    local at = starts[i]
     heard[i] = heardBy[node]
     local stream = tonumber(ARGV[at + 4])
     if heard[i] > 0 and stream > 0 then

@@ -129,6 +129,41 @@ describe('routing bursts between nodes', () => {
     expect(kept.map((m) => m.id)).toStrictEqual(got.map((m) => m.id));
   });
 
+  it('routes a burst mixing relays and kept chat DMs in order, each chat kept once under the id it arrived with', async () => {
+    const cluster = clusters[0]!;
+    const a = await connect(cluster, 0);
+    const b = await connect(cluster, 1);
+    // One script carries both kinds: a relay's fields stop at its stream index, a chat's go on.
+    const sent: string[] = [];
+    for (let n = 0; n < 90; n++) {
+      const text = `${n % 3 === 0 ? 'chat' : 'relay'} ${n}`;
+      sent.push(text);
+      if (n % 3 === 0)
+        a.send({ type: 'chat_message', toUser: b.userId, payload: { content: text } });
+      else a.send({ type: 'webrtc_candidate', toUser: b.userId, payload: { candidate: text } });
+    }
+    const got: Received[] = [];
+    while (got.length < sent.length)
+      got.push(
+        await b.next((m) => m.type === 'chat_message' || m.type === 'webrtc_candidate', 10_000),
+      );
+    const textOf = (m: Received) => {
+      const payload = m.payload as { content?: string; candidate?: string };
+      return payload.content ?? payload.candidate;
+    };
+    expect(got.map(textOf)).toStrictEqual(sent);
+    b.send({
+      type: 'get_direct_messages',
+      messageId: 'h',
+      payload: { withUser: a.userId, limit: 100 },
+    });
+    const history = await b.nextOfType('direct_messages', 10_000);
+    const kept = (history.payload as { messages: Received[] }).messages;
+    const chats = got.filter((m) => m.type === 'chat_message');
+    expect(kept.map(textOf)).toStrictEqual(chats.map(textOf));
+    expect(kept.map((m) => m.id)).toStrictEqual(chats.map((m) => m.id));
+  });
+
   it('does not let a room message overtake a relay its sender sent before it (history off: no id to wait for)', async () => {
     const cluster = clusters[1]!;
     const room = uid('room');
