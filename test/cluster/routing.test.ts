@@ -31,6 +31,13 @@ async function connect(cluster: LaunchedCluster, node: number, room?: string) {
   return client;
 }
 
+/** What `client` finds in history of its DMs with `withUser` (up to 100). */
+async function history(client: TestClient, withUser: string): Promise<Received[]> {
+  client.send({ type: 'get_direct_messages', messageId: 'h', payload: { withUser, limit: 100 } });
+  const answer = await client.nextOfType('direct_messages', 10_000);
+  return (answer.payload as { messages: Received[] }).messages;
+}
+
 /** Collects `count` messages of `type` from `client`, in arrival order. */
 async function collect(client: TestClient, type: Received['type'], count: number) {
   const got: Received[] = [];
@@ -118,13 +125,7 @@ describe('routing bursts between nodes', () => {
       a.send({ type: 'chat_message', toUser: b.userId, payload: { content } });
     const got = await collect(b, 'chat_message', contents.length);
     expect(got.map((m) => (m.payload as { content: string }).content)).toStrictEqual(contents);
-    b.send({
-      type: 'get_direct_messages',
-      messageId: 'h',
-      payload: { withUser: a.userId, limit: 100 },
-    });
-    const history = await b.nextOfType('direct_messages', 10_000);
-    const kept = (history.payload as { messages: Received[] }).messages;
+    const kept = await history(b, a.userId);
     expect(kept.map((m) => (m.payload as { content: string }).content)).toStrictEqual(contents);
     expect(kept.map((m) => m.id)).toStrictEqual(got.map((m) => m.id));
   });
@@ -152,13 +153,7 @@ describe('routing bursts between nodes', () => {
       return payload.content ?? payload.candidate;
     };
     expect(got.map(textOf)).toStrictEqual(sent);
-    b.send({
-      type: 'get_direct_messages',
-      messageId: 'h',
-      payload: { withUser: a.userId, limit: 100 },
-    });
-    const history = await b.nextOfType('direct_messages', 10_000);
-    const kept = (history.payload as { messages: Received[] }).messages;
+    const kept = await history(b, a.userId);
     const chats = got.filter((m) => m.type === 'chat_message');
     expect(kept.map(textOf)).toStrictEqual(chats.map(textOf));
     expect(kept.map((m) => m.id)).toStrictEqual(chats.map((m) => m.id));
