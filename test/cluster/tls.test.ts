@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LaunchedServer } from '../contract/harness.ts';
 import { TestClient, uid } from '../contract/harness.ts';
-import { launchDeno, launchNode } from '../contract/launchers.ts';
+import { launchDeno, launchNode, startOutcome } from '../contract/launchers.ts';
 import { startRedis, TEST_CA_FILE, type TestRedis } from './redis-server.ts';
 
 const ENV = { ALLOWED_ORIGINS: '*', LOG_LEVEL: 'info' };
@@ -82,14 +82,16 @@ describe('REDIS_URL=rediss://', () => {
   });
 
   it('does not join through a certificate it cannot verify: exits 1 naming the error', async () => {
-    const started = launchNode({
-      ...ENV,
-      NODE_ID: 'tls-untrusting',
-      REDIS_URL: `rediss://localhost:${tlsPort}`,
-      NODE_EXTRA_CA_CERTS: '',
-    });
+    const outcome = await startOutcome(
+      launchNode({
+        ...ENV,
+        NODE_ID: 'tls-untrusting',
+        REDIS_URL: `rediss://localhost:${tlsPort}`,
+        NODE_EXTRA_CA_CERTS: '',
+      }),
+    );
     // The node gives Redis 10 s to be ready, then gives up (src/cluster/join.ts).
-    await expect(started).rejects.toThrow(
+    expect(outcome).toMatch(
       /exited with 1[\s\S]*failed to start: Redis unavailable: not ready within \d+ ms \(last error: self-signed certificate/,
     );
   }, 30_000);

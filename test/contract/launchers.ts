@@ -113,6 +113,20 @@ export function launchProcess(
 export const launchNode = (env: Record<string, string>) =>
   launchProcess(process.execPath, ['--import', 'tsx', 'src/adapters/node.ts'], env);
 
+/**
+ * How a launch that should fail ended: its error's message, or "started" (the server then
+ * stopped at once, so a launch that wrongly succeeds leaves nothing running).
+ */
+export function startOutcome(launch: Promise<LaunchedServer>): Promise<string> {
+  return launch.then(
+    async (server) => {
+      await server.stop();
+      return 'started';
+    },
+    (error: unknown) => (error instanceof Error ? error.message : String(error)),
+  );
+}
+
 /** Launches the Deno adapter as `npm run start:deno` does, with the npm-installed `deno`. */
 export const launchDeno = (env: Record<string, string>) =>
   launchProcess(
