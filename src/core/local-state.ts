@@ -41,7 +41,11 @@ export function createLocalUsers(deps: LocalStateDeps): UserDirectory {
       const session = byUser.get(userId);
       if (!session) return false;
       // Told of already, and left, when the user's own later match was made (Taken.preempted).
-      if (match === session.preempted) return true;
+      const told = session.preempted?.indexOf(match) ?? -1;
+      if (told >= 0) {
+        session.preempted!.splice(told, 1);
+        return true;
+      }
       if (match < session.pairedAt) {
         // The user's own later match took it first, on another process: this pair is over. If
         // that match is not announced yet, the user hears of this one first, as it was made.

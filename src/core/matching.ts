@@ -9,7 +9,7 @@ import type { Metrics } from './metrics.ts';
 import type { RefusalCode } from './protocol.ts';
 import { createTokenBucket, hasToken, takeToken, type RateLimit } from './rate-limit.ts';
 import type { Asker, MatchPool, MaybePromise, Taken, UserDirectory } from './seams.ts';
-import type { ConnId, Session } from './session.ts';
+import { type ConnId, MAX_PREEMPTED, type Session } from './session.ts';
 
 /** The payload of every `no_peer_available` (one object for all: it is only serialized). */
 const NO_PEER = { message: 'No peer available at the moment. Please try again later.' } as const;
@@ -90,7 +90,8 @@ export function createMatching(deps: MatchingDeps): Matching {
       if (session.partner !== older.by) deps.endPairOf(session, 'peer_left');
       session.partner = older.by;
       session.pairedAt = older.match;
-      session.preempted = older.match;
+      const preempted = (session.preempted ??= []);
+      if (preempted.push(older.match) > MAX_PREEMPTED) preempted.shift();
       deps.send(
         session.conn,
         envelopes.system('assign_role', session.userId, { role: 'polite', peerId: older.by }),

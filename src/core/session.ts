@@ -58,9 +58,17 @@ export interface Session {
    * arrived for a partner it does not have yet, judged again once the take has answered.
    */
   taking: (() => void)[] | undefined;
-  /** The number of a match this user left before its pairing arrived (`Taken.preempted`). */
-  preempted: number | undefined;
+  /**
+   * The numbers of matches this user was told of and left before their pairings arrived
+   * (`Taken.preempted`), oldest first: each pairing, when it comes, is then ignored. More than one
+   * when pairings are slow to come (a loaded cluster); the oldest is forgotten past
+   * `MAX_PREEMPTED`, a pairing that never came (its process died).
+   */
+  preempted: number[] | undefined;
 }
+
+/** How many preempted matches a session remembers (`Session.preempted`). */
+export const MAX_PREEMPTED = 8;
 
 /** This process's sessions, by userId and by connection. */
 export interface Sessions {

@@ -8,6 +8,7 @@ import {
   makeHub,
   mulberry32,
   refusal,
+  type Sent,
   T0,
   type TestHub,
 } from './hub-harness.ts';
@@ -956,6 +957,77 @@ describe('matching', () => {
       ['alice#1', 'hangup'],
       ['bob#1', 'assign_role'],
     ]);
+  });
+
+  it('tells a user of a preempting match once, even when its pairing arrives after a later preemption', async () => {
+    // Pat's requests each find that someone else's take drew pat just before (`preempted`): pat
+    // hears of that match at once and leaves it. The pairing messages of those matches come from
+    // the requesters' processes, late; the first one comes after pat's second preemption.
+    const takes = [
+      { userId: 'quinn', since: T0, match: 6, preempted: { by: 'rex', match: 5 } },
+      { userId: 'sam', since: T0, match: 9, preempted: { by: 'tess', match: 8 } },
+    ];
+    const remote = new Set(['quinn', 'rex', 'sam', 'tess']);
+    const pairings: Array<() => void> = [];
+    let local: UserDirectory | undefined;
+    const h = makeHub(
+      {},
+      {
+        seams: {
+          users: (users) => {
+            local = users;
+            return {
+              deliver: (...args) => users.deliver(...args),
+              pair: (userId, partner, announce, match) =>
+                remote.has(userId)
+                  ? new Promise<boolean>((resolve) => pairings.push(() => resolve(true)))
+                  : users.pair(userId, partner, announce, match),
+              endPair: (userId, former, hangup) =>
+                remote.has(userId) ? undefined : users.endPair(userId, former, hangup),
+            };
+          },
+          pool: (pool) => ({
+            get size() {
+              return pool.size;
+            },
+            has: (userId) => pool.has(userId),
+            add: (userId, since) => pool.add(userId, since),
+            delete: (userId) => pool.delete(userId),
+            take: () => Promise.resolve(takes.shift()),
+          }),
+        },
+      },
+    );
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+    const roles = () =>
+      h
+        .take()
+        .filter((item): item is Sent => 'msg' in item && item.msg.type === 'assign_role')
+        .map(({ msg }) => `${msg.payload.role} ${msg.payload.peerId}`);
+    const announce = (by: string) =>
+      JSON.stringify({
+        type: 'assign_role',
+        fromUser: 'system',
+        toUser: 'pat',
+        payload: { role: 'polite', peerId: by },
+        createTime: h.iso(),
+      });
+    connectAll(h, 'pat');
+    h.send('pat#1', { type: 'request_random_peer', messageId: 'q1' });
+    await tick();
+    pairings.shift()!();
+    await tick();
+    expect(roles()).toStrictEqual(['polite rex', 'impolite quinn']);
+    h.send('pat#1', { type: 'request_random_peer', messageId: 'q2' });
+    await tick();
+    // Pat's second match is still being settled with sam's process when rex's pairing (match 5)
+    // arrives, and then tess's (match 8): pat heard of both already.
+    expect(local!.pair('pat', 'rex', announce('rex'), 5)).toBe(true);
+    expect(local!.pair('pat', 'tess', announce('tess'), 8)).toBe(true);
+    pairings.shift()!();
+    await tick();
+    expect(roles()).toStrictEqual(['polite tess', 'impolite sam']);
+    expect(h.hub.state('pat#1')?.partner).toBe('sam');
   });
 
   it('ends the chosen partner\'s old pair on a match: its old partner gets hangup {reason:"peer_left"}', () => {
